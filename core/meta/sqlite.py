@@ -1,0 +1,203 @@
+"""SQLite MetaStore: WAL mode, synchronous=FULL, group commit.
+
+Several processes share one database file: SQLite's WAL lets readers run while
+one writer commits, and ``busy_timeout`` makes writers queue rather than fail
+with "database is locked".  Within a process one writer thread batches all
+pending writes into a single ``BEGIN IMMEDIATE … COMMIT`` (one fsync).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from core.errors import StoreError
+from core.meta.schema import MIGRATIONS, SCHEMA_VERSION
+from core.meta.txn import Txn
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 120_000
+MAX_BATCH = 512
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False, cached_statements=256)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    return conn
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, retrying past the rare SQLITE_BUSY busy_timeout misses."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+class SqliteMeta:
+    def __init__(self, path: str, *, create: bool = False) -> None:
+        if not create and not os.path.exists(path):
+            raise StoreError(f"no metadata database at {path}")
+        self.path = path
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._q: queue.SimpleQueue[tuple[Callable[[Txn], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._wlock = threading.Lock()
+        self._closed = False
+        conn = _connect(path)
+        try:
+            self._migrate(conn)
+        finally:
+            conn.close()
+
+    # -- schema ---------------------------------------------------------------------
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        _begin_immediate(conn)
+        try:
+            has = conn.execute("SELECT name FROM sqlite_master WHERE name = 'info'").fetchone()
+            version = 0
+            if has:
+                row = conn.execute("SELECT value FROM info WHERE key = 'schema_version'").fetchone()
+                version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"metadata schema {version} is newer than this Tessera ({SCHEMA_VERSION})")
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[v]:
+                    conn.execute(stmt)
+                conn.execute("INSERT INTO info (key, value) VALUES ('schema_version', ?) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(v),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- connections ----------------------------------------------------------------
+    def _after_fork(self) -> None:
+        if os.getpid() != self._pid:  # a forked child: nothing of the parent's is usable
+            self._pid = os.getpid()
+            self._local = threading.local()
+            self._q = queue.SimpleQueue()
+            self._writer = None
+            self._wlock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        self._after_fork()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreError("metadata store is closed")
+            conn = _connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def read(self) -> Iterator[Txn]:
+        conn = self._conn()
+        if conn.in_transaction:  # nested read on this thread: reuse the snapshot
+            yield Txn(conn)
+            return
+        conn.execute("BEGIN")
+        try:
+            yield Txn(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    # -- group-committed writes -----------------------------------------------------
+    def write(self, fn: Callable[[Txn], T]) -> T:
+        self._after_fork()
+        if threading.current_thread() is self._writer:
+            return fn(self._wtxn)
+        if self._closed:
+            raise StoreError("metadata store is closed")
+        fut: Future[T] = Future()
+        self._ensure_writer()
+        self._q.put((fn, fut))
+        return fut.result()
+
+    def _ensure_writer(self) -> None:
+        with self._wlock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_loop, name="meta-writer", daemon=True)
+                self._writer.start()
+
+    def _write_loop(self) -> None:
+        conn = _connect(self.path)
+        self._wtxn = Txn(conn)
+        try:
+            while True:
+                item = self._q.get()
+                if item is None:
+                    return
+                batch = [item]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        nxt = self._q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        self._q.put(None)
+                        break
+                    batch.append(nxt)
+                self._commit(conn, batch)
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[Callable[[Txn], Any], Future[Any]]]) -> None:
+        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            _begin_immediate(conn)
+            for fn, fut in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    res = fn(self._wtxn)
+                    conn.execute("RELEASE op")
+                    results.append((fut, res, None))
+                except BaseException as e:  # the op failed: undo just it
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    results.append((fut, None, e))
+            conn.execute("COMMIT")
+        except BaseException as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(e)
+            return
+        for fut, res, err in results:
+            if err is not None:
+                fut.set_exception(err)
+            else:
+                fut.set_result(res)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if os.getpid() == self._pid and self._writer is not None and self._writer.is_alive():
+            self._q.put(None)
+            self._writer.join(timeout=10)
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,25 @@
+"""The MetaStore interface: snapshot reads and group-committed writes.
+
+``read()`` gives a Txn over a consistent snapshot on this thread's connection.
+``write(fn)`` runs ``fn(txn)`` inside a write transaction and returns its
+result once the transaction is durable.  Writes from many threads are batched
+into one transaction (one fsync) by a single writer thread; each ``fn`` runs
+under its own savepoint, so one failing operation never takes the others down.
+``fn`` must only touch the database: it may run on another thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Protocol, TypeVar
+
+from core.meta.txn import Txn
+
+T = TypeVar("T")
+
+
+class MetaStore(Protocol):
+    def read(self) -> AbstractContextManager[Txn]: ...
+    def write(self, fn: Callable[[Txn], T]) -> T: ...
+    def close(self) -> None: ...

@@ -1,0 +1,262 @@
+"""Txn: the portable SQL behind the MetaStore interface.
+
+A Txn wraps one DB-API connection inside one transaction.  Methods are small
+and typed; POSIX rules live in core.fs, which composes them.  Only ``?``
+placeholders are used; a PostgreSQL store rewrites them to ``%s``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from core.meta.types import INODE_COLS, Inode, SegmentInfo, Slice, TargetInfo, User
+
+Row = tuple[Any, ...]
+
+
+class Txn:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    # -- primitives -----------------------------------------------------------------
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self.conn.execute(sql, args).fetchone()
+        return row
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return list(self.conn.execute(sql, args).fetchall())
+
+    def exec(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, args)
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    # -- info -----------------------------------------------------------------------
+    def info(self, key: str) -> str | None:
+        row = self.one("SELECT value FROM info WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def set_info(self, key: str, value: str) -> None:
+        self.exec("INSERT INTO info (key, value) VALUES (?, ?) "
+                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # -- inodes ---------------------------------------------------------------------
+    def inode(self, ino: int) -> Inode | None:
+        row = self.one(f"SELECT {INODE_COLS} FROM inodes WHERE ino = ?", (ino,))
+        return None if row is None else Inode(*row)
+
+    def insert_inode(self, node: Inode) -> int:
+        cols = INODE_COLS.split(", ")[1:]
+        vals = [getattr(node, c) for c in cols]
+        if node.ino:
+            cur = self.exec(f"INSERT INTO inodes ({INODE_COLS}) VALUES ({', '.join('?' * 16)})",
+                            [node.ino, *vals])
+        else:
+            cur = self.exec(f"INSERT INTO inodes ({', '.join(cols)}) VALUES ({', '.join('?' * 15)})", vals)
+        node.ino = int(cur.lastrowid or node.ino)
+        return node.ino
+
+    def update_inode(self, node: Inode) -> None:
+        cols = INODE_COLS.split(", ")[1:]
+        self.exec(f"UPDATE inodes SET {', '.join(c + ' = ?' for c in cols)} WHERE ino = ?",
+                  [*(getattr(node, c) for c in cols), node.ino])
+
+    def delete_inode(self, ino: int) -> None:
+        self.exec("DELETE FROM inodes WHERE ino = ?", (ino,))
+        self.exec("DELETE FROM slices WHERE ino = ?", (ino,))
+        self.exec("DELETE FROM xattrs WHERE ino = ?", (ino,))
+        self.exec("DELETE FROM locks WHERE ino = ?", (ino,))
+        self.exec("DELETE FROM opens WHERE ino = ?", (ino,))
+
+    def count_inodes(self) -> int:
+        row = self.one("SELECT COUNT(*) FROM inodes")
+        return int(row[0]) if row else 0
+
+    # -- dentries -------------------------------------------------------------------
+    def lookup(self, parent: int, name: bytes) -> tuple[int, int, int] | None:
+        """(ino, type, cookie) of ``name`` in ``parent``."""
+        row = self.one("SELECT ino, type, id FROM dentries WHERE parent = ? AND name = ?", (parent, name))
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+    def add_dentry(self, parent: int, name: bytes, ino: int, kind: int) -> None:
+        self.exec("INSERT INTO dentries (parent, name, ino, type) VALUES (?, ?, ?, ?)",
+                  (parent, name, ino, kind))
+
+    def remove_dentry(self, parent: int, name: bytes, now: int) -> None:
+        row = self.one("SELECT id FROM dentries WHERE parent = ? AND name = ?", (parent, name))
+        if row is None:
+            return
+        self.exec("DELETE FROM dentries WHERE id = ?", (row[0],))
+        self.exec("INSERT INTO dentry_tombs (id, parent, name, at) VALUES (?, ?, ?, ?)",
+                  (row[0], parent, name, now))
+
+    def move_dentry(self, parent: int, name: bytes, new_parent: int, new_name: bytes, now: int) -> None:
+        """Rename a dentry in place (it keeps its cookie inside one directory)."""
+        row = self.one("SELECT id, ino, type FROM dentries WHERE parent = ? AND name = ?", (parent, name))
+        if row is None:
+            return
+        if new_parent == parent:
+            self.exec("INSERT INTO dentry_tombs (id, parent, name, at) VALUES (?, ?, ?, ?)",
+                      (-int(row[0]), parent, name, now))
+            self.exec("UPDATE dentries SET name = ? WHERE id = ?", (new_name, row[0]))
+        else:
+            self.remove_dentry(parent, name, now)
+            self.add_dentry(new_parent, new_name, int(row[1]), int(row[2]))
+
+    def has_children(self, parent: int) -> bool:
+        return self.one("SELECT 1 FROM dentries WHERE parent = ? LIMIT 1", (parent,)) is not None
+
+    def cookie_name(self, parent: int, cookie: int) -> bytes | None:
+        """The name a readdir cookie stood for, even if the entry is gone."""
+        row = self.one("SELECT name FROM dentries WHERE id = ? AND parent = ?", (cookie, parent))
+        if row is None:
+            row = self.one("SELECT name FROM dentry_tombs WHERE id = ? AND parent = ?", (cookie, parent))
+        return None if row is None else bytes(row[0])
+
+    def list_dir(self, parent: int, after: bytes | None, limit: int) -> list[tuple[bytes, int, int, int]]:
+        """(name, ino, type, cookie) in byte order of name, strictly after ``after``."""
+        if after is None:
+            rows = self.all("SELECT name, ino, type, id FROM dentries WHERE parent = ? "
+                            "ORDER BY name LIMIT ?", (parent, limit))
+        else:
+            rows = self.all("SELECT name, ino, type, id FROM dentries WHERE parent = ? AND name > ? "
+                            "ORDER BY name LIMIT ?", (parent, after, limit))
+        return [(bytes(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+    def prune_tombs(self, before: int) -> None:
+        self.exec("DELETE FROM dentry_tombs WHERE at < ?", (before,))
+
+    # -- slices ---------------------------------------------------------------------
+    def slices(self, ino: int, first_chunk: int, last_chunk: int) -> list[Slice]:
+        rows = self.all("SELECT id, chunk, off, len, segment, seg_off FROM slices "
+                        "WHERE ino = ? AND chunk BETWEEN ? AND ? ORDER BY chunk, id",
+                        (ino, first_chunk, last_chunk))
+        return [Slice(*r) for r in rows]
+
+    def add_slices(self, ino: int, slices: Iterable[tuple[int, int, int, int, int]]) -> None:
+        """Append (chunk, off, len, segment, seg_off) slices; later rows win."""
+        self.many("INSERT INTO slices (ino, chunk, off, len, segment, seg_off) VALUES (?, ?, ?, ?, ?, ?)",
+                  [(ino, *s) for s in slices])
+
+    def delete_slices(self, ino: int, from_chunk: int = 0) -> None:
+        self.exec("DELETE FROM slices WHERE ino = ? AND chunk >= ?", (ino, from_chunk))
+
+    def delete_slice(self, slice_id: int) -> None:
+        self.exec("DELETE FROM slices WHERE id = ?", (slice_id,))
+
+    def trim_slice(self, slice_id: int, new_len: int) -> None:
+        self.exec("UPDATE slices SET len = ? WHERE id = ?", (new_len, slice_id))
+
+    def chunk_stats(self, min_slices: int) -> list[tuple[int, int, int]]:
+        """(ino, chunk, count) of chunks with at least ``min_slices`` slices."""
+        rows = self.all("SELECT ino, chunk, COUNT(*) FROM slices GROUP BY ino, chunk "
+                        "HAVING COUNT(*) >= ?", (min_slices,))
+        return [(int(a), int(b), int(c)) for a, b, c in rows]
+
+    # -- xattrs ---------------------------------------------------------------------
+    def xattr(self, ino: int, name: str) -> bytes | None:
+        row = self.one("SELECT value FROM xattrs WHERE ino = ? AND name = ?", (ino, name))
+        return None if row is None else bytes(row[0])
+
+    def set_xattr(self, ino: int, name: str, value: bytes) -> None:
+        self.exec("INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) "
+                  "ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value", (ino, name, value))
+
+    def remove_xattr(self, ino: int, name: str) -> bool:
+        return self.exec("DELETE FROM xattrs WHERE ino = ? AND name = ?", (ino, name)).rowcount > 0
+
+    def xattrs(self, ino: int) -> list[str]:
+        return [str(r[0]) for r in self.all("SELECT name FROM xattrs WHERE ino = ? ORDER BY name", (ino,))]
+
+    # -- targets and segments -------------------------------------------------------
+    def targets(self) -> list[TargetInfo]:
+        rows = self.all("SELECT id, path, state, weight, domain FROM targets ORDER BY id")
+        return [TargetInfo(int(a), str(b), str(c), float(d), str(e)) for a, b, c, d, e in rows]
+
+    def add_target(self, path: str, weight: float, domain: str, now: int) -> int:
+        row = self.one("SELECT COALESCE(MAX(id), -1) + 1 FROM targets")
+        tid = int(row[0]) if row else 0
+        self.exec("INSERT INTO targets (id, path, state, weight, domain, added) VALUES (?, ?, 'ok', ?, ?, ?)",
+                  (tid, path, weight, domain, now))
+        return tid
+
+    def set_target_state(self, tid: int, state: str) -> None:
+        self.exec("UPDATE targets SET state = ? WHERE id = ?", (state, tid))
+
+    def segment(self, sid: int) -> SegmentInfo | None:
+        row = self.one("SELECT id, k, m, cell, state, owner, nstripes, capacity FROM segments WHERE id = ?",
+                       (sid,))
+        if row is None:
+            return None
+        tg = self.all("SELECT target FROM shards WHERE segment = ? ORDER BY idx", (sid,))
+        return SegmentInfo(*row, targets=tuple(int(t[0]) for t in tg))
+
+    def segments(self, where: str = "1 = 1", args: Sequence[Any] = ()) -> list[SegmentInfo]:
+        ids = [int(r[0]) for r in self.all(f"SELECT id FROM segments WHERE {where} ORDER BY id", args)]
+        return [s for s in (self.segment(i) for i in ids) if s is not None]
+
+    def new_segment(self, k: int, m: int, cell: int, owner: str, capacity: int, now: int) -> int:
+        cur = self.exec("INSERT INTO segments (k, m, cell, state, owner, nstripes, capacity, created) "
+                        "VALUES (?, ?, ?, 'open', ?, 0, ?, ?)", (k, m, cell, owner, capacity, now))
+        return int(cur.lastrowid or 0)
+
+    def set_shards(self, sid: int, targets: Sequence[int]) -> None:
+        self.exec("DELETE FROM shards WHERE segment = ?", (sid,))
+        self.many("INSERT INTO shards (segment, idx, target) VALUES (?, ?, ?)",
+                  [(sid, i, t) for i, t in enumerate(targets)])
+
+    def bump_stripes(self, sid: int, nstripes: int) -> None:
+        self.exec("UPDATE segments SET nstripes = ? WHERE id = ? AND nstripes < ?", (nstripes, sid, nstripes))
+
+    def seal_segment(self, sid: int) -> None:
+        self.exec("UPDATE segments SET state = 'sealed' WHERE id = ?", (sid,))
+
+    def delete_segment(self, sid: int) -> None:
+        self.exec("DELETE FROM segments WHERE id = ?", (sid,))
+        self.exec("DELETE FROM shards WHERE segment = ?", (sid,))
+        self.exec("DELETE FROM repairs WHERE segment = ?", (sid,))
+
+    def segment_refs(self, sid: int) -> int:
+        row = self.one("SELECT COUNT(*) FROM slices WHERE segment = ?", (sid,))
+        return int(row[0]) if row else 0
+
+    def segment_live_bytes(self) -> dict[int, int]:
+        return {int(s): int(b) for s, b in self.all("SELECT segment, SUM(len) FROM slices GROUP BY segment")}
+
+    def add_repair(self, sid: int, stripe: int, idx: int) -> None:
+        self.exec("INSERT INTO repairs (segment, stripe, idx) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                  (sid, stripe, idx))
+
+    def repairs(self) -> list[tuple[int, int, int]]:
+        return [(int(a), int(b), int(c)) for a, b, c in self.all("SELECT segment, stripe, idx FROM repairs")]
+
+    def clear_repair(self, sid: int, stripe: int, idx: int) -> None:
+        self.exec("DELETE FROM repairs WHERE segment = ? AND stripe = ? AND idx = ?", (sid, stripe, idx))
+
+    # -- users ----------------------------------------------------------------------
+    _USER = "name, uid, gid, access_key, secret_key, nt_hash, pw_hash"
+
+    def user(self, name: str) -> User | None:
+        row = self.one(f"SELECT {self._USER} FROM users WHERE name = ?", (name,))
+        return None if row is None else User(*row)
+
+    def user_by_key(self, access_key: str) -> User | None:
+        row = self.one(f"SELECT {self._USER} FROM users WHERE access_key = ?", (access_key,))
+        return None if row is None else User(*row)
+
+    def users(self) -> list[User]:
+        return [User(*r) for r in self.all(f"SELECT {self._USER} FROM users ORDER BY name")]
+
+    def add_user(self, u: User, now: int) -> None:
+        self.exec(f"INSERT INTO users ({self._USER}, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                  (u.name, u.uid, u.gid, u.access_key, u.secret_key, u.nt_hash, u.pw_hash, now))
+
+    def remove_user(self, name: str) -> bool:
+        return self.exec("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+
+    def next_uid(self, floor: int = 1000) -> int:
+        row = self.one("SELECT MAX(uid) FROM users")
+        return max(floor, int(row[0]) + 1 if row and row[0] is not None else floor)

@@ -1,0 +1,90 @@
+"""Plain records that cross the MetaStore interface."""
+
+from __future__ import annotations
+
+import stat as _stat
+from dataclasses import dataclass
+
+REG, DIR, LNK, CHR, BLK, FIFO, SOCK = 1, 2, 3, 4, 5, 6, 7
+
+_TYPE_BITS = {
+    REG: _stat.S_IFREG, DIR: _stat.S_IFDIR, LNK: _stat.S_IFLNK, CHR: _stat.S_IFCHR,
+    BLK: _stat.S_IFBLK, FIFO: _stat.S_IFIFO, SOCK: _stat.S_IFSOCK,
+}
+
+
+def type_bits(kind: int) -> int:
+    return _TYPE_BITS[kind]
+
+
+INODE_COLS = ("ino, gen, type, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, btime, "
+              "parent, symlink, inline_data")
+
+
+@dataclass(slots=True)
+class Inode:
+    ino: int
+    gen: int
+    type: int
+    mode: int  # permission bits only (0o7777)
+    uid: int
+    gid: int
+    nlink: int
+    size: int
+    rdev: int
+    atime: int  # nanoseconds since the epoch
+    mtime: int
+    ctime: int
+    btime: int
+    parent: int  # a directory's '..'; 0 for other types
+    symlink: bytes | None
+    inline_data: bytes | None
+
+    @property
+    def st_mode(self) -> int:
+        return _TYPE_BITS[self.type] | self.mode
+
+
+@dataclass(slots=True, frozen=True)
+class Slice:
+    """``len`` bytes at ``off`` in chunk ``chunk`` come from ``seg_off`` of ``segment``."""
+
+    id: int
+    chunk: int
+    off: int
+    len: int
+    segment: int
+    seg_off: int
+
+
+@dataclass(slots=True, frozen=True)
+class SegmentInfo:
+    id: int
+    k: int
+    m: int
+    cell: int
+    state: str
+    owner: str
+    nstripes: int
+    capacity: int  # stripes
+    targets: tuple[int, ...]  # shard index -> target id
+
+
+@dataclass(slots=True, frozen=True)
+class TargetInfo:
+    id: int
+    path: str
+    state: str
+    weight: float
+    domain: str
+
+
+@dataclass(slots=True, frozen=True)
+class User:
+    name: str
+    uid: int
+    gid: int
+    access_key: str
+    secret_key: str
+    nt_hash: bytes | None
+    pw_hash: str | None
