@@ -1,0 +1,510 @@
+"""FileSystem: the one storage interface every protocol uses.
+
+Inodes are persistent 64-bit numbers with a generation (a handle is
+``(ino, gen)``; a mismatch is :class:`Stale`).  Names are str (bytes are
+kept exactly through surrogateescape).  Every mutation is one metadata
+transaction; file data goes through :class:`FileHandle` (write-back, durable
+on flush/commit/close) or :meth:`FileSystem.write_file` (whole-file, atomic
+create-or-replace, as S3 PUT needs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from core.data.store import DataStore, Extent
+from core.errors import Exists, InvalidArgument, IsADirectory, NoAttribute, NotFound
+from core.fs import locks as lk
+from core.fs import names
+from core.fs import namespace as ns
+from core.fs.extents import CHUNK, chunks_of, resolve, to_slices
+from core.fs.files import FileHandle, FileLayer, FileState
+from core.fs.types import Attr, DirEntry, LockInfo, StatFs
+from core.meta.store import MetaStore
+from core.meta.txn import Txn
+from core.meta.types import BLK, CHR, DIR, FIFO, LNK, REG, SOCK, Inode
+
+XATTR_NAME_MAX = 255
+XATTR_VALUE_MAX = 64 * 1024
+DataLike = bytes | bytearray | memoryview
+
+
+class FileSystem:
+    def __init__(self, meta: MetaStore, data: DataStore, *, inline_max: int = 16 * 1024,
+                 chunk: int = CHUNK) -> None:
+        self.meta = meta
+        self.data = data
+        self.inline_max = inline_max
+        self.chunk = chunk
+        self.files = FileLayer(self)
+        self.root = ns.ROOT
+
+    # -- attributes and lookup ------------------------------------------------------
+    def getattr(self, ino: int, gen: int | None = None) -> Attr:
+        with self.meta.read() as t:
+            attr = Attr.of(ns.get(t, ino, gen))
+        st = self.files.state(ino, create=False)
+        if st is not None and st.written_end > attr.size:  # our own uncommitted growth
+            attr = _with_size(attr, st.written_end)
+        return attr
+
+    def size_of(self, ino: int) -> int:
+        with self.meta.read() as t:
+            return ns.get(t, ino).size
+
+    def lookup(self, parent: int, name: str) -> Attr:
+        raw = names.encode(name)
+        with self.meta.read() as t:
+            ns.get_dir(t, parent)
+            hit = t.lookup(parent, raw)
+            if hit is None:
+                raise NotFound(f"{name!r} not found")
+            return Attr.of(ns.get(t, hit[0]))
+
+    def resolve(self, path: str) -> Attr:
+        parts = [names.encode(p) for p in names.split_path(path)]
+        with self.meta.read() as t:
+            node = ns.walk(t, parts)
+        return self.getattr(node.ino) if node.type == REG else Attr.of(node)
+
+    def resolve_parent(self, path: str) -> tuple[int, str]:
+        """(parent inode, last name) of a path whose parent must exist."""
+        parts = names.split_path(path)
+        if not parts:
+            raise InvalidArgument("the root has no parent")
+        parent = self.resolve("/" + "/".join(parts[:-1]))
+        if not parent.is_dir:
+            raise ns.NotADirectory(f"{'/'.join(parts[:-1])} is not a directory")
+        return parent.ino, parts[-1]
+
+    def readdir(self, ino: int, cookie: int = 0, limit: int = 1024) -> list[DirEntry]:
+        """Entries after ``cookie`` (0 = from the start), in byte order of name."""
+        with self.meta.read() as t:
+            ns.get_dir(t, ino)
+            after = None
+            if cookie:
+                after = t.cookie_name(ino, cookie)
+                if after is None:
+                    raise InvalidArgument(f"readdir cookie {cookie} is not valid for this directory")
+            rows = t.list_dir(ino, after, limit)
+        return [DirEntry(names.decode(n), i, k, c) for n, i, k, c in rows]
+
+    def listdir(self, ino: int) -> list[DirEntry]:
+        out: list[DirEntry] = []
+        cookie = 0
+        while True:
+            page = self.readdir(ino, cookie)
+            out.extend(page)
+            if len(page) < 1024:
+                return out
+            cookie = page[-1].cookie
+
+    # -- namespace ------------------------------------------------------------------
+    def create(self, parent: int, name: str, mode: int = 0o644, uid: int = 0, gid: int = 0,
+               exclusive: bool = True) -> Attr:
+        raw = names.encode(name)
+        node = ns.new_inode(REG, mode, uid, gid)
+        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, parent, raw, node, exclusive=exclusive)))
+
+    def mkdir(self, parent: int, name: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> Attr:
+        raw = names.encode(name)
+        node = ns.new_inode(DIR, mode, uid, gid)
+        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, parent, raw, node)))
+
+    def makedirs(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> Attr:
+        attr = self.getattr(self.root)
+        for part in names.split_path(path):
+            try:
+                attr = self.mkdir(attr.ino, part, mode, uid, gid)
+            except Exists:
+                attr = self.lookup(attr.ino, part)
+                if not attr.is_dir:
+                    raise ns.NotADirectory(f"{part!r} exists and is not a directory") from None
+        return attr
+
+    def symlink(self, parent: int, name: str, target: str, uid: int = 0, gid: int = 0) -> Attr:
+        raw, tgt = names.encode(name), target.encode("utf-8", "surrogateescape")
+        ns.check_symlink(tgt)
+        node = ns.new_inode(LNK, 0o777, uid, gid, size=len(tgt), symlink=tgt)
+        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, parent, raw, node)))
+
+    def mknod(self, parent: int, name: str, kind: int, mode: int = 0o644, uid: int = 0, gid: int = 0,
+              rdev: int = 0) -> Attr:
+        if kind not in (CHR, BLK, FIFO, SOCK):
+            raise InvalidArgument("mknod makes only devices, fifos and sockets")
+        raw = names.encode(name)
+        node = ns.new_inode(kind, mode, uid, gid, rdev=rdev)
+        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, parent, raw, node)))
+
+    def readlink(self, ino: int) -> str:
+        with self.meta.read() as t:
+            node = ns.get(t, ino)
+        if node.type != LNK or node.symlink is None:
+            raise InvalidArgument("not a symbolic link")
+        return node.symlink.decode("utf-8", "surrogateescape")
+
+    def link(self, ino: int, parent: int, name: str) -> Attr:
+        raw = names.encode(name)
+        return Attr.of(self.meta.write(lambda t: ns.link(t, ino, parent, raw)))
+
+    def unlink(self, parent: int, name: str) -> None:
+        raw = names.encode(name)
+        self.meta.write(lambda t: ns.unlink(t, parent, raw))
+
+    def rmdir(self, parent: int, name: str) -> None:
+        raw = names.encode(name)
+        self.meta.write(lambda t: ns.unlink(t, parent, raw, want_dir=True))
+
+    def rename(self, src_parent: int, src: str, dst_parent: int, dst: str, *, replace: bool = True) -> None:
+        a, b = names.encode(src), names.encode(dst)
+        self.meta.write(lambda t: ns.rename(t, src_parent, a, dst_parent, b, replace=replace))
+
+    def setattr(self, ino: int, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
+                size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None) -> Attr:
+        if size is not None:
+            if size < 0:
+                raise InvalidArgument("negative size")
+            st = self.files.state(ino, create=False)
+            if st is not None:
+                self.files.commit(st)  # our buffered writes land before the size changes
+
+        def apply(t: Txn) -> Inode:
+            node = ns.get(t, ino)
+            ts = time.time_ns()
+            if size is not None:
+                if node.type == DIR:
+                    raise IsADirectory("cannot change the size of a directory")
+                if node.type != REG:
+                    raise InvalidArgument("size applies to regular files only")
+                self._truncate(t, node, size)
+                node.mtime = ts if mtime_ns is None else mtime_ns
+            if mode is not None:
+                node.mode = mode & 0o7777
+            if uid is not None:
+                node.uid = uid
+            if gid is not None:
+                node.gid = gid
+            if atime_ns is not None:
+                node.atime = atime_ns
+            if mtime_ns is not None:
+                node.mtime = mtime_ns
+            node.ctime = ts
+            t.update_inode(node)
+            return node
+        return Attr.of(self.meta.write(apply))
+
+    def _truncate(self, t: Txn, node: Inode, size: int) -> None:
+        """Metadata-only truncate: trim slices past ``size`` (extending leaves a hole)."""
+        if node.inline_data is not None:
+            node.inline_data = node.inline_data[:size]
+        if size < node.size:
+            last = size // self.chunk
+            t.delete_slices(node.ino, last + 1)
+            edge = size - last * self.chunk
+            for s in t.slices(node.ino, last, last):
+                if s.off >= edge:
+                    t.delete_slice(s.id)
+                elif s.off + s.len > edge:
+                    t.trim_slice(s.id, edge - s.off)
+        node.size = size
+
+    # -- file data ------------------------------------------------------------------
+    def open(self, ino: int, write: bool = False, *, truncate: bool = False,
+             share: tuple[str, int, int] | None = None) -> FileHandle:
+        """Open a regular file.  ``share`` = (owner, access, share) takes a share mode."""
+        attr = self.getattr(ino)
+        if attr.type != REG:
+            raise IsADirectory("is a directory") if attr.is_dir else InvalidArgument("not a regular file")
+        share_id = None
+        if share is not None:
+            owner, access, allow = share
+            share_id = self.meta.write(lambda t: lk.open_share(t, ino, owner, access, allow))
+        st = self.files.acquire(ino)
+        h = FileHandle(self, st, attr.gen, write, share_id)
+        if truncate and write:
+            self.setattr(ino, size=0)
+        return h
+
+    def read(self, ino: int, off: int, n: int) -> bytes:
+        buf = bytearray(max(0, n))
+        st = self.files.state(ino, create=False)
+        with memoryview(buf) as view:
+            got = self.files.read_into(st, off, view) if st else self.read_committed(ino, off, view)
+        del buf[got:]
+        return bytes(buf)
+
+    def read_committed(self, ino: int, off: int, out: memoryview, allow_short: bool = False) -> int:
+        """Read committed bytes at ``off``; returns how many (short at EOF)."""
+        if off < 0:
+            raise InvalidArgument("negative offset")
+        with self.meta.read() as t:
+            node = ns.get(t, ino)
+            if node.type != REG:
+                raise IsADirectory("is a directory") if node.type == DIR else InvalidArgument("not a file")
+            n = max(0, min(len(out), node.size - off))
+            if n == 0:
+                return 0
+            if node.inline_data is not None:
+                data = node.inline_data[off: off + n]
+                out[: len(data)] = data
+                if len(data) < n:
+                    out[len(data): n] = bytes(n - len(data))
+                return n
+            c0, c1 = chunks_of(off, off + n, self.chunk)
+            slices = t.slices(ino, c0, c1)
+        pieces = resolve(slices, off, off + n, self.chunk)
+        self._read_pieces(pieces, off, out)
+        return n
+
+    def _read_pieces(self, pieces: list[Any], base: int, out: memoryview) -> None:
+        sd = self.data.geo.stripe_data
+        jobs: list[tuple[int, int, memoryview]] = []
+        for p in pieces:
+            dst = out[p.off - base: p.off - base + p.len]
+            if p.segment == 0:
+                dst[:] = bytes(p.len)
+                continue
+            pos = 0
+            while pos < p.len:  # stripe-sized jobs, so large reads use several threads
+                step = min(p.len - pos, sd - (p.seg_off + pos) % sd)
+                jobs.append((p.segment, p.seg_off + pos, dst[pos: pos + step]))
+                pos += step
+        if len(jobs) <= 2:
+            for seg, so, dst in jobs:
+                self.data.read_into(seg, so, dst)
+        else:
+            list(self.data.pool().map(lambda j: self.data.read_into(*j), jobs))
+
+    def write_file(self, parent: int, name: str, data: DataLike | Iterable[DataLike], *, mode: int = 0o644,
+                   uid: int = 0, gid: int = 0, xattrs: dict[str, bytes] | None = None,
+                   exclusive: bool = False) -> Attr:
+        """Create or atomically replace ``name`` with ``data`` (bytes or an iterable of chunks).
+
+        Readers see the old file or the new one, never a mix; durable on return.
+        """
+        raw = names.encode(name)
+        inline, exts, size = self._stage(data)
+        rows = []
+        for fo, e in exts:
+            rows += to_slices(fo, e.length, e.segment, e.seg_off, self.chunk)
+        marks = self.data.stripe_marks((e for _, e in exts), self.data.geo.stripe_data)
+        node = ns.new_inode(REG, mode, uid, gid, size=size)
+        node.inline_data = inline
+
+        def apply(t: Txn) -> Inode:
+            ns.get_dir(t, parent)
+            hit = t.lookup(parent, raw)
+            if hit is not None:
+                if exclusive:
+                    raise Exists(f"{name!r} exists")
+                old = ns.get(t, hit[0])
+                if old.type == DIR:
+                    raise IsADirectory(f"{name!r} is a directory")
+                ns.unlink(t, parent, raw)
+            ns.add_entry(t, parent, raw, node)
+            t.add_slices(node.ino, rows)
+            for sid, hi in marks.items():
+                t.bump_stripes(sid, hi)
+            for k, v in (xattrs or {}).items():
+                _check_xattr(k, v)
+                t.set_xattr(node.ino, k, v)
+            return node
+        return Attr.of(self.meta.write(apply))
+
+    def _stage(self, data: DataLike | Iterable[DataLike]) -> tuple[bytes | None, list[tuple[int, Extent]], int]:
+        """Write a whole new file's bytes to segments (or keep them inline)."""
+        sd = self.data.geo.stripe_data
+        chunks: Iterable[DataLike] = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+        buf = bytearray()
+        pending: list[tuple[int, Any]] = []
+        size = 0
+        flush_at = max(sd, 4 * sd)
+        for c in chunks:
+            buf += c
+            size += len(c)
+            if len(buf) >= flush_at:
+                take = (len(buf) // sd) * sd
+                pending.append((size - len(buf), self.data.write_async(bytes(buf[:take]))))
+                del buf[:take]
+                if len(pending) > 4:
+                    for _, fut in pending[-5][1]:
+                        fut.result()
+        if not pending and size <= self.inline_max:
+            return bytes(buf), [], size
+        if buf:
+            pending.append((size - len(buf), self.data.write_async(bytes(buf))))
+        exts: list[tuple[int, Extent]] = []
+        for fo, pairs in pending:
+            pos = fo
+            for e, fut in pairs:
+                fut.result()
+                exts.append((pos, e))
+                pos += e.length
+        self.data.sync({e.segment for _, e in exts})
+        merged: list[tuple[int, Extent]] = []
+        for fo, e in exts:
+            if merged:
+                mf, me = merged[-1]
+                if me.segment == e.segment and me.seg_off + me.length == e.seg_off and mf + me.length == fo:
+                    merged[-1] = (mf, Extent(me.segment, me.seg_off, me.length + e.length))
+                    continue
+            merged.append((fo, e))
+        return None, merged, size
+
+    def concat(self, dst: int, sources: list[int]) -> Attr:
+        """Append the contents of ``sources`` to ``dst`` without copying data.
+
+        Slices are re-pointed; only inline (tiny) sources are written out.
+        Sources are left as they are (the caller removes them).
+        """
+        staged: dict[int, tuple[int, list[tuple[int, Extent]]]] = {}
+        for src in sources:
+            with self.meta.read() as t:
+                node = ns.get(t, src)
+            if node.type != REG:
+                raise InvalidArgument("concat joins regular files only")
+            st = self.files.state(src, create=False)
+            if st is not None:
+                self.files.commit(st)
+            if node.inline_data:
+                _, exts, _ = self._stage_force(node.inline_data)
+                staged[src] = (node.ctime, exts)
+
+        def apply(t: Txn) -> Inode:
+            d = ns.get(t, dst)
+            if d.type != REG:
+                raise InvalidArgument("concat target must be a regular file")
+            if d.inline_data:
+                raise InvalidArgument("concat target must not hold inline data; write it out first")
+            pos = d.size
+            rows = []
+            for src in sources:
+                s = ns.get(t, src)
+                if src in staged:
+                    if staged[src][0] != s.ctime:
+                        raise InvalidArgument("concat source changed during the join")
+                    for fo, e in staged[src][1]:
+                        rows += to_slices(pos + fo, e.length, e.segment, e.seg_off, self.chunk)
+                elif s.size:
+                    c1 = (s.size - 1) // self.chunk
+                    for p in resolve(t.slices(src, 0, c1), 0, s.size, self.chunk):
+                        if p.segment:
+                            rows += to_slices(pos + p.off, p.len, p.segment, p.seg_off, self.chunk)
+                pos += s.size
+            t.add_slices(dst, rows)
+            d.size = pos
+            d.mtime = d.ctime = time.time_ns()
+            t.update_inode(d)
+            return d
+        return Attr.of(self.meta.write(apply))
+
+    def _stage_force(self, data: bytes) -> tuple[None, list[tuple[int, Extent]], int]:
+        exts = self.data.write(data)
+        self.data.sync({e.segment for e in exts})
+        out, pos = [], 0
+        for e in exts:
+            out.append((pos, e))
+            pos += e.length
+        marks = self.data.stripe_marks(exts, self.data.geo.stripe_data)
+        self.meta.write(lambda t: [t.bump_stripes(s, h) for s, h in marks.items()])
+        return None, out, len(data)
+
+    # -- extended attributes --------------------------------------------------------
+    def getxattr(self, ino: int, name: str) -> bytes:
+        with self.meta.read() as t:
+            ns.get(t, ino)
+            v = t.xattr(ino, name)
+        if v is None:
+            raise NoAttribute(f"no attribute {name!r}")
+        return v
+
+    def setxattr(self, ino: int, name: str, value: bytes, *, create: bool = False,
+                 replace: bool = False) -> None:
+        _check_xattr(name, value)
+
+        def apply(t: Txn) -> None:
+            node = ns.get(t, ino)
+            cur = t.xattr(ino, name)
+            if create and cur is not None:
+                raise Exists(f"attribute {name!r} exists")
+            if replace and cur is None:
+                raise NoAttribute(f"no attribute {name!r}")
+            t.set_xattr(ino, name, value)
+            node.ctime = time.time_ns()
+            t.update_inode(node)
+        self.meta.write(apply)
+
+    def listxattr(self, ino: int) -> list[str]:
+        with self.meta.read() as t:
+            ns.get(t, ino)
+            return t.xattrs(ino)
+
+    def removexattr(self, ino: int, name: str) -> None:
+        def apply(t: Txn) -> None:
+            ns.get(t, ino)
+            if not t.remove_xattr(ino, name):
+                raise NoAttribute(f"no attribute {name!r}")
+        self.meta.write(apply)
+
+    # -- locks and share modes ------------------------------------------------------
+    def lock(self, ino: int, owner: str, start: int, length: int, exclusive: bool) -> None:
+        self.meta.write(lambda t: (ns.get(t, ino), lk.lock(t, ino, owner, start, length, exclusive))[1])
+
+    def unlock(self, ino: int, owner: str, start: int, length: int) -> None:
+        self.meta.write(lambda t: lk.unlock(t, ino, owner, start, length))
+
+    def unlock_all(self, owner: str) -> None:
+        self.meta.write(lambda t: lk.unlock_all(t, owner))
+
+    def test_lock(self, ino: int, owner: str, start: int, length: int, exclusive: bool) -> LockInfo | None:
+        return self.meta.write(lambda t: lk.conflict(t, ino, owner, start, length, exclusive))
+
+    def locks(self, ino: int) -> list[LockInfo]:
+        with self.meta.read() as t:
+            return lk.held(t, ino)
+
+    def open_share(self, ino: int, owner: str, access: int, share: int) -> int:
+        return self.meta.write(lambda t: (ns.get(t, ino), lk.open_share(t, ino, owner, access, share))[1])
+
+    def close_share(self, open_id: int) -> None:
+        self.meta.write(lambda t: lk.close_share(t, open_id))
+
+    # -- the store as a whole -------------------------------------------------------
+    def statfs(self) -> StatFs:
+        geo = self.data.geo
+        total = free = 0
+        for info in self.data.target_infos():
+            if info.state != "ok":
+                continue
+            tb, fb = self.data.target(info.id).capacity()
+            total += tb
+            free += fb
+        with self.meta.read() as t:
+            files = t.count_inodes()
+        ratio = geo.k / geo.n
+        return StatFs(int(total * ratio), int(free * ratio), files + (1 << 32), 1 << 32, geo.cell)
+
+    def sync(self) -> None:
+        """Commit every buffered write of this process."""
+        for st in list(self.files._states.values()):
+            self.files.commit(st)
+
+    def close(self) -> None:
+        self.sync()
+
+
+def _with_size(a: Attr, size: int) -> Attr:
+    return Attr(a.ino, a.gen, a.type, a.mode, a.nlink, a.uid, a.gid, size, a.rdev, a.atime_ns,
+                a.mtime_ns, a.ctime_ns, a.btime_ns)
+
+
+def _check_xattr(name: str, value: bytes) -> None:
+    if not name or len(name.encode()) > XATTR_NAME_MAX:
+        raise InvalidArgument("invalid extended attribute name")
+    if len(value) > XATTR_VALUE_MAX:
+        raise InvalidArgument(f"extended attribute value over {XATTR_VALUE_MAX} bytes")
+
+
+__all__ = ["FileHandle", "FileState", "FileSystem"]

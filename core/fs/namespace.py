@@ -1,0 +1,223 @@
+"""Namespace operations as transaction functions (POSIX rules live here).
+
+Each function takes a :class:`Txn` and runs inside one metadata write
+transaction, so checks and changes are atomic even with several processes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from core.errors import (
+    CrossDevice,
+    Exists,
+    InvalidArgument,
+    IsADirectory,
+    NotADirectory,
+    NotEmpty,
+    NotFound,
+    NotPermitted,
+    Stale,
+    TooManyLinks,
+)
+from core.meta.txn import Txn
+from core.meta.types import DIR, LNK, REG, Inode
+
+ROOT = 1
+LINK_MAX = 65000
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def get(t: Txn, ino: int, gen: int | None = None) -> Inode:
+    node = t.inode(ino)
+    if node is None or (gen is not None and node.gen != gen):
+        raise Stale(f"inode {ino} no longer exists")
+    return node
+
+
+def get_dir(t: Txn, ino: int) -> Inode:
+    node = get(t, ino)
+    if node.type != DIR:
+        raise NotADirectory(f"inode {ino} is not a directory")
+    return node
+
+
+def new_inode(kind: int, mode: int, uid: int, gid: int, *, parent: int = 0, size: int = 0,
+              symlink: bytes | None = None, rdev: int = 0, ts: int | None = None) -> Inode:
+    ts = ts or now_ns()
+    nlink = 2 if kind == DIR else 1
+    return Inode(0, random.getrandbits(31) | 1, kind, mode & 0o7777, uid, gid, nlink, size, rdev,
+                 ts, ts, ts, ts, parent if kind == DIR else 0, symlink, None)
+
+
+def make_root(t: Txn, uid: int = 0, gid: int = 0, mode: int = 0o755) -> None:
+    if t.inode(ROOT) is None:
+        node = new_inode(DIR, mode, uid, gid, parent=ROOT)
+        node.ino = ROOT
+        t.insert_inode(node)
+
+
+def _touch_dir(t: Txn, d: Inode, ts: int, nlink_delta: int = 0) -> None:
+    d.mtime = d.ctime = ts
+    d.nlink += nlink_delta
+    t.update_inode(d)
+
+
+def add_entry(t: Txn, parent: int, name: bytes, node: Inode, *, exclusive: bool = True) -> Inode:
+    """Insert a new inode under ``parent`` (create, mkdir, symlink, mknod)."""
+    d = get_dir(t, parent)
+    hit = t.lookup(parent, name)
+    if hit is not None:
+        existing = get(t, hit[0])
+        if exclusive or node.type != REG:
+            raise Exists(f"{name.decode(errors='replace')!r} exists")
+        if existing.type == DIR:
+            raise IsADirectory(f"{name.decode(errors='replace')!r} is a directory")
+        return existing
+    if node.type == DIR:
+        node.parent = parent
+    t.insert_inode(node)
+    t.add_dentry(parent, name, node.ino, node.type)
+    _touch_dir(t, d, node.ctime, 1 if node.type == DIR else 0)
+    return node
+
+
+def link(t: Txn, ino: int, parent: int, name: bytes) -> Inode:
+    node = get(t, ino)
+    if node.type == DIR:
+        raise NotPermitted("hard links to directories are not allowed")
+    if node.nlink >= LINK_MAX:
+        raise TooManyLinks("too many links")
+    d = get_dir(t, parent)
+    if t.lookup(parent, name) is not None:
+        raise Exists(f"{name.decode(errors='replace')!r} exists")
+    ts = now_ns()
+    t.add_dentry(parent, name, ino, node.type)
+    node.nlink += 1
+    node.ctime = ts
+    t.update_inode(node)
+    _touch_dir(t, d, ts)
+    return node
+
+
+def _drop_link(t: Txn, node: Inode, ts: int) -> bool:
+    """One name of ``node`` went away; delete it when none remain. True if deleted."""
+    if node.type == DIR:
+        t.delete_inode(node.ino)
+        return True
+    node.nlink -= 1
+    node.ctime = ts
+    if node.nlink <= 0:
+        t.delete_inode(node.ino)
+        return True
+    t.update_inode(node)
+    return False
+
+
+def unlink(t: Txn, parent: int, name: bytes, *, want_dir: bool = False) -> Inode:
+    """Remove ``name`` (rmdir when ``want_dir``); returns the inode as it was."""
+    d = get_dir(t, parent)
+    hit = t.lookup(parent, name)
+    if hit is None:
+        raise NotFound(f"{name.decode(errors='replace')!r} not found")
+    node = get(t, hit[0])
+    if want_dir:
+        if node.type != DIR:
+            raise NotADirectory(f"{name.decode(errors='replace')!r} is not a directory")
+        if t.has_children(node.ino):
+            raise NotEmpty(f"{name.decode(errors='replace')!r} is not empty")
+    elif node.type == DIR:
+        raise IsADirectory(f"{name.decode(errors='replace')!r} is a directory")
+    ts = now_ns()
+    t.remove_dentry(parent, name, ts)
+    _drop_link(t, node, ts)
+    _touch_dir(t, d, ts, -1 if node.type == DIR else 0)
+    return node
+
+
+def _is_ancestor(t: Txn, anc: int, ino: int) -> bool:
+    """True if directory ``anc`` is ``ino`` or one of its ancestors."""
+    seen = 0
+    while True:
+        if ino == anc:
+            return True
+        if ino == ROOT:
+            return False
+        node = t.inode(ino)
+        if node is None:
+            return False
+        ino = node.parent
+        seen += 1
+        if seen > 4096:
+            raise TooManyLinks("directory tree too deep or cyclic")
+
+
+def rename(t: Txn, sp: int, sn: bytes, dp: int, dn: bytes, *, replace: bool = True) -> Inode | None:
+    """Atomically move ``sp/sn`` to ``dp/dn``; returns the inode it replaced, if deleted."""
+    sd = get_dir(t, sp)
+    dd = sd if dp == sp else get_dir(t, dp)
+    hit = t.lookup(sp, sn)
+    if hit is None:
+        raise NotFound(f"{sn.decode(errors='replace')!r} not found")
+    node = get(t, hit[0])
+    if node.type == DIR and dp != sp and _is_ancestor(t, node.ino, dp):
+        raise CrossDevice("cannot move a directory into itself")
+    ts = now_ns()
+    old = t.lookup(dp, dn)
+    replaced: Inode | None = None
+    if old is not None:
+        if old[0] == node.ino:
+            return None  # same file (or hard link to it): POSIX says do nothing
+        if not replace:
+            raise Exists(f"{dn.decode(errors='replace')!r} exists")
+        victim = get(t, old[0])
+        if node.type == DIR:
+            if victim.type != DIR:
+                raise NotADirectory(f"{dn.decode(errors='replace')!r} is not a directory")
+            if t.has_children(victim.ino):
+                raise NotEmpty(f"{dn.decode(errors='replace')!r} is not empty")
+        elif victim.type == DIR:
+            raise IsADirectory(f"{dn.decode(errors='replace')!r} is a directory")
+        t.remove_dentry(dp, dn, ts)
+        if _drop_link(t, victim, ts):
+            replaced = victim
+        if victim.type == DIR:
+            dd.nlink -= 1
+    t.remove_dentry(sp, sn, ts)
+    t.add_dentry(dp, dn, node.ino, node.type)
+    node.ctime = ts
+    if node.type == DIR and dp != sp:
+        node.parent = dp
+        sd.nlink -= 1
+        dd.nlink += 1
+    t.update_inode(node)
+    _touch_dir(t, sd, ts)
+    if dd is not sd:
+        _touch_dir(t, dd, ts)
+    return replaced
+
+
+def walk(t: Txn, parts: list[bytes], start: int = ROOT) -> Inode:
+    """Resolve path components from ``start`` without following symlinks."""
+    node = get(t, start)
+    for i, part in enumerate(parts):
+        if node.type != DIR:
+            raise NotADirectory(f"{b'/'.join(parts[:i]).decode(errors='replace')} is not a directory")
+        hit = t.lookup(node.ino, part)
+        if hit is None:
+            raise NotFound(f"/{b'/'.join(parts[: i + 1]).decode(errors='replace')} not found")
+        node = get(t, hit[0])
+    return node
+
+
+def check_symlink(target: bytes) -> None:
+    if not target or len(target) > 4096 or b"\0" in target:
+        raise InvalidArgument("invalid symlink target")
+
+
+__all__ = ["DIR", "LNK", "REG", "ROOT", "add_entry", "get", "get_dir", "link", "make_root",
+           "new_inode", "rename", "unlink", "walk"]

@@ -1,0 +1,132 @@
+"""A store on disk: its data directory, metadata and targets, opened as one.
+
+Layout of a data directory (``tessera init``)::
+
+    DIR/tessera.yaml          the configuration (gateway.config)
+    DIR/meta/meta.db          SQLite metadata (WAL)
+    DIR/targets/t0 .. tN-1    default target directories (each may live on its own disk)
+
+Store-wide constants (geometry, cell size, inline threshold, chunk size,
+segment size) are fixed at init and kept in the metadata ``info`` table.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass
+
+from core.data.layout import BLOCK_SIZE, Geometry, default_geometry
+from core.data.store import DataStore, TargetFactory, default_target
+from core.data.target import DirTarget
+from core.errors import Exists, InvalidArgument, StoreError
+from core.fs import namespace as ns
+from core.fs.extents import CHUNK
+from core.fs.fs import FileSystem
+from core.meta.sqlite import SqliteMeta
+from core.meta.txn import Txn
+
+DEFAULT_CELL = 256 * 1024
+DEFAULT_SHARD_BYTES = 256 * 1024 * 1024
+
+
+def meta_path(data_dir: str) -> str:
+    return os.path.join(data_dir, "meta", "meta.db")
+
+
+def is_store(data_dir: str) -> bool:
+    return os.path.exists(meta_path(data_dir))
+
+
+@dataclass
+class Store:
+    data_dir: str
+    meta: SqliteMeta
+    data: DataStore
+    fs: FileSystem
+    id: uuid.UUID
+
+    def close(self) -> None:
+        try:
+            self.fs.close()
+            self.data.close()
+        finally:
+            self.meta.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int = 6,
+               ec: tuple[int, int] | None = None, cell: int = DEFAULT_CELL, inline_max: int = 16 * 1024,
+               shard_bytes: int = DEFAULT_SHARD_BYTES) -> uuid.UUID:
+    """Create a new store; raises Exists if one is already there."""
+    if is_store(data_dir):
+        raise Exists(f"a store already exists in {data_dir}")
+    if cell < 64 * 1024 or cell % BLOCK_SIZE:
+        raise InvalidArgument(f"cell size must be a multiple of {BLOCK_SIZE} and at least 64 KiB")
+    paths = targets or [os.path.join(data_dir, "targets", f"t{i}") for i in range(ntargets)]
+    if not paths:
+        raise InvalidArgument("a store needs at least one target")
+    if len(set(map(os.path.abspath, paths))) != len(paths) and not all(p.startswith("mem:") for p in paths):
+        raise InvalidArgument("target paths must be distinct")
+    k, m = ec or default_geometry(len(paths))
+    if k + m > len(paths):
+        raise InvalidArgument(f"{k}+{m} needs at least {k + m} targets, got {len(paths)}")
+    Geometry(k, m, cell)
+    store_id = uuid.uuid4()
+    os.makedirs(os.path.dirname(meta_path(data_dir)), exist_ok=True)
+    abs_paths = [p if p.startswith("mem:") else os.path.abspath(p) for p in paths]
+    for i, p in enumerate(abs_paths):
+        if not p.startswith("mem:"):
+            _check_target_dir(p)
+            DirTarget.format(p, i, store_id)
+    meta = SqliteMeta(meta_path(data_dir), create=True)
+    now = time.time_ns()
+    settings = {"store_id": str(store_id), "k": k, "m": m, "cell": cell, "inline_max": inline_max,
+                "chunk": CHUNK, "segment_stripes": max(1, shard_bytes // cell), "created": now}
+
+    def setup(t: Txn) -> None:
+        for key, val in settings.items():
+            t.set_info(key, str(val))
+        for p in abs_paths:
+            t.add_target(p, 1.0, "", now)
+        ns.make_root(t)
+    try:
+        meta.write(setup)
+    finally:
+        meta.close()
+    return store_id
+
+
+def _check_target_dir(path: str) -> None:
+    if os.path.exists(os.path.join(path, "target.json")):
+        raise Exists(f"{path} is already a target")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InvalidArgument(f"{path} is not a directory")
+
+
+def open_store(data_dir: str, *, codec: str = "isal", threads: int = 4,
+               target_factory: TargetFactory = default_target) -> Store:
+    if not is_store(data_dir):
+        raise StoreError(f"no Tessera store in {data_dir} (run 'tessera init' first)")
+    meta = SqliteMeta(meta_path(data_dir))
+    try:
+        with meta.read() as t:
+            info = {k: t.info(k) for k in ("store_id", "k", "m", "cell", "inline_max", "chunk",
+                                           "segment_stripes")}
+        if any(v is None for v in info.values()):
+            raise StoreError(f"store metadata in {data_dir} is incomplete")
+        geo = Geometry(int(info["k"] or 0), int(info["m"] or 0), int(info["cell"] or 0))
+        sid = uuid.UUID(info["store_id"])
+        data = DataStore(meta, geo, sid, segment_stripes=int(info["segment_stripes"] or 1),
+                         threads=threads, codec=codec, target_factory=target_factory)
+        fs = FileSystem(meta, data, inline_max=int(info["inline_max"] or 0), chunk=int(info["chunk"] or CHUNK))
+    except BaseException:
+        meta.close()
+        raise
+    return Store(data_dir, meta, data, fs, sid)
