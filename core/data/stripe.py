@@ -96,17 +96,19 @@ def read_cell(geo: Geometry, f: ShardFile, stripe: int, lo_block: int, hi_block:
     span = (hi_block - lo_block) * geo.block
     buf = into if into is not None else memoryview(bytearray(span))
     nblk = hi_block - lo_block
-    trailer = bytearray(4 * nblk)
     base = geo.record_offset(stripe)
     try:
-        if hi_block == geo.blocks_per_cell:
+        if hi_block == geo.blocks_per_cell:  # the cell's end: read data and whole trailer at once
+            trailer = bytearray(geo.trailer_size)
             got = f.preadv([buf, trailer], base + lo_block * geo.block)
             if got < span + len(trailer):
                 _zero_tail(buf, trailer, got)
+            trailer = trailer[4 * lo_block:]
         else:
+            trailer = bytearray(4 * nblk)
             got = f.preadv([buf], base + lo_block * geo.block)
             if got < span:
-                buf[got:] = _ZEROS[: span - got] if span - got <= len(_ZEROS) else bytes(span - got)
+                buf[got:] = bytes(span - got)
             tg = f.preadv([trailer], base + geo.cell + 4 * lo_block)
             if tg < len(trailer):
                 trailer[tg:] = bytes(len(trailer) - tg)
