@@ -88,7 +88,7 @@ def _find_isal() -> str | None:
     if override:
         return override
     try:
-        import pyeclib  # noqa: F401  (only to locate the bundled library)
+        import pyeclib
     except ImportError:
         return None
     base = os.path.dirname(os.path.dirname(pyeclib.__file__))

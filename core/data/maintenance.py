@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.data import stripe as sio
+from core.data.codec import Codec
 from core.data.layout import HEADER_SIZE, Geometry, pack_header
 from core.data.placement import Candidate, place
 from core.data.store import DataStore
@@ -104,12 +105,26 @@ def scrub(ds: DataStore, *, repair: bool = False, progress: Progress | None = No
             rep.cells_bad += len(bad)
             if bad and repair:
                 rep.cells_repaired += _repair(ds, seg, geo, codec, stripe, bad, skip, rep)
-            for idx in range(geo.n):
-                if (seg.id, stripe, idx) in queued and (idx not in bad or repair):
-                    ds.meta.write(lambda t, s=seg.id, st=stripe, i=idx: t.clear_repair(s, st, i))
+            done_q = [(seg.id, stripe, i) for i in range(geo.n)
+                      if (seg.id, stripe, i) in queued and (i not in bad or repair)]
+            if done_q:
+                _clear_repairs(ds, done_q)
             if progress:
                 progress(rep.stripes, total)
     return rep
+
+
+def _clear_repairs(ds: DataStore, entries: list[tuple[int, int, int]]) -> None:
+    def apply(t: Txn) -> None:
+        for sid, stripe, idx in entries:
+            t.clear_repair(sid, stripe, idx)
+    ds.meta.write(apply)
+
+
+def _seal(ds: DataStore, sid: int) -> None:
+    def apply(t: Txn) -> None:
+        t.seal_segment(sid)
+    ds.meta.write(apply)
 
 
 def _count_bad_blocks(geo: Geometry, f: ShardFile | None, stripe: int) -> int:
@@ -118,7 +133,7 @@ def _count_bad_blocks(geo: Geometry, f: ShardFile | None, stripe: int) -> int:
     return sum(1 for b in range(geo.blocks_per_cell) if sio.read_cell(geo, f, stripe, b, b + 1) is None)
 
 
-def _repair(ds: DataStore, seg: SegmentInfo, geo: Geometry, codec: sio.Codec, stripe: int,
+def _repair(ds: DataStore, seg: SegmentInfo, geo: Geometry, codec: Codec, stripe: int,
             bad: list[int], skip: set[int], rep: ScrubReport) -> int:
     fixable = [i for i in bad if seg.targets[i] not in skip]
     if not fixable:
@@ -173,7 +188,7 @@ def rebuild(ds: DataStore, *, progress: Progress | None = None, wait_open: float
         if seg.state == "open":
             if seg.owner == proc.current():
                 ds.seal()
-            ds.meta.write(lambda t, s=seg.id: t.seal_segment(s))
+            _seal(ds, seg.id)
         lost_idx = [i for i, tid in enumerate(seg.targets) if tid in bad]
         if len(lost_idx) > seg.m:
             rep.lost.append(seg.id)
@@ -181,8 +196,11 @@ def rebuild(ds: DataStore, *, progress: Progress | None = None, wait_open: float
         keep = {tid for tid in seg.targets if tid not in bad}
         new_targets = list(seg.targets)
         for idx in lost_idx:
-            chosen = place(seg.id * 131 + idx, cands, 1, exclude=frozenset(keep),
-                           avoid_domains=frozenset(domain_of[t] for t in keep))
+            try:  # a target that holds none of the segment's shards, in a new fault domain if any
+                chosen = place(seg.id * 131 + idx, cands, 1, exclude=frozenset(keep),
+                               avoid_domains=frozenset(domain_of[t] for t in keep))
+            except NoSpace:  # none left: double up on a healthy one (still restores redundancy)
+                chosen = place(seg.id * 131 + idx, cands, 1)
             new_targets[idx] = chosen[0]
             keep.add(chosen[0])
         n = _restore(ds, seg, lost_idx, new_targets, bad)
@@ -264,7 +282,7 @@ def collect(ds: DataStore, *, tomb_age_s: float = 86400.0) -> GcReport:
         segs = t.segments()
     for seg in segs:
         if seg.state == "open" and seg.owner != me and not proc.alive(seg.owner):
-            ds.meta.write(lambda t, s=seg.id: t.seal_segment(s))
+            _seal(ds, seg.id)
             rep.sealed += 1
     with ds.meta.read() as t:
         segs = t.segments()
@@ -343,9 +361,10 @@ def health(ds: DataStore) -> Health:
     for info in sorted(ds.target_infos(), key=lambda x: x.id):
         tgt = ds.target(info.id)
         total, free = tgt.capacity()
+        used = tgt.usage()
         state = info.state if info.state != "ok" or tgt.available() else "missing"
         targets.append({"id": info.id, "path": info.path, "state": state, "total": total,
-                        "used": max(0, total - free), "free": free, "shards": shard_count.get(info.id, 0)})
+                        "used": used, "free": free, "shards": shard_count.get(info.id, 0)})
     state = "FAILED" if lost else ("DEGRADED" if degraded else "OK")
     return Health(state, len(degraded), lost, targets)
 

@@ -35,6 +35,7 @@ class Target(Protocol):
     def remove_shard(self, segment: int, index: int) -> None: ...
     def list_shards(self) -> list[tuple[int, int]]: ...
     def capacity(self) -> tuple[int, int]: ...
+    def usage(self) -> int: ...
     def available(self) -> bool: ...
     def close(self) -> None: ...
 
@@ -152,6 +153,20 @@ class DirTarget:
             return []
         return sorted(p for p in (parse_shard_name(n) for n in names) if p is not None)
 
+    def usage(self) -> int:
+        """Bytes of disk the shard files take (sparse holes excluded)."""
+        total = 0
+        try:
+            with os.scandir(self._shards) as it:
+                for e in it:
+                    try:
+                        total += e.stat().st_blocks * 512
+                    except OSError:
+                        continue
+        except OSError:
+            return 0
+        return total
+
     def capacity(self) -> tuple[int, int]:
         try:
             st = os.statvfs(self.path)
@@ -234,8 +249,11 @@ class MemTarget:
     def list_shards(self) -> list[tuple[int, int]]:
         return sorted(self.shards)
 
+    def usage(self) -> int:
+        return sum(len(s.data) for s in self.shards.values())
+
     def capacity(self) -> tuple[int, int]:
-        used = sum(len(s.data) for s in self.shards.values())
+        used = self.usage()
         return self.size_bytes, max(0, self.size_bytes - used)
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.data.store import DataStore, Extent
-from core.errors import Exists, InvalidArgument, IsADirectory, NoAttribute, NotFound
+from core.errors import Exists, InvalidArgument, IsADirectory, NoAttribute, NotADirectory, NotFound
 from core.fs import locks as lk
 from core.fs import names
 from core.fs import namespace as ns
@@ -76,7 +76,7 @@ class FileSystem:
             raise InvalidArgument("the root has no parent")
         parent = self.resolve("/" + "/".join(parts[:-1]))
         if not parent.is_dir:
-            raise ns.NotADirectory(f"{'/'.join(parts[:-1])} is not a directory")
+            raise NotADirectory(f"{'/'.join(parts[:-1])} is not a directory")
         return parent.ino, parts[-1]
 
     def readdir(self, ino: int, cookie: int = 0, limit: int = 1024) -> list[DirEntry]:
@@ -121,7 +121,7 @@ class FileSystem:
             except Exists:
                 attr = self.lookup(attr.ino, part)
                 if not attr.is_dir:
-                    raise ns.NotADirectory(f"{part!r} exists and is not a directory") from None
+                    raise NotADirectory(f"{part!r} exists and is not a directory") from None
         return attr
 
     def symlink(self, parent: int, name: str, target: str, uid: int = 0, gid: int = 0) -> Attr:
@@ -408,7 +408,11 @@ class FileSystem:
             out.append((pos, e))
             pos += e.length
         marks = self.data.stripe_marks(exts, self.data.geo.stripe_data)
-        self.meta.write(lambda t: [t.bump_stripes(s, h) for s, h in marks.items()])
+
+        def bump(t: Txn) -> None:
+            for sid, hi in marks.items():
+                t.bump_stripes(sid, hi)
+        self.meta.write(bump)
         return None, out, len(data)
 
     # -- extended attributes --------------------------------------------------------
@@ -450,7 +454,10 @@ class FileSystem:
 
     # -- locks and share modes ------------------------------------------------------
     def lock(self, ino: int, owner: str, start: int, length: int, exclusive: bool) -> None:
-        self.meta.write(lambda t: (ns.get(t, ino), lk.lock(t, ino, owner, start, length, exclusive))[1])
+        def apply(t: Txn) -> None:
+            ns.get(t, ino)
+            lk.lock(t, ino, owner, start, length, exclusive)
+        self.meta.write(apply)
 
     def unlock(self, ino: int, owner: str, start: int, length: int) -> None:
         self.meta.write(lambda t: lk.unlock(t, ino, owner, start, length))
@@ -466,7 +473,10 @@ class FileSystem:
             return lk.held(t, ino)
 
     def open_share(self, ino: int, owner: str, access: int, share: int) -> int:
-        return self.meta.write(lambda t: (ns.get(t, ino), lk.open_share(t, ino, owner, access, share))[1])
+        def apply(t: Txn) -> int:
+            ns.get(t, ino)
+            return lk.open_share(t, ino, owner, access, share)
+        return self.meta.write(apply)
 
     def close_share(self, open_id: int) -> None:
         self.meta.write(lambda t: lk.close_share(t, open_id))

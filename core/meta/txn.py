@@ -192,7 +192,8 @@ class Txn:
         if row is None:
             return None
         tg = self.all("SELECT target FROM shards WHERE segment = ? ORDER BY idx", (sid,))
-        return SegmentInfo(*row, targets=tuple(int(t[0]) for t in tg))
+        return SegmentInfo(int(row[0]), int(row[1]), int(row[2]), int(row[3]), str(row[4]), str(row[5]),
+                           int(row[6]), int(row[7]), tuple(int(t[0]) for t in tg))
 
     def segments(self, where: str = "1 = 1", args: Sequence[Any] = ()) -> list[SegmentInfo]:
         ids = [int(r[0]) for r in self.all(f"SELECT id FROM segments WHERE {where} ORDER BY id", args)]

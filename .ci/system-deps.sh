@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# System packages the tests need. Nothing is needed by the data core's tests yet;
+# protocol issues add their clients here (smbclient, libnfs-utils, ...).
+set -euo pipefail
+need=()
+for pkg in "$@"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
+fi

@@ -1,0 +1,43 @@
+# Tessera — the two commands of the quick start, and a few helpers.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= ./tessera-data
+export TESSERA_DATA ?= $(DATA)
+
+.PHONY: run test venv deps lint typecheck unit bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/python
+
+# install the package (editable) with what the tests need
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+deps: $(VENV)/.installed
+	@bash .ci/system-deps.sh
+
+run: $(VENV)/.installed
+	@[ -f "$(TESSERA_DATA)/meta/meta.db" ] || $(BIN)/tessera init --data "$(TESSERA_DATA)"
+	$(BIN)/tessera serve --data "$(TESSERA_DATA)"
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check core gateway protocols tests bench
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest -q
+
+test: deps lint typecheck unit
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/core.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,169 @@
+"""Store commands: init, status, scrub, rebuild, gc, target, user, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from core import identity
+from core.data import maintenance as mt
+from core.data.layout import parse_ec
+from core.data.target import DirTarget
+from core.errors import Exists, InvalidArgument, NotFound
+from core.store import init_store, is_store, open_store
+from gateway import config as cfgmod
+from gateway.common import CliError, data_dir, human, progress, store
+
+
+def no_sub(args: argparse.Namespace) -> int:
+    raise CliError("missing action")
+
+
+def init(args: argparse.Namespace) -> int:
+    d = data_dir(args)
+    if is_store(d):
+        raise Exists(f"a store already exists in {d}")
+    try:
+        ec = parse_ec(args.ec) if args.ec else None
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from None
+    if args.targets is not None and args.targets < 1:
+        raise InvalidArgument("--targets must be at least 1")
+    os.makedirs(d, exist_ok=True)
+    sid = init_store(d, targets=args.target, ntargets=args.targets or 6, ec=ec, cell=args.cell_size)
+    cfgmod.write_default(d)
+    with open_store(d) as s:
+        geo = s.data.geo
+        n = len(s.data.target_infos())
+    print(f"initialised store {sid} in {d}: {n} targets, {geo.k}+{geo.m}, cell {geo.cell // 1024} KiB")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    with store(args) as s:
+        h = mt.health(s.data)
+        geo = s.data.geo
+        fsst = s.fs.statfs()
+    doc = {
+        "health": h.state,
+        "degraded_stripes": h.degraded_stripes,
+        "lost_segments": h.lost_segments,
+        "geometry": {"k": geo.k, "m": geo.m, "cell": geo.cell},
+        "capacity": {"total": fsst.total_bytes, "free": fsst.free_bytes},
+        "files": fsst.total_files - fsst.free_files,
+        "targets": h.targets,
+    }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"health: {h.state}   geometry: {geo.k}+{geo.m}, cell {geo.cell // 1024} KiB   "
+          f"degraded stripes: {h.degraded_stripes}")
+    print(f"capacity: {human(fsst.total_bytes)} usable, {human(fsst.free_bytes)} free, "
+          f"{doc['files']} files")
+    print(f"{'ID':>3} {'STATE':8} {'USED':>10} {'FREE':>10} {'SHARDS':>6}  PATH")
+    for t in h.targets:
+        print(f"{t['id']:>3} {t['state']!s:8} {human(float(t['used'])):>10} "  # type: ignore[arg-type]
+              f"{human(float(t['free'])):>10} {t['shards']:>6}  {t['path']}")  # type: ignore[arg-type]
+    return 0
+
+
+def scrub(args: argparse.Namespace) -> int:
+    with store(args) as s, progress() as bar:
+        task = bar.add_task("scrub", total=None)
+        rep = mt.scrub(s.data, repair=args.repair,
+                       progress=lambda done, total: bar.update(task, completed=done, total=total))
+    print(f"blocks checked: {rep.blocks_checked}  bad: {rep.blocks_bad}  "
+          f"repaired cells: {rep.cells_repaired}  stripes: {rep.stripes}")
+    if rep.unrecoverable:
+        print(f"unrecoverable stripes: {len(rep.unrecoverable)}")
+        return 2
+    return 1 if rep.cells_bad and not args.repair else 0
+
+
+def rebuild(args: argparse.Namespace) -> int:
+    with store(args) as s, progress() as bar:
+        task = bar.add_task("rebuild", total=None)
+        rep = mt.rebuild(s.data, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        h = mt.health(s.data)
+    print(f"rebuilt {rep.shards} shards in {rep.segments} segments ({rep.stripes} stripes); health {h.state}")
+    if rep.lost:
+        print(f"segments beyond repair (more than m targets lost): {rep.lost}")
+        return 2
+    if rep.waiting:
+        print(f"segments still open by running writers, run rebuild again: {rep.waiting}")
+        return 1
+    return 0
+
+
+def gc(args: argparse.Namespace) -> int:
+    with store(args) as s:
+        rep = mt.collect(s.data)
+    print(f"sealed {rep.sealed} abandoned segments, deleted {rep.deleted_segments} segments "
+          f"({human(rep.freed_bytes)}), {rep.orphan_shards} orphan shard files")
+    return 0
+
+
+def target_add(args: argparse.Namespace) -> int:
+    path = os.path.abspath(args.path)
+    with store(args) as s:
+        if any(t.path == path for t in s.data.target_infos()):
+            raise Exists(f"{path} is already a target")
+        if os.path.exists(os.path.join(path, "target.json")):
+            raise Exists(f"{path} is already a target (of some store)")
+        tid = s.meta.write(lambda t: t.add_target(path, args.weight, args.domain, time.time_ns()))
+        DirTarget.format(path, tid, s.id)
+    print(f"added target {tid}: {path}")
+    return 0
+
+
+def target_fail(args: argparse.Namespace) -> int:
+    with store(args) as s:
+        if not any(t.id == args.id for t in s.data.target_infos()):
+            raise NotFound(f"no target {args.id}")
+        s.meta.write(lambda t: t.set_target_state(args.id, "failed"))
+    print(f"target {args.id} marked failed; run 'tessera rebuild' to restore redundancy")
+    return 0
+
+
+def user_add(args: argparse.Namespace) -> int:
+    with store(args) as s:
+        u = identity.add_user(s.meta, args.name, args.password)
+    if args.json:
+        print(json.dumps({"name": u.name, "access_key": u.access_key, "secret_key": u.secret_key,
+                          "uid": u.uid, "gid": u.gid}))
+    else:
+        print(f"user {u.name} (uid {u.uid})\naccess key: {u.access_key}\nsecret key: {u.secret_key}")
+    return 0
+
+
+def user_list(args: argparse.Namespace) -> int:
+    with store(args) as s:
+        users = identity.list_users(s.meta)
+    if args.json:
+        print(json.dumps([{"name": u.name, "uid": u.uid, "gid": u.gid, "access_key": u.access_key,
+                           "password": u.nt_hash is not None} for u in users]))
+        return 0
+    for u in users:
+        print(f"{u.name}\tuid={u.uid}\tgid={u.gid}\t{u.access_key}\t"
+              f"{'password' if u.nt_hash else 'no password'}")
+    return 0
+
+
+def user_remove(args: argparse.Namespace) -> int:
+    with store(args) as s:
+        identity.remove_user(s.meta, args.name)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    from gateway import logs
+    from gateway.serve import Server
+    path = args.config or os.path.join(data_dir(args), cfgmod.CONFIG_NAME)
+    if not args.config and not os.path.exists(path) and is_store(data_dir(args)):
+        cfgmod.write_default(data_dir(args))
+    cfg = cfgmod.load(path)
+    logs.setup(cfg.log.level, cfg.log.format)
+    d = cfg.data_dir(path) if args.config else data_dir(args)
+    return Server(cfg, d).run()

@@ -1,0 +1,122 @@
+"""The ``tessera`` command line (a contract others script against).
+
+User errors print one line, ``tessera: error: …``, and exit non-zero; no
+tracebacks.  Every command takes ``--data DIR`` (default ``$TESSERA_DATA`` or
+``./tessera-data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from core.errors import CoreError
+from gateway import admin_cmds, file_cmds
+from gateway.common import CliError
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--data", metavar="DIR", default=argparse.SUPPRESS,
+                   help="store data directory (default $TESSERA_DATA or ./tessera-data)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(prog="tessera", parents=[common],
+                                     description="Tessera: erasure-coded storage with S3, NFS, SMB and PyTorch")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(fn=fn)
+        return p
+
+    p = cmd("init", admin_cmds.init, "create a store")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--targets", type=int, metavar="N", help="N target directories under DIR/targets (default 6)")
+    g.add_argument("--target", action="append", metavar="PATH", help="a target directory (repeat per disk)")
+    p.add_argument("--ec", metavar="K+M", help="erasure-coding geometry (default from the target count)")
+    p.add_argument("--cell-size", type=int, default=256 * 1024, help=argparse.SUPPRESS)
+
+    p = cmd("put", file_cmds.put, "copy a local file (or - for stdin) into the store")
+    p.add_argument("local")
+    p.add_argument("remote")
+    p = cmd("get", file_cmds.get, "copy a file out of the store (LOCAL - for stdout)")
+    p.add_argument("remote")
+    p.add_argument("local")
+    p = cmd("ls", file_cmds.ls, "list a directory")
+    p.add_argument("-l", dest="long", action="store_true", help="long listing")
+    p.add_argument("remote", nargs="?", default="/")
+    p = cmd("rm", file_cmds.rm, "remove files (and directories with -r)")
+    p.add_argument("-r", dest="recursive", action="store_true")
+    p.add_argument("remote", nargs="+")
+    p = cmd("mkdir", file_cmds.mkdir, "make directories")
+    p.add_argument("-p", dest="parents", action="store_true", help="make parents, no error if present")
+    p.add_argument("remote", nargs="+")
+    p = cmd("mv", file_cmds.mv, "rename or move")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p = cmd("stat", file_cmds.stat, "attributes and layout (slices, segments, targets)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("remote")
+
+    p = cmd("status", admin_cmds.status, "targets, geometry and health")
+    p.add_argument("--json", action="store_true")
+    p = cmd("scrub", admin_cmds.scrub, "verify every block (and repair with --repair)")
+    p.add_argument("--repair", action="store_true")
+    p = cmd("rebuild", admin_cmds.rebuild, "restore full redundancy after target failures")
+    p = cmd("gc", admin_cmds.gc, "reclaim unreferenced segment space")
+
+    t = cmd("target", admin_cmds.no_sub, "manage targets")
+    tsub = t.add_subparsers(dest="target_cmd", required=True, metavar="ACTION")
+    p = tsub.add_parser("add", parents=[common], help="add a target directory")
+    p.add_argument("path")
+    p.add_argument("--weight", type=float, default=1.0)
+    p.add_argument("--domain", default="", help="fault domain label (e.g. the disk or host)")
+    p.set_defaults(fn=admin_cmds.target_add)
+    p = tsub.add_parser("fail", parents=[common], help="mark a target failed")
+    p.add_argument("id", type=int)
+    p.set_defaults(fn=admin_cmds.target_fail)
+
+    u = cmd("user", admin_cmds.no_sub, "manage users")
+    usub = u.add_subparsers(dest="user_cmd", required=True, metavar="ACTION")
+    p = usub.add_parser("add", parents=[common], help="add a user; prints the S3 keys")
+    p.add_argument("name")
+    p.add_argument("--password", help="password for SMB/NFS logins (stored as hashes)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=admin_cmds.user_add)
+    p = usub.add_parser("list", parents=[common], help="list users")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=admin_cmds.user_list)
+    p = usub.add_parser("remove", parents=[common], help="remove a user")
+    p.add_argument("name")
+    p.set_defaults(fn=admin_cmds.user_remove)
+
+    p = cmd("serve", admin_cmds.serve, "run the enabled servers until SIGTERM/SIGINT")
+    p.add_argument("--config", metavar="FILE", help="config file (default DIR/tessera.yaml)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "data"):
+        args.data = None
+    try:
+        return int(args.fn(args))
+    except (CoreError, CliError, OSError) as e:
+        msg = str(e) if not isinstance(e, OSError) or not e.filename else f"{e.filename}: {e.strerror}"
+        print(f"tessera: error: {msg}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tessera: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""``tessera serve``: the admin endpoint, background maintenance, clean shutdown.
+
+Protocol servers (S3, NFS, SMB) are added here as their issues land; each runs
+as its own process using the core library directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from core.data import maintenance as mt
+from core.store import Store, open_store
+from gateway.config import Config, parse_listen
+from gateway.metrics import registry
+
+log = logging.getLogger("tessera.serve")
+
+
+class Server:
+    def __init__(self, cfg: Config, data_dir: str) -> None:
+        self.cfg = cfg
+        self.data_dir = data_dir
+        self.store: Store = open_store(data_dir, threads=cfg.store.io_threads)
+        self.stop = threading.Event()
+        self.counters: dict[str, float] = {"gc_runs": 0, "gc_segments_deleted": 0, "repairs_run": 0,
+                                           "cells_repaired": 0}
+        self.httpd: ThreadingHTTPServer | None = None
+        self.threads: list[threading.Thread] = []
+
+    def _bind_admin(self) -> ThreadingHTTPServer:
+        host, port = parse_listen(self.cfg.admin.listen)
+        reg = registry(self.store, self.counters)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/healthz":
+                    h = mt.health(server.store.data)
+                    body = (h.state + "\n").encode()
+                    self._send(503 if h.state == "FAILED" else 200, body, "text/plain")
+                elif self.path == "/metrics":
+                    self._send(200, generate_latest(reg), CONTENT_TYPE_LATEST)
+                else:
+                    self._send(404, b"not found\n", "text/plain")
+
+            def _send(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("admin request", extra={"request": format % args})
+
+        httpd = ThreadingHTTPServer((host, port), Handler)
+        httpd.daemon_threads = True
+        log.info("admin endpoint listening", extra={"listen": f"{host}:{port}"})
+        return httpd
+
+    def _maintenance(self) -> None:
+        m = self.cfg.maintenance
+        next_gc = m.gc_interval_s
+        next_repair = m.repair_interval_s
+        elapsed = 0.0
+        while not self.stop.wait(1.0):
+            elapsed += 1.0
+            try:
+                self.store.data.refresh()
+                if m.gc_interval_s and elapsed >= next_gc:
+                    rep = mt.collect(self.store.data)
+                    self.counters["gc_runs"] += 1
+                    self.counters["gc_segments_deleted"] += rep.deleted_segments
+                    next_gc = elapsed + m.gc_interval_s
+                if m.repair_interval_s and elapsed >= next_repair:
+                    self.store.data.flush_repairs()
+                    with self.store.meta.read() as t:
+                        pending = t.repairs()
+                    if pending:
+                        rep2 = mt.scrub(self.store.data, repair=True)
+                        self.counters["repairs_run"] += 1
+                        self.counters["cells_repaired"] += rep2.cells_repaired
+                    next_repair = elapsed + m.repair_interval_s
+            except Exception:
+                log.exception("maintenance pass failed")
+
+    def run(self) -> int:
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("stopping", extra={"signal": signal.Signals(signum).name})
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        if self.cfg.admin.enabled:
+            self.httpd = self._bind_admin()
+            self.threads.append(threading.Thread(target=self.httpd.serve_forever, args=(0.2,),
+                                                 name="admin", daemon=True))
+        self.threads.append(threading.Thread(target=self._maintenance, name="maintenance", daemon=True))
+        for th in self.threads:
+            th.start()
+        log.info("tessera serving", extra={"data": self.data_dir})
+        while not self.stop.wait(0.5):
+            pass
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+        for th in self.threads:
+            th.join(timeout=5)
+        self.store.close()
+        log.info("stopped")
+        return 0
