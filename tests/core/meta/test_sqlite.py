@@ -1,0 +1,125 @@
+"""SQLite MetaStore: schema versioning, group commit, isolation of failing ops, processes."""
+
+import multiprocessing as mp
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from core.errors import StoreError
+from core.meta.schema import SCHEMA_VERSION
+from core.meta.sqlite import SqliteMeta
+from core.meta.txn import Txn
+
+
+def test_schema_version_and_reopen(tmp_path: Path) -> None:
+    p = str(tmp_path / "m.db")
+    m = SqliteMeta(p, create=True)
+    with m.read() as t:
+        assert t.info("schema_version") == str(SCHEMA_VERSION)
+    m.close()
+    m2 = SqliteMeta(p)
+    with m2.read() as t:
+        assert t.info("schema_version") == str(SCHEMA_VERSION)
+    assert sqlite3.connect(p).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    m2.close()
+
+
+def test_newer_schema_refused(tmp_path: Path) -> None:
+    p = str(tmp_path / "m.db")
+    SqliteMeta(p, create=True).close()
+    c = sqlite3.connect(p)
+    c.execute("UPDATE info SET value = '999' WHERE key = 'schema_version'")
+    c.commit()
+    c.close()
+    with pytest.raises(StoreError, match="newer"):
+        SqliteMeta(p)
+
+
+def test_missing_database(tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        SqliteMeta(str(tmp_path / "none.db"))
+
+
+def test_failing_op_does_not_spoil_the_batch(tmp_path: Path) -> None:
+    m = SqliteMeta(str(tmp_path / "m.db"), create=True)
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def op(i: int) -> None:
+        barrier.wait()
+
+        def fn(t: Txn) -> None:
+            t.set_info(f"k{i}", str(i))
+            if i % 5 == 0:
+                raise ValueError("boom")
+        try:
+            m.write(fn)
+        except ValueError as e:
+            errors.append(e)
+    ths = [threading.Thread(target=op, args=(i,)) for i in range(20)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    assert len(errors) == 4
+    with m.read() as t:
+        for i in range(20):
+            assert (t.info(f"k{i}") is None) == (i % 5 == 0)
+    m.close()
+
+
+def test_snapshot_reads(tmp_path: Path) -> None:
+    m = SqliteMeta(str(tmp_path / "m.db"), create=True)
+    m.write(lambda t: t.set_info("x", "1"))
+    with m.read() as t:
+        assert t.info("x") == "1"
+        m.write(lambda t2: t2.set_info("x", "2"))
+        assert t.info("x") == "1"  # still our snapshot
+    with m.read() as t:
+        assert t.info("x") == "2"
+    m.close()
+
+
+def _proc_writer(path: str, n: int, tag: int) -> None:
+    m = SqliteMeta(path)
+    for i in range(n):
+        m.write(lambda t, i=i: t.set_info(f"p{tag}-{i}", str(i)))
+    m.close()
+
+
+def test_several_processes_write_without_lock_errors(tmp_path: Path) -> None:
+    p = str(tmp_path / "m.db")
+    SqliteMeta(p, create=True).close()
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_proc_writer, args=(p, 150, i)) for i in range(3)]
+    for pr in procs:
+        pr.start()
+    for pr in procs:
+        pr.join(60)
+        assert pr.exitcode == 0
+    m = SqliteMeta(p)
+    with m.read() as t:
+        assert t.one("SELECT COUNT(*) FROM info WHERE key LIKE 'p%'") == (450,)
+    m.close()
+
+
+def _fork_child(m: SqliteMeta, q: "mp.Queue[str]") -> None:
+    m.write(lambda t: t.set_info("child", "yes"))
+    with m.read() as t:
+        q.put(str(t.info("child")))
+
+
+def test_usable_after_fork(tmp_path: Path) -> None:
+    m = SqliteMeta(str(tmp_path / "m.db"), create=True)
+    m.write(lambda t: t.set_info("parent", "yes"))  # the writer thread exists before the fork
+    ctx = mp.get_context("fork")
+    q: mp.Queue[str] = ctx.Queue()
+    pr = ctx.Process(target=_fork_child, args=(m, q))
+    pr.start()
+    assert q.get(timeout=30) == "yes"
+    pr.join(30)
+    with m.read() as t:
+        assert t.info("child") == "yes"
+    m.close()
