@@ -12,6 +12,7 @@ from core.data import maintenance as mt
 from core.data.layout import parse_ec
 from core.data.target import DirTarget
 from core.errors import Exists, InvalidArgument, NotFound
+from core.fs.compact import compact
 from core.store import init_store, is_store, open_store
 from gateway import config as cfgmod
 from gateway.common import CliError, data_dir, human, progress, store
@@ -99,8 +100,10 @@ def rebuild(args: argparse.Namespace) -> int:
 
 def gc(args: argparse.Namespace) -> int:
     with store(args) as s:
+        crep = compact(s.fs)
+        s.data.seal()
         rep = mt.collect(s.data)
-    print(f"sealed {rep.sealed} abandoned segments, deleted {rep.deleted_segments} segments "
+    print(f"compacted {crep.chunks} chunks ({human(crep.bytes_rewritten)} rewritten); sealed {rep.sealed} abandoned segments, deleted {rep.deleted_segments} segments "
           f"({human(rep.freed_bytes)}), {rep.orphan_shards} orphan shard files")
     return 0
 

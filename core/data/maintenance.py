@@ -299,10 +299,9 @@ def collect(ds: DataStore, *, tomb_age_s: float = 86400.0) -> GcReport:
         if ds.meta.write(drop):
             rep.deleted_segments += 1
             rep.freed_bytes += _remove_shards(ds, seg)
-    known = {s.id for s in segs if s.id in live or s.state == "open"}
     with ds.meta.read() as t:
-        known |= {s.id for s in t.segments()}
-        top = max(known, default=0)
+        known = {s.id for s in t.segments()}
+        top = t.segment_id_high()  # files of segments created after this are not ours to judge
     for info in ds.target_infos():
         tgt = ds.target(info.id)
         for sid, idx in tgt.list_shards():

@@ -179,8 +179,8 @@ class FileLayer:
         self._wait(st)
         exts = [r.ext for r in st.runs if r.ext is not None]
         fs.data.sync(e.segment for e in exts)
-        rows = [row for r in st.runs if r.ext is not None
-                for row in to_slices(r.off, r.ext.length, r.ext.segment, r.ext.seg_off, fs.chunk)]
+        rows = [row for off, e in _coalesce(st.runs)
+                for row in to_slices(off, e.length, e.segment, e.seg_off, fs.chunk)]
         marks = fs.data.stripe_marks(exts, fs.data.geo.stripe_data)
         end = st.written_end
 
@@ -226,6 +226,24 @@ class FileLayer:
                     r.fut.result()
                     fs.data.read_into(r.ext.segment, r.ext.seg_off + (lo - r.off), dst)
             return want
+
+
+def _coalesce(runs: list[Run]) -> list[tuple[int, Extent]]:
+    """Written runs as (file offset, extent), joining neighbours of one write."""
+    out: list[tuple[int, Extent]] = []
+    last_seq = -1
+    for r in runs:
+        e = r.ext
+        if e is None:
+            continue
+        if out and r.seq == last_seq:
+            fo, pe = out[-1]
+            if fo + pe.length == r.off and pe.segment == e.segment and pe.seg_off + pe.length == e.seg_off:
+                out[-1] = (fo, Extent(pe.segment, pe.seg_off, pe.length + e.length))
+                continue
+        out.append((r.off, e))
+        last_seq = r.seq
+    return out
 
 
 class FileHandle:

@@ -220,6 +220,11 @@ class Txn:
         self.exec("DELETE FROM shards WHERE segment = ?", (sid,))
         self.exec("DELETE FROM repairs WHERE segment = ?", (sid,))
 
+    def segment_id_high(self) -> int:
+        """The highest segment id ever handed out (ids are never reused)."""
+        row = self.one("SELECT seq FROM sqlite_sequence WHERE name = 'segments'")
+        return int(row[0]) if row else 0
+
     def segment_refs(self, sid: int) -> int:
         row = self.one("SELECT COUNT(*) FROM slices WHERE segment = ?", (sid,))
         return int(row[0]) if row else 0
