@@ -103,7 +103,8 @@ def gc(args: argparse.Namespace) -> int:
         crep = compact(s.fs)
         s.data.seal()
         rep = mt.collect(s.data)
-    print(f"compacted {crep.chunks} chunks ({human(crep.bytes_rewritten)} rewritten); sealed {rep.sealed} abandoned segments, deleted {rep.deleted_segments} segments "
+    print(f"compacted {crep.chunks} chunks ({human(crep.bytes_rewritten)} rewritten); "
+          f"sealed {rep.sealed} abandoned segments, deleted {rep.deleted_segments} segments "
           f"({human(rep.freed_bytes)}), {rep.orphan_shards} orphan shard files")
     return 0
 

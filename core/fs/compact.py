@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from core.data.store import Extent
 from core.errors import CoreError
-from core.fs.extents import resolve, to_slices
+from core.fs.extents import Piece, resolve, to_slices
 from core.fs.fs import FileSystem
 from core.meta.txn import Txn
 
@@ -40,17 +40,27 @@ def compact_chunk(fs: FileSystem, ino: int, chunk: int) -> int:
     rows: list[tuple[int, int, int, int, int]] = []
     exts: list[Extent] = []
     written = 0
+    runs: list[list[Piece]] = []  # adjacent data pieces, written as one
     for p in resolve(slices, start, end, fs.chunk):
         if p.segment == 0:
             continue
-        buf = bytearray(p.len)
-        fs.data.read_into(p.segment, p.seg_off, memoryview(buf))
-        pos = p.off
+        if runs and runs[-1][-1].off + runs[-1][-1].len == p.off:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    for run in runs:
+        base = run[0].off
+        buf = bytearray(run[-1].off + run[-1].len - base)
+        view = memoryview(buf)
+        for p in run:
+            fs.data.read_into(p.segment, p.seg_off, view[p.off - base: p.off - base + p.len])
+        pos = base
         for e in fs.data.write(buf):
             rows += to_slices(pos, e.length, e.segment, e.seg_off, fs.chunk)
             exts.append(e)
             pos += e.length
-        written += p.len
+        view.release()
+        written += len(buf)
     fs.data.sync({e.segment for e in exts})
     marks = fs.data.stripe_marks(exts, fs.data.geo.stripe_data)
 

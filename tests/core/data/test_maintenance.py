@@ -162,7 +162,8 @@ def test_gc_collects_orphans_and_dead_writers(dir_store_path: str) -> None:
     gone = s.meta.write(lambda t: t.new_segment(4, 2, 65536, "x:1:1", 64, 0))
     s.meta.write(lambda t: t.delete_segment(gone))
     orphan = os.path.join(dir_store_path, "targets", "t0", "shards", f"{gone:016x}.0")
-    open(orphan, "wb").write(b"junk")
+    with open(orphan, "wb") as f:
+        f.write(b"junk")
     rep = mt.collect(s.data)
     assert rep.sealed == 1 and rep.deleted_segments >= 1 and rep.orphan_shards == 1
     assert not os.path.exists(orphan)
