@@ -1,0 +1,85 @@
+"""tessera serve: admin endpoint, metrics, config validation, clean stop on signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _init(d: Path) -> None:
+    subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "init"], cwd=ROOT, check=True,
+                   capture_output=True)
+
+
+def _get(url: str, timeout: float = 30) -> tuple[int, str]:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.status, r.read().decode()
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_health_metrics_and_stop(tmp_path: Path, sig: signal.Signals) -> None:
+    d = tmp_path / "data"
+    _init(d)
+    port = _free_port()
+    cfg = tmp_path / "alt.yaml"
+    cfg.write_text(f"store:\n  data: data\nadmin:\n  listen: 127.0.0.1:{port}\nlog:\n  format: json\n")
+    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--config", str(cfg)], cwd=ROOT,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert _get(f"http://127.0.0.1:{port}/healthz") == (200, "OK\n")
+        code, body = _get(f"http://127.0.0.1:{port}/metrics")
+        assert 'tessera_health{state="OK"} 1.0' in body and "tessera_target_up" in body
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/nope", timeout=5)
+        p.send_signal(sig)
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    err = p.stderr.read() if p.stderr else ""
+    assert '"msg": "stopped"' in err and '"level": "info"' in err
+
+
+def test_serve_rejects_bad_config(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    _init(d)
+    (d / "tessera.yaml").write_text("admin:\n  listen: everywhere\n")
+    p = subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "admin.listen" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_serve_reports_port_in_use(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    _init(d)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        (d / "tessera.yaml").write_text(f"admin:\n  listen: 127.0.0.1:{port}\n")
+        p = subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60, env={**os.environ})
+    assert p.returncode == 1 and "tessera: error:" in p.stderr
