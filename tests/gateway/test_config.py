@@ -10,7 +10,7 @@ def test_default_config_is_valid(tmp_path: Path) -> None:
     p = write_default(str(tmp_path))
     cfg = load(p)
     assert cfg.admin.listen == "127.0.0.1:9100" and cfg.data_dir(p) == str(tmp_path)
-    assert open(p).read() == DEFAULT_YAML
+    assert Path(p).read_text() == DEFAULT_YAML
 
 
 @pytest.mark.parametrize(("text", "needle"), [

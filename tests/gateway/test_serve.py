@@ -50,7 +50,7 @@ def test_serve_health_metrics_and_stop(tmp_path: Path, sig: signal.Signals) -> N
                          stderr=subprocess.PIPE, text=True)
     try:
         assert _get(f"http://127.0.0.1:{port}/healthz") == (200, "OK\n")
-        code, body = _get(f"http://127.0.0.1:{port}/metrics")
+        _, body = _get(f"http://127.0.0.1:{port}/metrics")
         assert 'tessera_health{state="OK"} 1.0' in body and "tessera_target_up" in body
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/nope", timeout=5)
