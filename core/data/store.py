@@ -48,12 +48,17 @@ class Extent:
 class _FileSync:
     """Group fdatasync for one shard file: concurrent committers share a sync."""
 
-    __slots__ = ("lock", "synced", "written")
+    __slots__ = ("count_lock", "lock", "synced", "written")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held across fdatasync: later committers wait and share it
+        self.count_lock = threading.Lock()
         self.written = 0
         self.synced = 0
+
+    def wrote(self) -> None:
+        with self.count_lock:
+            self.written += 1
 
     def sync(self, f: ShardFile) -> None:
         seq = self.written
@@ -243,7 +248,7 @@ class DataStore:
             fs = self._syncs.get(key)
             if fs is None:
                 fs = self._syncs.setdefault(key, _FileSync())
-            fs.written += 1
+            fs.wrote()
         if failed:
             if len(failed) > geo.m:
                 raise DataUnavailable(f"segment {info.id} stripe {stripe}: {len(failed)} shard writes failed")

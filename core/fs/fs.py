@@ -360,6 +360,11 @@ class FileSystem:
         Sources are left as they are (the caller removes them).
         """
         staged: dict[int, tuple[int, list[tuple[int, Extent]]]] = {}
+        with self.meta.read() as t:
+            dnode = ns.get(t, dst)
+        if dnode.inline_data:  # the target's own bytes move to segments first
+            _, exts, _ = self._stage_force(dnode.inline_data)
+            staged[dst] = (dnode.ctime, exts)
         for src in sources:
             with self.meta.read() as t:
                 node = ns.get(t, src)
@@ -376,10 +381,14 @@ class FileSystem:
             d = ns.get(t, dst)
             if d.type != REG:
                 raise InvalidArgument("concat target must be a regular file")
-            if d.inline_data:
-                raise InvalidArgument("concat target must not hold inline data; write it out first")
             pos = d.size
             rows = []
+            if dst in staged:
+                if staged[dst][0] != d.ctime:
+                    raise InvalidArgument("concat target changed during the join")
+                for fo, e in staged[dst][1]:
+                    rows += to_slices(fo, e.length, e.segment, e.seg_off, self.chunk)
+            d.inline_data = None  # from now on the file is slices only
             for src in sources:
                 s = ns.get(t, src)
                 if src in staged:

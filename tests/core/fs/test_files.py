@@ -150,7 +150,7 @@ def test_concat_joins_without_copy(mem_store: Store) -> None:
     fs = mem_store.fs
     parts = [os.urandom(300_000), b"tiny", os.urandom(123_457)]
     inos = [fs.write_file(fs.root, f"p{i}", p).ino for i, p in enumerate(parts)]
-    dst = fs.create(fs.root, "joined")
+    dst = fs.write_file(fs.root, "joined", b"")
     with mem_store.meta.read() as t:
         segs_before = len(t.segments())
     a = fs.concat(dst.ino, inos)
@@ -161,6 +161,18 @@ def test_concat_joins_without_copy(mem_store: Store) -> None:
     for i in range(3):
         fs.unlink(fs.root, f"p{i}")
     assert fs.read(dst.ino, 0, 10**6) == b"".join(parts)
+
+
+def test_concat_onto_an_inline_file(mem_store: Store) -> None:
+    fs = mem_store.fs
+    dst = fs.write_file(fs.root, "dst", b"head-")
+    src = fs.write_file(fs.root, "src", os.urandom(300_000))
+    fs.concat(dst.ino, [src.ino, src.ino])
+    body = fs.read(src.ino, 0, 10**6)
+    assert fs.read(dst.ino, 0, 10**6) == b"head-" + body + body
+    with mem_store.meta.read() as t:
+        node = t.inode(dst.ino)
+        assert node is not None and node.inline_data is None
 
 
 def test_concat_with_holes_and_chunk_boundaries(tmp_path: "os.PathLike[str]") -> None:
