@@ -5,10 +5,19 @@ import threading
 
 import pytest
 
-from core.data.store import merge_extents
+from core.data.store import DataStore, Extent, merge_extents
 from core.data.target import MemTarget
 from core.errors import DataUnavailable
 from core.store import Store
+
+
+def _read_back(ds: DataStore, exts: list[Extent]) -> bytes:
+    out = bytearray()
+    for e in exts:
+        buf = bytearray(e.length)
+        ds.read_into(e.segment, e.seg_off, memoryview(buf))
+        out += buf
+    return bytes(out)
 
 
 def test_write_read_extents(mem_store: Store) -> None:
@@ -16,12 +25,7 @@ def test_write_read_extents(mem_store: Store) -> None:
     data = os.urandom(ds.geo.stripe_data * 3 + 100)
     exts = ds.write(data)
     ds.sync(e.segment for e in exts)
-    out = bytearray()
-    for e in exts:
-        buf = bytearray(e.length)
-        ds.read_into(e.segment, e.seg_off, memoryview(buf))
-        out += buf
-    assert out == data
+    assert _read_back(ds, exts) == data
 
 
 def test_segments_roll_over_when_full(mem_store: Store) -> None:
@@ -38,7 +42,7 @@ def test_segments_roll_over_when_full(mem_store: Store) -> None:
 def test_concurrent_writers(mem_store: Store) -> None:
     ds = mem_store.data
     blobs = [os.urandom(ds.geo.stripe_data * 2 + i) for i in range(6)]
-    results: dict[int, list] = {}
+    results: dict[int, list[Extent]] = {}
 
     def go(i: int) -> None:
         results[i] = ds.write(blobs[i])
@@ -48,12 +52,7 @@ def test_concurrent_writers(mem_store: Store) -> None:
     for t in ths:
         t.join()
     for i, blob in enumerate(blobs):
-        out = bytearray()
-        for e in results[i]:
-            buf = bytearray(e.length)
-            ds.read_into(e.segment, e.seg_off, memoryview(buf))
-            out += buf
-        assert out == blob
+        assert _read_back(ds, results[i]) == blob
 
 
 def test_failed_targets_degrade_then_fail(mem_store: Store) -> None:
@@ -86,6 +85,5 @@ def test_new_segments_avoid_unavailable_targets(mem_store: Store) -> None:
 
 
 def test_merge_extents() -> None:
-    from core.data.store import Extent
     ex = [Extent(1, 0, 10), Extent(1, 10, 5), Extent(2, 15, 5), Extent(1, 15, 1)]
     assert merge_extents(ex) == [Extent(1, 0, 15), Extent(2, 15, 5), Extent(1, 15, 1)]
