@@ -21,6 +21,7 @@ from core.fs import names
 from core.fs import namespace as ns
 from core.fs.extents import CHUNK, chunks_of, resolve, to_slices
 from core.fs.files import FileHandle, FileLayer, FileState
+from core.fs.stage import Stager
 from core.fs.types import Attr, DirEntry, LockInfo, StatFs
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
@@ -277,20 +278,30 @@ class FileSystem:
         else:
             list(self.data.pool().map(lambda j: self.data.read_into(*j), jobs))
 
-    def write_file(self, parent: int, name: str, data: DataLike | Iterable[DataLike], *, mode: int = 0o644,
-                   uid: int = 0, gid: int = 0, xattrs: dict[str, bytes] | None = None,
-                   exclusive: bool = False) -> Attr:
-        """Create or atomically replace ``name`` with ``data`` (bytes or an iterable of chunks).
+    def stager(self) -> Stager:
+        """A writer for a whole new file's bytes; link it with :meth:`write_file`."""
+        return Stager(self)
+
+    def write_file(self, parent: int, name: str, data: DataLike | Iterable[DataLike] | Stager, *,
+                   mode: int = 0o644, uid: int = 0, gid: int = 0, xattrs: dict[str, bytes] | None = None,
+                   exclusive: bool = False, mtime_ns: int | None = None) -> Attr:
+        """Create or atomically replace ``name`` with ``data`` (bytes, chunks, or a Stager).
 
         Readers see the old file or the new one, never a mix; durable on return.
         """
         raw = names.encode(name)
-        inline, exts, size = self._stage(data)
+        if isinstance(data, Stager):
+            stg = data
+        else:
+            stg = Stager(self)
+            for c in [data] if isinstance(data, bytes | bytearray | memoryview) else data:
+                stg.write(c)
+        inline, exts = stg.finish()
         rows = []
         for fo, e in exts:
             rows += to_slices(fo, e.length, e.segment, e.seg_off, self.chunk)
         marks = self.data.stripe_marks((e for _, e in exts), self.data.geo.stripe_data)
-        node = ns.new_inode(REG, mode, uid, gid, size=size)
+        node = ns.new_inode(REG, mode, uid, gid, size=stg.size, ts=mtime_ns)
         node.inline_data = inline
 
         def apply(t: Txn) -> Inode:
@@ -313,45 +324,23 @@ class FileSystem:
             return node
         return Attr.of(self.meta.write(apply))
 
-    def _stage(self, data: DataLike | Iterable[DataLike]) -> tuple[bytes | None, list[tuple[int, Extent]], int]:
-        """Write a whole new file's bytes to segments (or keep them inline)."""
-        sd = self.data.geo.stripe_data
-        chunks: Iterable[DataLike] = [data] if isinstance(data, bytes | bytearray | memoryview) else data
-        buf = bytearray()
-        pending: list[tuple[int, Any]] = []
-        size = 0
-        flush_at = max(sd, 4 * sd)
-        for c in chunks:
-            buf += c
-            size += len(c)
-            if len(buf) >= flush_at:
-                take = (len(buf) // sd) * sd
-                pending.append((size - len(buf), self.data.write_async(bytes(buf[:take]))))
-                del buf[:take]
-                if len(pending) > 4:
-                    for _, fut in pending[-5][1]:
-                        fut.result()
-        if not pending and size <= self.inline_max:
-            return bytes(buf), [], size
-        if buf:
-            pending.append((size - len(buf), self.data.write_async(bytes(buf))))
-        exts: list[tuple[int, Extent]] = []
-        for fo, pairs in pending:
-            pos = fo
-            for e, fut in pairs:
-                fut.result()
-                exts.append((pos, e))
-                pos += e.length
-        self.data.sync({e.segment for _, e in exts})
-        merged: list[tuple[int, Extent]] = []
-        for fo, e in exts:
-            if merged:
-                mf, me = merged[-1]
-                if me.segment == e.segment and me.seg_off + me.length == e.seg_off and mf + me.length == fo:
-                    merged[-1] = (mf, Extent(me.segment, me.seg_off, me.length + e.length))
-                    continue
-            merged.append((fo, e))
-        return None, merged, size
+    def system_dir(self, name: str) -> int:
+        """A directory no path reaches (for protocol bookkeeping such as multipart parts)."""
+        key = f"sysdir:{name}"
+        with self.meta.read() as t:
+            val = t.info(key)
+        if val is not None:
+            return int(val)
+
+        def make(t: Txn) -> int:
+            cur = t.info(key)
+            if cur is not None:
+                return int(cur)
+            node = ns.new_inode(DIR, 0o700, 0, 0, parent=ns.ROOT)
+            t.insert_inode(node)
+            t.set_info(key, str(node.ino))
+            return node.ino
+        return self.meta.write(make)
 
     def concat(self, dst: int, sources: list[int]) -> Attr:
         """Append the contents of ``sources`` to ``dst`` without copying data.
@@ -410,6 +399,7 @@ class FileSystem:
         return Attr.of(self.meta.write(apply))
 
     def _stage_force(self, data: bytes) -> tuple[None, list[tuple[int, Extent]], int]:
+        """Write bytes to segments even if small (concat needs slices)."""
         exts = self.data.write(data)
         self.data.sync({e.segment for e in exts})
         out, pos = [], 0

@@ -1,0 +1,85 @@
+"""Stager: write a whole new file's bytes before it has a name.
+
+Bytes are fed in any pieces; full stripes go to segments in the background
+(bounded in flight, so memory stays flat however large the file), the tail is
+kept until :meth:`finish`.  ``finish`` waits for the stripes and fdatasyncs
+their shard files; the caller then links the result into the namespace in one
+transaction (:meth:`FileSystem.write_file`).  Files up to the inline threshold
+never touch segments.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+from core.data.store import Extent
+
+if TYPE_CHECKING:
+    from core.fs.fs import FileSystem
+
+MAX_PENDING = 4  # batches of stripes in flight per stager
+
+
+class Stager:
+    def __init__(self, fs: FileSystem) -> None:
+        self.fs = fs
+        self.size = 0
+        self._buf = bytearray()
+        self._pending: list[tuple[int, list[tuple[Extent, Future[None]]]]] = []
+        self._flush_at = 4 * fs.data.geo.stripe_data
+        self._done: tuple[bytes | None, list[tuple[int, Extent]]] | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._buf += data
+        self.size += len(data)
+        if len(self._buf) >= self._flush_at:
+            sd = self.fs.data.geo.stripe_data
+            take = (len(self._buf) // sd) * sd
+            self._submit(bytes(self._buf[:take]))
+            del self._buf[:take]
+
+    def _submit(self, data: bytes) -> None:
+        start = self.size - len(self._buf)
+        self._pending.append((start, self.fs.data.write_async(data)))
+        if len(self._pending) > MAX_PENDING:
+            for _, fut in self._pending[-MAX_PENDING - 1][1]:
+                fut.result()
+
+    def finish(self) -> tuple[bytes | None, list[tuple[int, Extent]]]:
+        """(inline bytes or None, [(file offset, extent)]), durable on return."""
+        if self._done is not None:
+            return self._done
+        if not self._pending and self.size <= self.fs.inline_max:
+            self._done = (bytes(self._buf), [])
+            return self._done
+        if self._buf:
+            self._submit(bytes(self._buf))
+            self._buf = bytearray()
+        exts: list[tuple[int, Extent]] = []
+        for fo, pairs in self._pending:
+            pos = fo
+            for e, fut in pairs:
+                fut.result()
+                if exts:
+                    pf, pe = exts[-1]
+                    if pf + pe.length == pos and pe.segment == e.segment and pe.seg_off + pe.length == e.seg_off:
+                        exts[-1] = (pf, Extent(pe.segment, pe.seg_off, pe.length + e.length))
+                        pos += e.length
+                        continue
+                exts.append((pos, e))
+                pos += e.length
+        self.fs.data.sync({e.segment for _, e in exts})
+        self._done = (None, exts)
+        return self._done
+
+    def abort(self) -> None:
+        """Drop what was staged (the stripes become garbage for GC)."""
+        for _, pairs in self._pending:
+            for _, fut in pairs:
+                try:
+                    fut.result()
+                except Exception:
+                    pass
+        self._pending.clear()
+        self._buf = bytearray()
