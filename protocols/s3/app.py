@@ -1,0 +1,152 @@
+"""The S3 application: authenticate, route, dispatch, map errors to S3 XML.
+
+One catch-all FastAPI route hands every request to :func:`handle`; the pure
+router (protocols/s3/router.py) names the operation and one table maps it to
+its handler.  Only core.fs is used below this point.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from anyio import to_thread
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core.errors import CoreError
+from core.store import Store, open_store
+from protocols.s3 import buckets, listing, multipart, objects
+from protocols.s3.auth import authenticate
+from protocols.s3.context import Ctx, Settings
+from protocols.s3.errors import S3Error, error_xml, from_core
+from protocols.s3.router import route, split_host
+from protocols.s3.service import S3Fs
+
+log = logging.getLogger("tessera.s3")
+Handler = Callable[[Ctx], Awaitable[Response]]
+MAX_HEADER_BYTES = 16 * 1024
+READ_ONLY = {"GetObject", "HeadObject", "ListObjects", "ListObjectsV2", "HeadBucket", "GetBucketLocation",
+             "ListObjectVersions"}
+
+HANDLERS: dict[str, Handler] = {
+    "ListBuckets": buckets.list_buckets,
+    "CreateBucket": buckets.create_bucket,
+    "DeleteBucket": buckets.delete_bucket,
+    "HeadBucket": buckets.head_bucket,
+    "GetBucketLocation": buckets.location,
+    "GetBucketVersioning": buckets.versioning,
+    "GetBucketAcl": buckets.get_acl,
+    "PutBucketAcl": buckets.put_acl,
+    "ListObjects": lambda c: listing.list_objects(c, v2=False),
+    "ListObjectsV2": lambda c: listing.list_objects(c, v2=True),
+    "ListObjectVersions": listing.list_versions,
+    "PutObject": objects.put_object,
+    "GetObject": objects.get_object,
+    "HeadObject": lambda c: objects.get_object(c, head=True),
+    "DeleteObject": objects.delete_object,
+    "DeleteObjects": objects.delete_objects,
+    "GetObjectTagging": objects.get_tagging,
+    "PutObjectTagging": objects.put_tagging,
+    "DeleteObjectTagging": lambda c: objects.put_tagging(c, delete=True),
+    "GetObjectAcl": objects.get_object_acl,
+    "PutObjectAcl": objects.put_object_acl,
+    "CreateMultipartUpload": multipart.create,
+    "UploadPart": multipart.upload_part,
+    "CompleteMultipartUpload": multipart.complete,
+    "AbortMultipartUpload": multipart.abort,
+    "ListParts": multipart.list_parts,
+    "ListMultipartUploads": multipart.list_uploads,
+}
+
+
+def _headers(request: Request) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for k, v in request.headers.raw:
+        out.setdefault(k.decode("latin-1").lower(), []).append(v.decode("latin-1"))
+    return out
+
+
+def _error(e: S3Error, rid: str, head: bool) -> Response:
+    headers = {"x-amz-request-id": rid, **e.headers}
+    if e.status == 304:
+        return Response(status_code=304, headers=headers)
+    body = b"" if head else error_xml(e, rid)
+    return Response(body, status_code=e.status, media_type="application/xml", headers=headers)
+
+
+async def handle(s3: S3Fs, settings: Settings, request: Request) -> Response:
+    rid = uuid.uuid4().hex[:16].upper()
+    method = request.method
+    raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+    raw_query = request.scope.get("query_string", b"").decode("latin-1")
+    headers = _headers(request)
+    started = time.perf_counter()
+    op = "?"
+    try:
+        if sum(len(k) + sum(len(x) for x in v) for k, v in headers.items()) > MAX_HEADER_BYTES:
+            raise S3Error("RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed "
+                          "size.", 400)
+        from protocols.s3.auth import parse_query
+        q = dict(parse_query(raw_query))
+        host = (headers.get("host") or [""])[0]
+        r = route(method, raw_path, q, host, domain=settings.domain)
+        op = r.op
+        vb = split_host(host, settings.domain)
+        auth = await to_thread.run_sync(lambda: authenticate(method, raw_path, raw_query, headers, s3.user,
+                                                             resource_prefix=f"/{vb}" if vb else ""))
+        if auth.user is None and not (r.op in READ_ONLY and r.bucket and
+                                      await to_thread.run_sync(s3.is_public, r.bucket)):
+            raise S3Error("AccessDenied", "Access Denied", 403)
+        handler = HANDLERS.get(r.op)
+        if handler is None:
+            if r.op.startswith(("GetBucket", "DeleteBucket", "GetObjectLock")):
+                handler = buckets.not_configured
+            else:
+                raise S3Error("NotImplemented", f"{r.op} is not implemented by Tessera", 501)
+        ctx = Ctx(s3, request, r, auth, q, headers, rid, settings)
+        resp = await handler(ctx)
+    except S3Error as e:
+        if not e.resource:
+            e.resource = raw_path
+        resp = _error(e, rid, method == "HEAD")
+    except CoreError as e:
+        err = from_core(e)
+        err.resource = raw_path
+        resp = _error(err, rid, method == "HEAD")
+    except Exception:
+        log.exception("S3 request failed", extra={"op": op, "request_id": rid})
+        resp = _error(S3Error("InternalError", "We encountered an internal error. Please try again.", 500), rid,
+                      method == "HEAD")
+    resp.headers["x-amz-request-id"] = rid
+    resp.headers.setdefault("Server", "Tessera")
+    log.debug("s3 request", extra={"op": op, "method": method, "status": resp.status_code, "request_id": rid,
+                                   "ms": round((time.perf_counter() - started) * 1000, 2)})
+    return resp
+
+
+def create_app(store: Store, settings: Settings | None = None, root: str = "/") -> FastAPI:
+    s3 = S3Fs(store.fs, root)
+    cfg = settings or Settings()
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.api_route("/{path:path}", methods=["GET", "PUT", "POST", "DELETE", "HEAD"], include_in_schema=False)
+    async def s3_entry(request: Request) -> Response:
+        return await handle(s3, cfg, request)
+
+    app.state.store = store
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: each process opens the store itself."""
+    data = os.environ["TESSERA_DATA"]
+    settings = Settings(region=os.environ.get("TESSERA_S3_REGION", "us-east-1"),
+                        domain=os.environ.get("TESSERA_S3_DOMAIN") or None,
+                        min_part_size=int(os.environ.get("TESSERA_S3_MIN_PART", str(5 * 1024 * 1024))))
+    threads = int(os.environ.get("TESSERA_IO_THREADS", "4"))
+    return create_app(open_store(data, threads=threads), settings, os.environ.get("TESSERA_S3_ROOT", "/"))

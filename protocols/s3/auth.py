@@ -1,0 +1,240 @@
+"""Request authentication: SigV4 (header, presigned, streaming) and SigV2 (header, presigned).
+
+:func:`authenticate` is sans-IO: it takes the request line and headers and a
+way to look up a secret, and returns who is asking plus how the body must be
+verified.  Any region is accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import unquote
+
+from core.meta.types import User
+from protocols.s3 import sigv4
+from protocols.s3.chunked import ChunkSigner
+from protocols.s3.errors import S3Error
+
+MAX_SKEW = 15 * 60
+MAX_PRESIGN = 7 * 24 * 3600
+UNSIGNED = "UNSIGNED-PAYLOAD"
+STREAM_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAM_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+STREAM_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+STREAMING = {STREAM_SIGNED, STREAM_SIGNED_TRAILER, STREAM_UNSIGNED_TRAILER}
+
+
+@dataclass
+class Auth:
+    user: User | None  # None: anonymous
+    payload: str  # a hex SHA-256 to verify, UNSIGNED-PAYLOAD, or a STREAMING-* mode
+    signer: ChunkSigner | None = None
+
+
+Lookup = Callable[[str], User | None]
+
+
+def parse_query(raw: str) -> list[tuple[str, str]]:
+    """Query pairs decoded with %-escapes only ('+' stays '+', as S3 expects)."""
+    out = []
+    for part in raw.split("&"):
+        if not part:
+            continue
+        k, _, v = part.partition("=")
+        out.append((unquote(k), unquote(v)))
+    return out
+
+
+def _denied(msg: str = "Access Denied") -> S3Error:
+    return S3Error("AccessDenied", msg, 403)
+
+
+def _user(lookup: Lookup, access_key: str) -> User:
+    u = lookup(access_key)
+    if u is None:
+        raise S3Error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.",
+                      403)
+    return u
+
+
+def _amz_time(s: str) -> float:
+    try:
+        return time.mktime(time.strptime(s, "%Y%m%dT%H%M%SZ")) - time.timezone
+    except ValueError:
+        raise S3Error("AccessDenied", f"Invalid date {s!r}", 403) from None
+
+
+def authenticate(method: str, raw_path: str, raw_query: str, headers: Mapping[str, list[str]], lookup: Lookup,
+                 *, now: float | None = None, resource_prefix: str = "") -> Auth:
+    """Who sent this request; raises S3Error when the signature is wrong or stale.
+
+    ``resource_prefix`` is "/bucket" for virtual-host requests (SigV2 signs it).
+    """
+    now = time.time() if now is None else now
+    query = parse_query(raw_query)
+    qd = dict(query)
+    authz = (headers.get("authorization") or [""])[0]
+    if authz.startswith(sigv4.ALGO):
+        return _v4_header(method, raw_path, query, headers, authz, lookup, now)
+    if qd.get("X-Amz-Algorithm") == sigv4.ALGO:
+        return _v4_presigned(method, raw_path, query, headers, lookup, now)
+    if authz.startswith("AWS "):
+        return _v2_header(method, raw_path, query, headers, authz, lookup, now, resource_prefix)
+    if "AWSAccessKeyId" in qd and "Signature" in qd:
+        return _v2_presigned(method, raw_path, query, headers, lookup, now, resource_prefix)
+    if authz:
+        raise S3Error("AuthorizationHeaderMalformed", "Unsupported Authorization header", 400)
+    return Auth(None, UNSIGNED)
+
+
+def _parse_v4(authz: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in authz[len(sigv4.ALGO):].split(","):
+        k, _, v = part.strip().partition("=")
+        fields[k] = v
+    if not {"Credential", "SignedHeaders", "Signature"} <= set(fields):
+        raise S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed", 400)
+    return fields
+
+
+def _scope(credential: str) -> tuple[str, str, str, str]:
+    parts = credential.split("/")
+    if len(parts) != 5 or parts[4] != "aws4_request":
+        raise S3Error("AuthorizationHeaderMalformed", f"Malformed credential {credential!r}", 400)
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def _verify(method: str, raw_path: str, cquery: str, headers: Mapping[str, list[str]], signed: list[str],
+            payload: str, key: bytes, amz_date: str, scope: str, sig: str) -> None:
+    for uri in sigv4.canonical_uri(raw_path):
+        creq = sigv4.canonical_request(method, uri, cquery, headers, signed, payload)
+        if hmac.compare_digest(sigv4.sign(key, sigv4.string_to_sign(amz_date, scope, creq)), sig):
+            return
+    raise S3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature "
+                  "you provided. Check your key and signing method.", 403)
+
+
+def _v4_header(method: str, raw_path: str, query: list[tuple[str, str]], headers: Mapping[str, list[str]],
+               authz: str, lookup: Lookup, now: float) -> Auth:
+    f = _parse_v4(authz)
+    ak, date, region, service = _scope(f["Credential"])
+    user = _user(lookup, ak)
+    amz_date = (headers.get("x-amz-date") or [""])[0]
+    if amz_date:
+        ts = _amz_time(amz_date)
+    else:
+        raw_date = (headers.get("date") or [""])[0]
+        try:
+            ts = parsedate_to_datetime(raw_date).timestamp()
+        except (TypeError, ValueError):
+            raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header",
+                          403) from None
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(ts))
+    if abs(now - ts) > MAX_SKEW:
+        raise S3Error("RequestTimeTooSkewed", "The difference between the request time and the server's time "
+                      "is too large.", 403)
+    if not amz_date.startswith(date):
+        raise S3Error("AuthorizationHeaderMalformed", "The credential date does not match the request date", 400)
+    payload = (headers.get("x-amz-content-sha256") or [""])[0]
+    if not payload:
+        raise S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256", 400)
+    signed = f["SignedHeaders"].split(";")
+    scope = f"{date}/{region}/{service}/aws4_request"
+    key = sigv4.signing_key(user.secret_key, date, region, service)
+    _verify(method, raw_path, sigv4.canonical_query(query), headers, signed, payload, key, amz_date, scope,
+            f["Signature"])
+    signer = None
+    if payload in (STREAM_SIGNED, STREAM_SIGNED_TRAILER):
+        signer = ChunkSigner(key, amz_date, scope, f["Signature"])
+    elif payload != UNSIGNED and payload not in STREAMING and (len(payload) != 64 or not _is_hex(payload)):
+        raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a "
+                      "SHA-256 hex digest", 400)
+    return Auth(user, payload, signer)
+
+
+def _is_hex(s: str) -> bool:
+    try:
+        int(s, 16)
+        return True
+    except ValueError:
+        return False
+
+
+def _v4_presigned(method: str, raw_path: str, query: list[tuple[str, str]], headers: Mapping[str, list[str]],
+                  lookup: Lookup, now: float) -> Auth:
+    q = dict(query)
+    try:
+        ak, date, region, service = _scope(q["X-Amz-Credential"])
+        amz_date, expires = q["X-Amz-Date"], int(q["X-Amz-Expires"])
+        signed, sig = q["X-Amz-SignedHeaders"].split(";"), q["X-Amz-Signature"]
+    except (KeyError, ValueError):
+        raise S3Error("AuthorizationQueryParametersError", "Query-string authentication requires X-Amz-Credential, "
+                      "X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders and X-Amz-Signature", 400) from None
+    if not 0 < expires <= MAX_PRESIGN:
+        raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires must be between 1 and 604800", 400)
+    user = _user(lookup, ak)
+    ts = _amz_time(amz_date)
+    if now > ts + expires:
+        raise _denied("Request has expired")
+    if ts - now > MAX_SKEW:
+        raise _denied("Request is not valid yet")
+    payload = q.get("X-Amz-Content-Sha256", UNSIGNED)
+    key = sigv4.signing_key(user.secret_key, date, region, service)
+    scope = f"{date}/{region}/{service}/aws4_request"
+    _verify(method, raw_path, sigv4.canonical_query(query, exclude="X-Amz-Signature"), headers, signed,
+            payload, key, amz_date, scope, sig)
+    return Auth(user, UNSIGNED)
+
+
+def _v2_resource(raw_path: str, prefix: str) -> str:
+    return prefix + (raw_path or "/")
+
+
+def _v2_header(method: str, raw_path: str, query: list[tuple[str, str]], headers: Mapping[str, list[str]],
+               authz: str, lookup: Lookup, now: float, prefix: str) -> Auth:
+    try:
+        ak, sig = authz[4:].rsplit(":", 1)
+    except ValueError:
+        raise S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed", 400) from None
+    user = _user(lookup, ak.strip())
+    raw_date = (headers.get("x-amz-date") or headers.get("date") or [""])[0]
+    try:
+        ts = parsedate_to_datetime(raw_date).timestamp()
+    except (TypeError, ValueError):
+        raise _denied("AWS authentication requires a valid Date or x-amz-date header") from None
+    if abs(now - ts) > MAX_SKEW:
+        raise S3Error("RequestTimeTooSkewed", "The difference between the request time and the server's time "
+                      "is too large.", 403)
+    date = "" if "x-amz-date" in headers else raw_date
+    sts = sigv4.v2_string_to_sign(method, headers, date, _v2_resource(raw_path, prefix), query)
+    if not hmac.compare_digest(sigv4.v2_sign(user.secret_key, sts), sig.strip()):
+        raise S3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature "
+                      "you provided.", 403)
+    return Auth(user, UNSIGNED)
+
+
+def _v2_presigned(method: str, raw_path: str, query: list[tuple[str, str]], headers: Mapping[str, list[str]],
+                  lookup: Lookup, now: float, prefix: str) -> Auth:
+    q = dict(query)
+    user = _user(lookup, q["AWSAccessKeyId"])
+    try:
+        expires = int(q.get("Expires", ""))
+    except ValueError:
+        raise _denied("Invalid Expires") from None
+    if now > expires:
+        raise _denied("Request has expired")
+    sts = sigv4.v2_string_to_sign(method, {k: v for k, v in headers.items() if k != "x-amz-date"}, str(expires),
+                                  _v2_resource(raw_path, prefix), query)
+    if not hmac.compare_digest(sigv4.v2_sign(user.secret_key, sts), q["Signature"]):
+        raise S3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature "
+                      "you provided.", 403)
+    return Auth(user, UNSIGNED)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

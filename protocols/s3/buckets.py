@@ -1,0 +1,116 @@
+"""Bucket operations: list, create, delete, head, location, versioning, ACL."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from protocols.s3 import xmlio
+from protocols.s3.body import read_body
+from protocols.s3.context import Ctx
+from protocols.s3.errors import S3Error
+from protocols.s3.objects import acl_xml, owner_xml
+
+CANNED = {"private": False, "public-read": True, "public-read-write": True, "authenticated-read": False}
+
+
+def _xml(data: bytes, status: int = 200) -> Response:
+    return Response(data, status_code=status, media_type="application/xml")
+
+
+async def list_buckets(ctx: Ctx) -> Response:
+    if ctx.auth.user is None:
+        raise S3Error("AccessDenied", "Access Denied", 403)
+    buckets = await ctx.run(ctx.s3.buckets)
+    body = "".join(f"<Bucket>{xmlio.el('Name', n)}{xmlio.el('CreationDate', xmlio.iso(a.btime_ns))}</Bucket>"
+                   for n, a in buckets)
+    return _xml(xmlio.doc("ListAllMyBucketsResult", owner_xml(ctx) + f"<Buckets>{body}</Buckets>"))
+
+
+async def create_bucket(ctx: Ctx) -> Response:
+    raw = bytearray()
+    await read_body(ctx.request, ctx.auth, ctx.headers, raw.extend)
+    if raw.strip():
+        root = xmlio.parse(bytes(raw))
+        loc = xmlio.text(root, "LocationConstraint")
+        if loc is not None and not loc.replace("-", "").isalnum():
+            raise S3Error("InvalidLocationConstraint", "The specified location-constraint is not valid", 400)
+    acl = ctx.h("x-amz-acl") or "private"
+    if acl not in CANNED:
+        raise S3Error("InvalidArgument", f"Unsupported canned ACL {acl!r}", 400)
+    await ctx.run(ctx.s3.create_bucket, ctx.bucket, ctx.auth.user, CANNED[acl])
+    return Response(status_code=200, headers={"Location": f"/{ctx.bucket}"})
+
+
+async def delete_bucket(ctx: Ctx) -> Response:
+    await ctx.run(ctx.s3.delete_bucket, ctx.bucket)
+    return Response(status_code=204)
+
+
+async def head_bucket(ctx: Ctx) -> Response:
+    await ctx.run(ctx.s3.bucket, ctx.bucket)
+    return Response(status_code=200, headers={"x-amz-bucket-region": ctx.settings.region})
+
+
+async def location(ctx: Ctx) -> Response:
+    await ctx.run(ctx.s3.bucket, ctx.bucket)
+    region = "" if ctx.settings.region == "us-east-1" else ctx.settings.region
+    return _xml(xmlio.doc("LocationConstraint", region).replace(b"<LocationConstraint xmlns", b"<LocationConstraint "
+                                                                 b"xmlns", 1))
+
+
+async def versioning(ctx: Ctx) -> Response:
+    await ctx.run(ctx.s3.bucket, ctx.bucket)
+    return _xml(xmlio.doc("VersioningConfiguration", ""))
+
+
+async def get_acl(ctx: Ctx) -> Response:
+    public = await ctx.run(ctx.s3.is_public, ctx.bucket)
+    await ctx.run(ctx.s3.bucket, ctx.bucket)
+    return _xml(acl_xml(ctx, public))
+
+
+async def put_acl(ctx: Ctx) -> Response:
+    raw = bytearray()
+    await read_body(ctx.request, ctx.auth, ctx.headers, raw.extend)
+    acl = ctx.h("x-amz-acl")
+    if acl is None:
+        raise S3Error("NotImplemented", "Only canned ACLs (x-amz-acl) are supported", 501)
+    if acl not in CANNED:
+        raise S3Error("InvalidArgument", f"Unsupported canned ACL {acl!r}", 400)
+    await ctx.run(ctx.s3.set_public, ctx.bucket, CANNED[acl])
+    return Response(status_code=200)
+
+
+_MISSING = {
+    "GetBucketPolicy": ("NoSuchBucketPolicy", "The bucket policy does not exist"),
+    "GetBucketLifecycle": ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
+    "GetBucketCors": ("NoSuchCORSConfiguration", "The CORS configuration does not exist"),
+    "GetBucketEncryption": ("ServerSideEncryptionConfigurationNotFoundError",
+                            "The server side encryption configuration was not found"),
+    "GetBucketTagging": ("NoSuchTagSet", "The TagSet does not exist"),
+    "GetObjectLockConfiguration": ("ObjectLockConfigurationNotFoundError",
+                                   "Object Lock configuration does not exist for this bucket"),
+    "GetBucketWebsite": ("NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration"),
+    "GetBucketReplication": ("ReplicationConfigurationNotFoundError", "The replication configuration was not found"),
+    "GetBucketOwnershipControls": ("OwnershipControlsNotFoundError", "The bucket ownership controls were not found"),
+}
+
+
+async def not_configured(ctx: Ctx) -> Response:
+    """Bucket sub-resources Tessera keeps no configuration for."""
+    await ctx.run(ctx.s3.bucket, ctx.bucket)
+    op = ctx.route.op
+    if op in _MISSING:
+        code, msg = _MISSING[op]
+        raise S3Error(code, msg, 404, extra={"BucketName": ctx.bucket})
+    if op == "GetBucketLogging":
+        return _xml(xmlio.doc("BucketLoggingStatus", ""))
+    if op == "GetBucketNotification":
+        return _xml(xmlio.doc("NotificationConfiguration", ""))
+    if op == "GetBucketRequestPayment":
+        return _xml(xmlio.doc("RequestPaymentConfiguration", "<Payer>BucketOwner</Payer>"))
+    if op == "GetBucketAccelerate":
+        return _xml(xmlio.doc("AccelerateConfiguration", ""))
+    if op.startswith("Delete"):
+        return Response(status_code=204)
+    raise S3Error("NotImplemented", f"{op} is not implemented by Tessera", 501)

@@ -1,0 +1,66 @@
+"""The per-request context handed to every handler."""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from anyio import to_thread
+from starlette.requests import Request
+
+from protocols.s3.auth import Auth
+from protocols.s3.errors import S3Error
+from protocols.s3.router import Route
+from protocols.s3.service import S3Fs
+
+T = TypeVar("T")
+
+
+@dataclass
+class Settings:
+    region: str = "us-east-1"
+    domain: str | None = None  # virtual-host-style requests: <bucket>.<domain>
+    min_part_size: int = 5 * 1024 * 1024
+
+
+@dataclass
+class Ctx:
+    s3: S3Fs
+    request: Request
+    route: Route
+    auth: Auth
+    q: dict[str, str]
+    headers: dict[str, list[str]]
+    rid: str
+    settings: Settings
+
+    @property
+    def bucket(self) -> str:
+        assert self.route.bucket is not None
+        return self.route.bucket
+
+    @property
+    def key(self) -> str:
+        assert self.route.key is not None
+        return self.route.key
+
+    def h(self, name: str) -> str | None:
+        v = self.headers.get(name)
+        return v[0] if v else None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await to_thread.run_sync(fn, *args)
+
+    def uid_gid(self) -> tuple[int, int]:
+        u = self.auth.user
+        return (u.uid, u.gid) if u is not None else (0, 0)
+
+
+def parse_http_date(value: str) -> float:
+    try:
+        dt = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        raise S3Error("InvalidArgument", f"Invalid date {value!r}", 400) from None
+    return dt.timestamp()

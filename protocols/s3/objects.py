@@ -1,0 +1,388 @@
+"""Object operations: Put, Get, Head, Delete, DeleteObjects, Copy, tagging."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator
+
+from starlette.responses import Response, StreamingResponse
+
+from core.errors import CoreError, Exists
+from core.fs.types import Attr
+from protocols.s3 import checksums, objmeta, xmlio
+from protocols.s3.body import read_body
+from protocols.s3.context import Ctx, parse_http_date
+from protocols.s3.errors import S3Error, from_core
+from protocols.s3.objmeta import ObjMeta
+
+EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+READ_CHUNK = 4 * 1024 * 1024
+MAX_META = 2048
+
+
+def request_meta(ctx: Ctx, md5: str, size: int, mtime: int, checksum: tuple[str, str] | None) -> ObjMeta:
+    headers = {k: v for k in objmeta.STANDARD if (v := ctx.h(k)) is not None}
+    meta = {k[len("x-amz-meta-"):]: ",".join(v) for k, v in ctx.headers.items() if k.startswith("x-amz-meta-")}
+    if sum(len(k) + len(v) for k, v in meta.items()) > MAX_META:
+        raise S3Error("MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.", 400)
+    tags = parse_tag_header(ctx.h("x-amz-tagging"))
+    cs = {"algorithm": checksum[0], "value": checksum[1], "type": "FULL_OBJECT"} if checksum else {}
+    return ObjMeta(md5, size, mtime, headers, meta, cs, tags)
+
+
+def parse_tag_header(value: str | None) -> dict[str, str]:
+    if not value:
+        return {}
+    tags = dict(urllib.parse.parse_qsl(value, keep_blank_values=True))
+    check_tags(tags)
+    return tags
+
+
+def check_tags(tags: dict[str, str]) -> None:
+    if len(tags) > 10 or any(len(k) > 128 or len(v) > 256 or not k for k, v in tags.items()):
+        raise S3Error("InvalidTag", "Tags: at most 10, keys up to 128 and values up to 256 characters", 400)
+
+
+def quoted(etag: str) -> str:
+    return f'"{etag}"'
+
+
+def _etag_match(header: str, etag: str) -> bool:
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or quoted(etag) in tags or etag in tags
+
+
+def check_conditions(ctx: Ctx, etag: str, mtime_ns: int, *, prefix: str = "") -> None:
+    """If-Match / If-None-Match / If-(Un)Modified-Since, in RFC 7232 order."""
+    im, inm = ctx.h(prefix + "if-match"), ctx.h(prefix + "if-none-match")
+    ims, ius = ctx.h(prefix + "if-modified-since"), ctx.h(prefix + "if-unmodified-since")
+    mtime = mtime_ns / 1e9
+    fail = S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412)
+    if im is not None:
+        if not _etag_match(im, etag):
+            raise fail
+    elif ius is not None and int(mtime) > parse_http_date(ius):
+        raise fail
+    not_modified = 412 if prefix else 304
+    if inm is not None:
+        if _etag_match(inm, etag):
+            raise S3Error("NotModified" if not prefix else "PreconditionFailed", "Not Modified", not_modified)
+    elif ims is not None and int(mtime) <= parse_http_date(ims):
+        raise S3Error("NotModified" if not prefix else "PreconditionFailed", "Not Modified", not_modified)
+
+
+def object_headers(a: Attr, m: ObjMeta, ctx: Ctx | None = None) -> dict[str, str]:
+    h = {"ETag": quoted(m.etag or EMPTY_MD5), "Last-Modified": xmlio.http_date(a.mtime_ns),
+         "Accept-Ranges": "bytes", "Content-Type": m.content_type}
+    for k, v in m.headers.items():
+        if k != "content-type":
+            h[k.title()] = v
+    for k, v in m.meta.items():
+        h[f"x-amz-meta-{k}"] = v
+    if m.tags:
+        h["x-amz-tagging-count"] = str(len(m.tags))
+    if m.parts:
+        h["x-amz-mp-parts-count"] = str(len(m.parts))
+    if ctx is not None:
+        for q, name in (("response-content-type", "Content-Type"), ("response-content-language", "Content-Language"),
+                        ("response-expires", "Expires"), ("response-cache-control", "Cache-Control"),
+                        ("response-content-disposition", "Content-Disposition"),
+                        ("response-content-encoding", "Content-Encoding")):
+            if q in ctx.q:
+                h[name] = ctx.q[q]
+        if (ctx.h("x-amz-checksum-mode") or "").upper() == "ENABLED" and m.checksum:
+            h[checksums.header_name(m.checksum["algorithm"])] = m.checksum["value"]
+            h["x-amz-checksum-type"] = m.checksum.get("type", "FULL_OBJECT")
+    return h
+
+
+# -- PutObject ----------------------------------------------------------------------------
+async def put_object(ctx: Ctx) -> Response:
+    if ctx.h("x-amz-copy-source"):
+        return await copy_object(ctx)
+    fs = ctx.s3.fs
+    if ctx.key.endswith("/"):
+        return await _put_dir(ctx)
+    parent, name, _ = await ctx.run(ctx.s3.parent_for, ctx.bucket, ctx.key, ctx.auth.user)
+    exclusive = (ctx.h("if-none-match") or "").strip() == "*"
+    if ctx.h("if-match") is not None:
+        try:
+            a = await ctx.run(ctx.s3.lookup, ctx.bucket, ctx.key)
+            m = await ctx.run(objmeta.load, fs, a)
+        except S3Error:
+            raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
+                          412) from None
+        check_conditions(ctx, m.etag, a.mtime_ns)
+    stager = fs.stager()
+    try:
+        body = await read_body(ctx.request, ctx.auth, ctx.headers, stager.write)
+        now = time.time_ns()
+        meta = request_meta(ctx, body.md5, body.size, now, body.checksum)
+        uid, gid = ctx.uid_gid()
+        await ctx.run(lambda: fs.write_file(parent, name, stager, uid=uid, gid=gid, exclusive=exclusive,
+                                            xattrs={objmeta.XATTR: meta.encode()}, mtime_ns=now))
+    except Exists:
+        stager.abort()
+        raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
+                      412) from None
+    except BaseException:
+        stager.abort()
+        raise
+    headers = {"ETag": quoted(body.md5)}
+    if body.checksum:
+        headers[checksums.header_name(body.checksum[0])] = body.checksum[1]
+    return Response(status_code=200, headers=headers)
+
+
+async def _put_dir(ctx: Ctx) -> Response:
+    chunks = bytearray()
+    await read_body(ctx.request, ctx.auth, ctx.headers, chunks.extend)
+    if chunks:
+        raise S3Error("InvalidArgument", "A key ending in '/' is a directory and cannot hold data", 400)
+    await ctx.run(ctx.s3.make_dir_marker, ctx.bucket, ctx.key, ctx.auth.user)
+    return Response(status_code=200, headers={"ETag": quoted(EMPTY_MD5)})
+
+
+# -- Get/HeadObject ----------------------------------------------------------------------
+def parse_range(value: str, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) of a single 'bytes=' range; None = whole object.
+
+    >>> parse_range("bytes=0-9", 100), parse_range("bytes=-10", 100), parse_range("bytes=95-", 100)
+    ((0, 9), (90, 99), (95, 99))
+    """
+    if not value.startswith("bytes=") or "," in value:
+        return None
+    a, sep, b = value[6:].strip().partition("-")
+    if not sep:
+        return None
+    try:
+        if a == "":
+            n = int(b)
+            if n <= 0:
+                raise ValueError
+            return (max(0, size - n), size - 1) if size else _unsatisfiable(size)
+        start = int(a)
+        end = int(b) if b else size - 1
+    except ValueError:
+        return None
+    if start >= size or (b and end < start):
+        return _unsatisfiable(size) if start >= size else None
+    return start, min(end, size - 1)
+
+
+def _unsatisfiable(size: int) -> tuple[int, int]:
+    raise S3Error("InvalidRange", "The requested range is not satisfiable", 416,
+                  headers={"Content-Range": f"bytes */{size}"})
+
+
+async def get_object(ctx: Ctx, head: bool = False) -> Response:
+    fs = ctx.s3.fs
+    a = await ctx.run(ctx.s3.lookup, ctx.bucket, ctx.key)
+    m = await ctx.run(objmeta.load, fs, a) if a.is_file else ObjMeta(EMPTY_MD5, 0, a.mtime_ns)
+    size = a.size if a.is_file else 0
+    check_conditions(ctx, m.etag, a.mtime_ns)
+    headers = object_headers(a, m, ctx)
+    status, start, end = 200, 0, size - 1
+    part = ctx.q.get("partNumber")
+    if part is not None:
+        start, end = _part_range(m, size, part)
+        status = 206 if m.parts else 200
+        if status == 206:
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    elif (rng := ctx.h("range")) is not None and (r := parse_range(rng, size)) is not None:
+        start, end = r
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if status == 206 or part is not None:
+        headers.pop(checksums.header_name(m.checksum.get("algorithm", "")), None) if m.checksum else None
+    length = max(0, end - start + 1)
+    headers["Content-Length"] = str(length)
+    if head or length == 0:
+        return Response(status_code=status, headers=headers)
+    return StreamingResponse(_stream(ctx, a.ino, start, length), status_code=status, headers=headers,
+                             media_type=None)
+
+
+def _part_range(m: ObjMeta, size: int, part_s: str) -> tuple[int, int]:
+    try:
+        part = int(part_s)
+    except ValueError:
+        raise S3Error("InvalidArgument", "partNumber must be an integer", 400) from None
+    parts = m.parts or [size]
+    if not 1 <= part <= len(parts):
+        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", 416)
+    start = sum(parts[: part - 1])
+    return start, start + parts[part - 1] - 1
+
+
+async def _stream(ctx: Ctx, ino: int, start: int, length: int) -> AsyncIterator[bytes]:
+    fs = ctx.s3.fs
+    end = start + length
+    off = start
+    nxt: asyncio.Future[bytes] | None = None
+
+    def read(o: int) -> bytes:
+        return fs.read(ino, o, min(READ_CHUNK, end - o))
+    while off < end:
+        cur = nxt if nxt is not None else asyncio.ensure_future(ctx.run(read, off))
+        data = await cur
+        if not data:
+            return
+        off += len(data)
+        nxt = asyncio.ensure_future(ctx.run(read, off)) if off < end else None  # read ahead
+        yield data
+
+
+# -- DeleteObject(s) ---------------------------------------------------------------------
+async def delete_object(ctx: Ctx) -> Response:
+    await ctx.run(ctx.s3.delete, ctx.bucket, ctx.key)
+    return Response(status_code=204)
+
+
+async def delete_objects(ctx: Ctx) -> Response:
+    raw = bytearray()
+    await read_body(ctx.request, ctx.auth, ctx.headers, raw.extend)
+    root = xmlio.parse(bytes(raw))
+    quiet = (xmlio.text(root, "Quiet", "false") or "").lower() == "true"
+    objs = root.findall("Object")
+    if len(objs) > 1000:
+        raise S3Error("MalformedXML", "At most 1000 keys can be deleted per request", 400)
+    await ctx.run(ctx.s3.bucket, ctx.bucket)
+    out = []
+    for o in objs:
+        key = xmlio.text(o, "Key")
+        if not key:
+            raise S3Error("MalformedXML", "Each Object needs a Key", 400)
+        try:
+            await ctx.run(ctx.s3.delete, ctx.bucket, key)
+            if not quiet:
+                out.append(f"<Deleted>{xmlio.el('Key', key)}</Deleted>")
+        except S3Error as e:
+            out.append(f"<Error>{xmlio.el('Key', key)}{xmlio.el('Code', e.code)}"
+                       f"{xmlio.el('Message', e.message)}</Error>")
+    return Response(xmlio.doc("DeleteResult", "".join(out)), media_type="application/xml")
+
+
+# -- CopyObject --------------------------------------------------------------------------
+def copy_source(ctx: Ctx) -> tuple[str, str]:
+    raw = ctx.h("x-amz-copy-source") or ""
+    src = urllib.parse.unquote(raw.split("?", 1)[0]).lstrip("/")
+    bucket, _, key = src.partition("/")
+    if not bucket or not key:
+        raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: "
+                      "sourcebucket/sourcekey", 400)
+    return bucket, key
+
+
+async def copy_object(ctx: Ctx) -> Response:
+    fs = ctx.s3.fs
+    sb, sk = copy_source(ctx)
+    src = await ctx.run(ctx.s3.lookup, sb, sk)
+    if not src.is_file:
+        raise S3Error("InvalidRequest", "The copy source is a directory", 400)
+    sm = await ctx.run(objmeta.load, fs, src)
+    check_conditions(ctx, sm.etag, src.mtime_ns, prefix="x-amz-copy-source-")
+    replace = (ctx.h("x-amz-metadata-directive") or "COPY").upper() == "REPLACE"
+    tag_replace = (ctx.h("x-amz-tagging-directive") or "COPY").upper() == "REPLACE"
+    if (sb, sk) == (ctx.bucket, ctx.key) and not replace and not tag_replace:
+        raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
+                      "itself without changing the object's metadata, storage class, website redirect location "
+                      "or encryption attributes.", 400)
+    now = time.time_ns()
+    m = request_meta(ctx, sm.etag, src.size, now, None) if replace else ObjMeta(
+        sm.etag, src.size, now, dict(sm.headers), dict(sm.meta), dict(sm.checksum), dict(sm.tags), list(sm.parts))
+    m.etag, m.size, m.mtime = sm.etag, src.size, now
+    if not replace:
+        m.checksum = dict(sm.checksum)
+    m.tags = parse_tag_header(ctx.h("x-amz-tagging")) if tag_replace else dict(sm.tags)
+    parent, name, _ = await ctx.run(ctx.s3.parent_for, ctx.bucket, ctx.key, ctx.auth.user)
+    uid, gid = ctx.uid_gid()
+    await ctx.run(clone, ctx, src, parent, name, m, uid, gid, now)
+    return Response(xmlio.doc("CopyObjectResult", xmlio.el("LastModified", xmlio.iso(now)) +
+                              xmlio.el("ETag", quoted(m.etag))), media_type="application/xml")
+
+
+def clone(ctx: Ctx, src: Attr, parent: int, name: str, m: ObjMeta, uid: int, gid: int, now: int) -> None:
+    """Copy an object's bytes: re-pointing slices (no data copy) unless it is tiny."""
+    fs = ctx.s3.fs
+    try:
+        if src.size <= fs.inline_max:
+            data = fs.read(src.ino, 0, src.size)
+            fs.write_file(parent, name, data, uid=uid, gid=gid, xattrs={objmeta.XATTR: m.encode()}, mtime_ns=now)
+            return
+        tmp_dir = fs.system_dir("s3-tmp")
+        tmp = f"copy-{uuid.uuid4().hex}"
+        t = fs.write_file(tmp_dir, tmp, b"", uid=uid, gid=gid)
+        try:
+            fs.concat(t.ino, [src.ino])
+            fs.setattr(t.ino, mtime_ns=now)
+            fs.setxattr(t.ino, objmeta.XATTR, m.encode())
+            fs.rename(tmp_dir, tmp, parent, name)
+        except BaseException:
+            try:
+                fs.unlink(tmp_dir, tmp)
+            except CoreError:
+                pass
+            raise
+    except CoreError as e:
+        raise from_core(e, ctx.key) from None
+
+
+# -- tagging and ACLs --------------------------------------------------------------------
+async def get_tagging(ctx: Ctx) -> Response:
+    a = await ctx.run(ctx.s3.lookup, ctx.bucket, ctx.key)
+    m = await ctx.run(objmeta.load, ctx.s3.fs, a)
+    tags = "".join(f"<Tag>{xmlio.el('Key', k)}{xmlio.el('Value', v)}</Tag>" for k, v in m.tags.items())
+    return Response(xmlio.doc("Tagging", f"<TagSet>{tags}</TagSet>"), media_type="application/xml")
+
+
+async def put_tagging(ctx: Ctx, delete: bool = False) -> Response:
+    tags: dict[str, str] = {}
+    if not delete:
+        raw = bytearray()
+        await read_body(ctx.request, ctx.auth, ctx.headers, raw.extend)
+        root = xmlio.parse(bytes(raw))
+        for t in root.iter("Tag"):
+            tags[xmlio.text(t, "Key", "") or ""] = xmlio.text(t, "Value", "") or ""
+        check_tags(tags)
+
+    def apply() -> None:
+        a = ctx.s3.lookup(ctx.bucket, ctx.key)
+        m = objmeta.load(ctx.s3.fs, a)
+        m.tags = tags
+        ctx.s3.fs.setxattr(a.ino, objmeta.XATTR, m.encode())
+    await ctx.run(apply)
+    return Response(status_code=204 if delete else 200)
+
+
+def owner_xml(ctx: Ctx) -> str:
+    u = ctx.auth.user
+    name = u.name if u else "anonymous"
+    return f"<Owner>{xmlio.el('ID', name)}{xmlio.el('DisplayName', name)}</Owner>"
+
+
+def acl_xml(ctx: Ctx, public: bool) -> bytes:
+    grant = ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser">'
+             f"{owner_xml(ctx)[7:-8]}</Grantee><Permission>FULL_CONTROL</Permission></Grant>")
+    if public:
+        grant += ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Group">'
+                  "<URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee>"
+                  "<Permission>READ</Permission></Grant>")
+    return xmlio.doc("AccessControlPolicy", owner_xml(ctx) + f"<AccessControlList>{grant}</AccessControlList>")
+
+
+async def get_object_acl(ctx: Ctx) -> Response:
+    await ctx.run(ctx.s3.lookup, ctx.bucket, ctx.key)
+    public = await ctx.run(ctx.s3.is_public, ctx.bucket)
+    return Response(acl_xml(ctx, public), media_type="application/xml")
+
+
+async def put_object_acl(ctx: Ctx) -> Response:
+    await ctx.run(ctx.s3.lookup, ctx.bucket, ctx.key)
+    acl = ctx.h("x-amz-acl") or "private"
+    if acl not in ("private", "bucket-owner-full-control", "bucket-owner-read"):
+        raise S3Error("NotImplemented", "Per-object ACLs are not supported; use a public bucket", 501)
+    return Response(status_code=200)
