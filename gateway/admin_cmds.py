@@ -35,6 +35,8 @@ def init(args: argparse.Namespace) -> int:
     os.makedirs(d, exist_ok=True)
     sid = init_store(d, targets=args.target, ntargets=args.targets or 6, ec=ec, cell=args.cell_size)
     cfgmod.write_default(d)
+    from gateway.tls import self_signed
+    self_signed(os.path.join(d, "tls", "cert.pem"), os.path.join(d, "tls", "key.pem"))
     with open_store(d) as s:
         geo = s.data.geo
         n = len(s.data.target_infos())
@@ -168,6 +170,12 @@ def serve(args: argparse.Namespace) -> int:
     if not args.config and not os.path.exists(path) and is_store(data_dir(args)):
         cfgmod.write_default(data_dir(args))
     cfg = cfgmod.load(path)
+    if args.s3_listen:
+        try:
+            cfgmod.parse_listen(args.s3_listen)
+        except ValueError as e:
+            raise InvalidArgument(f"--s3-listen: {e}") from None
+        cfg.s3.listen = args.s3_listen
     logs.setup(cfg.log.level, cfg.log.format)
     d = cfg.data_dir(path) if args.config else data_dir(args)
     return Server(cfg, d).run()

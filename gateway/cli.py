@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cmd("serve", admin_cmds.serve, "run the enabled servers until SIGTERM/SIGINT")
     p.add_argument("--config", metavar="FILE", help="config file (default DIR/tessera.yaml)")
+    p.add_argument("--s3-listen", metavar="HOST:PORT", help="S3 listen address (overrides s3.listen)")
     return parser
 
 

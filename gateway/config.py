@@ -49,6 +49,36 @@ class MaintenanceConfig(_Strict):
     repair_interval_s: float = Field(60.0, ge=0)
 
 
+class TlsConfig(_Strict):
+    enabled: bool = False
+    cert: str = "tls/cert.pem"  # relative to the data directory
+    key: str = "tls/key.pem"
+
+
+class S3Config(_Strict):
+    enabled: bool = True
+    listen: str = "0.0.0.0:9000"
+    workers: int = Field(2, ge=1, le=64)
+    root: str = "/"  # buckets are the directories under this path
+    region: str = "us-east-1"
+    domain: str | None = None  # enables virtual-host-style requests: <bucket>.<domain>
+    min_part_size: int = Field(5 * 1024 * 1024, ge=0)
+    tls: TlsConfig = TlsConfig()
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, v: str) -> str:
+        if not v.startswith("/") or "/../" in v + "/":
+            raise ValueError("must be an absolute store path without '..'")
+        return v
+
+
 class StoreConfig(_Strict):
     data: str = "."  # relative to the config file's directory
     io_threads: int = Field(4, ge=1, le=64)
@@ -58,6 +88,7 @@ class Config(_Strict):
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()
     admin: AdminConfig = AdminConfig()
+    s3: S3Config = S3Config()
     maintenance: MaintenanceConfig = MaintenanceConfig()
 
     def data_dir(self, config_path: str) -> str:
@@ -76,6 +107,17 @@ log:
 admin:
   enabled: true
   listen: 127.0.0.1:9100   # /healthz and Prometheus /metrics
+s3:
+  enabled: true
+  listen: 0.0.0.0:9000     # like MinIO; 'tessera serve --s3-listen HOST:PORT' overrides
+  workers: 2               # uvicorn worker processes
+  root: /                  # buckets are the directories under this store path
+  region: us-east-1        # reported to clients; requests may sign any region
+  domain: null             # set (e.g. s3.example.com) for virtual-host-style buckets
+  tls:
+    enabled: false         # HTTPS with the pair below ('tessera init' makes a self-signed one)
+    cert: tls/cert.pem
+    key: tls/key.pem
 maintenance:
   gc_interval_s: 300       # garbage-collect unreferenced segments
   repair_interval_s: 60    # repair cells that reads found bad

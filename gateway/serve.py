@@ -7,19 +7,62 @@ as its own process using the core library directly.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core.data import maintenance as mt
+from core.errors import ConfigError
 from core.store import Store, open_store
 from gateway.config import Config, parse_listen
 from gateway.metrics import registry
 
 log = logging.getLogger("tessera.serve")
+
+
+class Child:
+    """A protocol server process, restarted with backoff if it dies."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name, self.argv, self.env = name, argv, env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._next = 0.0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, env=self.env)
+        log.info("started", extra={"server": self.name, "pid": self.proc.pid})
+
+    def check(self) -> None:
+        if self.proc is None or self.proc.poll() is None:
+            return
+        now = time.monotonic()
+        if self._next == 0.0:
+            log.error("server exited; restarting", extra={"server": self.name, "code": self.proc.returncode})
+            self._next = now + min(30.0, 0.5 * 2 ** min(self.restarts, 6))
+        elif now >= self._next:
+            self.restarts += 1
+            self._next = 0.0
+            self.start()
+
+    def stop(self) -> None:
+        p = self.proc
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
 
 
 class Server:
@@ -32,6 +75,26 @@ class Server:
                                            "cells_repaired": 0}
         self.httpd: ThreadingHTTPServer | None = None
         self.threads: list[threading.Thread] = []
+        self.children: list[Child] = []
+
+    def _s3_child(self) -> Child:
+        s3 = self.cfg.s3
+        env = {**os.environ, "TESSERA_DATA": os.path.abspath(self.data_dir), "TESSERA_S3_LISTEN": s3.listen,
+               "TESSERA_S3_WORKERS": str(s3.workers), "TESSERA_S3_ROOT": s3.root, "TESSERA_S3_REGION": s3.region,
+               "TESSERA_S3_DOMAIN": s3.domain or "", "TESSERA_S3_MIN_PART": str(s3.min_part_size),
+               "TESSERA_IO_THREADS": str(self.cfg.store.io_threads), "TESSERA_LOG": self.cfg.log.level}
+        if s3.tls.enabled:
+            cert = os.path.join(self.data_dir, s3.tls.cert)
+            key = os.path.join(self.data_dir, s3.tls.key)
+            for p in (cert, key):
+                if not os.path.exists(p):
+                    raise ConfigError(f"s3.tls: {p} not found")
+            env["TESSERA_S3_CERT"], env["TESSERA_S3_KEY"] = cert, key
+        host, port = parse_listen(s3.listen)
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:  # fail early, clearly
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+        return Child("s3", [sys.executable, "-m", "protocols.s3.server"], env)
 
     def _bind_admin(self) -> ThreadingHTTPServer:
         host, port = parse_listen(self.cfg.admin.listen)
@@ -97,6 +160,8 @@ class Server:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        if self.cfg.s3.enabled:
+            self.children.append(self._s3_child())
         if self.cfg.admin.enabled:
             self.httpd = self._bind_admin()
             self.threads.append(threading.Thread(target=self.httpd.serve_forever, args=(0.2,),
@@ -104,9 +169,14 @@ class Server:
         self.threads.append(threading.Thread(target=self._maintenance, name="maintenance", daemon=True))
         for th in self.threads:
             th.start()
+        for c in self.children:
+            c.start()
         log.info("tessera serving", extra={"data": self.data_dir})
         while not self.stop.wait(0.5):
-            pass
+            for c in self.children:
+                c.check()
+        for c in self.children:
+            c.stop()
         if self.httpd is not None:
             self.httpd.shutdown()
             self.httpd.server_close()

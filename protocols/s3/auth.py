@@ -191,8 +191,22 @@ def _v4_presigned(method: str, raw_path: str, query: list[tuple[str, str]], head
     return Auth(user, UNSIGNED)
 
 
-def _v2_resource(raw_path: str, prefix: str) -> str:
-    return prefix + (raw_path or "/")
+def _v2_resources(raw_path: str, prefix: str) -> list[str]:
+    """Resources a SigV2 client may have signed: botocore signs '/bucket/' for bucket requests."""
+    res = prefix + (raw_path or "/")
+    if res.count("/") == 1 and len(res) > 1:
+        return [res, res + "/"]
+    return [res]
+
+
+def _v2_check(secret: str, sig: str, method: str, headers: Mapping[str, list[str]], date: str, raw_path: str,
+              prefix: str, query: list[tuple[str, str]]) -> None:
+    for res in _v2_resources(raw_path, prefix):
+        sts = sigv4.v2_string_to_sign(method, headers, date, res, query)
+        if hmac.compare_digest(sigv4.v2_sign(secret, sts), sig):
+            return
+    raise S3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature "
+                  "you provided.", 403)
 
 
 def _v2_header(method: str, raw_path: str, query: list[tuple[str, str]], headers: Mapping[str, list[str]],
@@ -210,11 +224,8 @@ def _v2_header(method: str, raw_path: str, query: list[tuple[str, str]], headers
     if abs(now - ts) > MAX_SKEW:
         raise S3Error("RequestTimeTooSkewed", "The difference between the request time and the server's time "
                       "is too large.", 403)
-    date = "" if "x-amz-date" in headers else raw_date
-    sts = sigv4.v2_string_to_sign(method, headers, date, _v2_resource(raw_path, prefix), query)
-    if not hmac.compare_digest(sigv4.v2_sign(user.secret_key, sts), sig.strip()):
-        raise S3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature "
-                      "you provided.", 403)
+    date = (headers.get("date") or [""])[0]  # x-amz-date alone: it is signed among the x-amz-* headers
+    _v2_check(user.secret_key, sig.strip(), method, headers, date, raw_path, prefix, query)
     return Auth(user, UNSIGNED)
 
 
@@ -228,11 +239,8 @@ def _v2_presigned(method: str, raw_path: str, query: list[tuple[str, str]], head
         raise _denied("Invalid Expires") from None
     if now > expires:
         raise _denied("Request has expired")
-    sts = sigv4.v2_string_to_sign(method, {k: v for k, v in headers.items() if k != "x-amz-date"}, str(expires),
-                                  _v2_resource(raw_path, prefix), query)
-    if not hmac.compare_digest(sigv4.v2_sign(user.secret_key, sts), q["Signature"]):
-        raise S3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature "
-                      "you provided.", 403)
+    _v2_check(user.secret_key, q["Signature"], method, {k: v for k, v in headers.items() if k != "x-amz-date"},
+              str(expires), raw_path, prefix, query)
     return Auth(user, UNSIGNED)
 
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -39,19 +40,36 @@ def _get(url: str, timeout: float = 30) -> tuple[int, str]:
             time.sleep(0.2)
 
 
+def _get_status(url: str) -> tuple[int, str]:
+    deadline = time.time() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_health_metrics_and_stop(tmp_path: Path, sig: signal.Signals) -> None:
     d = tmp_path / "data"
     _init(d)
-    port = _free_port()
+    port, s3port = _free_port(), _free_port()
     cfg = tmp_path / "alt.yaml"
-    cfg.write_text(f"store:\n  data: data\nadmin:\n  listen: 127.0.0.1:{port}\nlog:\n  format: json\n")
+    cfg.write_text(f"store:\n  data: data\nadmin:\n  listen: 127.0.0.1:{port}\nlog:\n  format: json\n"
+                   f"s3:\n  listen: 127.0.0.1:{s3port}\n  workers: 1\n")
     p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--config", str(cfg)], cwd=ROOT,
                          stderr=subprocess.PIPE, text=True)
     try:
         assert _get(f"http://127.0.0.1:{port}/healthz") == (200, "OK\n")
         _, body = _get(f"http://127.0.0.1:{port}/metrics")
         assert 'tessera_health{state="OK"} 1.0' in body and "tessera_target_up" in body
+        code, xml = _get_status(f"http://127.0.0.1:{s3port}/")  # the S3 server runs too
+        assert code == 403 and "<Code>AccessDenied</Code>" in xml
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/nope", timeout=5)
         p.send_signal(sig)
@@ -66,7 +84,7 @@ def test_serve_health_metrics_and_stop(tmp_path: Path, sig: signal.Signals) -> N
 def test_serve_rejects_bad_config(tmp_path: Path) -> None:
     d = tmp_path / "data"
     _init(d)
-    (d / "tessera.yaml").write_text("admin:\n  listen: everywhere\n")
+    (d / "tessera.yaml").write_text("admin:\n  listen: everywhere\ns3:\n  enabled: false\n")
     p = subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "admin.listen" in p.stderr and "Traceback" not in p.stderr
@@ -79,7 +97,8 @@ def test_serve_reports_port_in_use(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        (d / "tessera.yaml").write_text(f"admin:\n  listen: 127.0.0.1:{port}\n")
+        (d / "tessera.yaml").write_text(f"admin:\n  listen: 127.0.0.1:{_free_port()}\n"
+                                        f"s3:\n  listen: 127.0.0.1:{port}\n")
         p = subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"], cwd=ROOT,
                            capture_output=True, text=True, timeout=60, env={**os.environ})
     assert p.returncode == 1 and "tessera: error:" in p.stderr

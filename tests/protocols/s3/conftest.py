@@ -1,0 +1,104 @@
+"""A real `tessera serve` (S3 over HTTP and over HTTPS) shared by the S3 tests."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[3]
+_names = itertools.count()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class S3Server:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    data: Path
+    cert: str | None
+    proc: subprocess.Popen[bytes]
+
+    def client(self, **cfg: Any) -> Any:
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+                            verify=self.cert if self.cert else None, config=Config(**cfg) if cfg else None)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null",
+                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+
+
+def cli(data: Path, *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(data), *args], cwd=ROOT,
+                          check=True, capture_output=True, text=True).stdout
+
+
+def _start(tmp: Path, tls: bool) -> Iterator[S3Server]:
+    data = tmp / "data"
+    cli(data, "init")
+    user = json.loads(cli(data, "user", "add", "tester", "--password", "pw", "--json"))
+    port = free_port()
+    cfg = data / "tessera.yaml"
+    cfg.write_text(f"admin:\n  enabled: false\nlog:\n  level: warning\ns3:\n  listen: 127.0.0.1:{port}\n"
+                   f"  workers: 2\n  domain: s3.localtest\n  tls:\n    enabled: {str(tls).lower()}\n"
+                   "maintenance:\n  gc_interval_s: 0\n")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(data), "serve"], cwd=ROOT)
+    scheme = "https" if tls else "http"
+    deadline = time.time() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("the S3 server did not start") from None
+            time.sleep(0.2)
+    srv = S3Server(f"{scheme}://127.0.0.1:{port}", user["access_key"], user["secret_key"], data,
+                   str(data / "tls" / "cert.pem") if tls else None, proc)
+    try:
+        yield srv
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    yield from _start(tmp_path_factory.mktemp("s3http"), tls=False)
+
+
+@pytest.fixture(scope="session")
+def s3tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    yield from _start(tmp_path_factory.mktemp("s3https"), tls=True)
+
+
+@pytest.fixture
+def bucket(s3: S3Server) -> str:
+    name = f"b{next(_names)}-{os.getpid()}"
+    s3.client().create_bucket(Bucket=name)
+    return name
