@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 deps: $(VENV)/.installed
-	@bash .ci/system-deps.sh
+	@bash .ci/system-deps.sh rclone
 
 run: $(VENV)/.installed
 	@[ -f "$(TESSERA_DATA)/meta/meta.db" ] || $(BIN)/tessera init --data "$(TESSERA_DATA)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System packages the tests need. Nothing is needed by the data core's tests yet;
+# System packages the tests need, named by the Makefile: rclone for the S3 client tests;
 # protocol issues add their clients here (smbclient, libnfs-utils, ...).
 set -euo pipefail
 need=()

@@ -258,8 +258,9 @@ def test_multipart_copy_abort_and_small_parts(s3: S3Server, bucket: str) -> None
                            CopySource={"Bucket": bucket, "Key": "src"}, CopySourceRange=f"bytes=0-{5 * MiB - 1}")
     b = c.upload_part_copy(Bucket=bucket, Key="joined", UploadId=up, PartNumber=2,
                            CopySource={"Bucket": bucket, "Key": "src"}, CopySourceRange="bytes=100-199")
-    c.complete_multipart_upload(Bucket=bucket, Key="joined", UploadId=up, MultipartUpload={"Parts": [
-        {"PartNumber": 1, "ETag": a["CopyPartResult"]["ETag"]}, {"PartNumber": 2, "ETag": b["CopyPartResult"]["ETag"]}]})
+    parts = [{"PartNumber": 1, "ETag": a["CopyPartResult"]["ETag"]},
+             {"PartNumber": 2, "ETag": b["CopyPartResult"]["ETag"]}]
+    c.complete_multipart_upload(Bucket=bucket, Key="joined", UploadId=up, MultipartUpload={"Parts": parts})
     assert c.get_object(Bucket=bucket, Key="joined")["Body"].read() == src[:5 * MiB] + src[100:200]
     up = c.create_multipart_upload(Bucket=bucket, Key="tiny")["UploadId"]
     t1 = c.upload_part(Bucket=bucket, Key="tiny", UploadId=up, PartNumber=1, Body=b"small")
