@@ -44,8 +44,7 @@ class FileSystem:
 
     # -- attributes and lookup ------------------------------------------------------
     def getattr(self, ino: int, gen: int | None = None) -> Attr:
-        with self.meta.read() as t:
-            attr = Attr.of(ns.get(t, ino, gen))
+        attr = Attr.of(ns.get(self.meta.peek(), ino, gen))
         st = self.files.state(ino, create=False)
         if st is not None and st.written_end > attr.size:  # our own uncommitted growth
             attr = _with_size(attr, st.written_end)
@@ -57,12 +56,12 @@ class FileSystem:
 
     def lookup(self, parent: int, name: str) -> Attr:
         raw = names.encode(name)
-        with self.meta.read() as t:
+        node = self.meta.peek().lookup_inode(parent, raw)
+        if node is not None:
+            return Attr.of(node)
+        with self.meta.read() as t:  # a miss: say precisely why
             ns.get_dir(t, parent)
-            hit = t.lookup(parent, raw)
-            if hit is None:
-                raise NotFound(f"{name!r} not found")
-            return Attr.of(ns.get(t, hit[0]))
+        raise NotFound(f"{name!r} not found")
 
     def resolve(self, path: str) -> Attr:
         parts = [names.encode(p) for p in names.split_path(path)]

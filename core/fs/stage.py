@@ -25,22 +25,34 @@ class Stager:
     def __init__(self, fs: FileSystem) -> None:
         self.fs = fs
         self.size = 0
-        self._buf = bytearray()
-        self._pending: list[tuple[int, list[tuple[Extent, Future[None]]]]] = []
         self._flush_at = 4 * fs.data.geo.stripe_data
+        self._buf = bytearray(0)  # grows to a full batch only once the file outgrows inline size
+        self._fill = 0
+        self._pending: list[tuple[int, list[tuple[Extent, Future[None]]]]] = []
         self._done: tuple[bytes | None, list[tuple[int, Extent]]] | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._buf += data
-        self.size += len(data)
-        if len(self._buf) >= self._flush_at:
-            sd = self.fs.data.geo.stripe_data
-            take = (len(self._buf) // sd) * sd
-            self._submit(bytes(self._buf[:take]))
-            del self._buf[:take]
+        mv = memoryview(data).cast("B")
+        self.size += len(mv)
+        if len(self._buf) < self._flush_at:
+            if self._fill + len(mv) <= self.fs.inline_max:  # small so far: a plain append
+                self._buf[self._fill:] = mv
+                self._fill += len(mv)
+                return
+            big = bytearray(self._flush_at)
+            big[: self._fill] = self._buf[: self._fill]
+            self._buf = big
+        pos = 0
+        while pos < len(mv):
+            n = min(len(mv) - pos, self._flush_at - self._fill)
+            self._buf[self._fill: self._fill + n] = mv[pos: pos + n]
+            self._fill += n
+            pos += n
+            if self._fill == self._flush_at:  # a full batch of stripes: hand the buffer over
+                full, self._buf, self._fill = self._buf, bytearray(self._flush_at), 0
+                self._submit(full, self.size - (len(mv) - pos) - len(full))
 
-    def _submit(self, data: bytes) -> None:
-        start = self.size - len(self._buf)
+    def _submit(self, data: bytearray | bytes, start: int) -> None:
         self._pending.append((start, self.fs.data.write_async(data)))
         if len(self._pending) > MAX_PENDING:
             for _, fut in self._pending[-MAX_PENDING - 1][1]:
@@ -51,11 +63,11 @@ class Stager:
         if self._done is not None:
             return self._done
         if not self._pending and self.size <= self.fs.inline_max:
-            self._done = (bytes(self._buf), [])
+            self._done = (bytes(self._buf[: self._fill]), [])
             return self._done
-        if self._buf:
-            self._submit(bytes(self._buf))
-            self._buf = bytearray()
+        if self._fill:
+            self._submit(self._buf[: self._fill], self.size - self._fill)
+            self._buf, self._fill = bytearray(0), 0
         exts: list[tuple[int, Extent]] = []
         for fo, pairs in self._pending:
             pos = fo
@@ -82,4 +94,4 @@ class Stager:
                 except Exception:
                     pass
         self._pending.clear()
-        self._buf = bytearray()
+        self._buf, self._fill = bytearray(0), 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import sqlite3
 import threading
 import time
@@ -27,29 +28,52 @@ BUSY_TIMEOUT_MS = 120_000
 MAX_BATCH = 512
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+def _connect(path: str, busy_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=busy_ms / 1000, isolation_level=None,
                            check_same_thread=False, cached_statements=256)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = OFF")
     return conn
 
 
+def _busy(e: sqlite3.OperationalError) -> bool:
+    return "locked" in str(e) or "busy" in str(e)
+
+
 def _begin_immediate(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE, retrying past the rare SQLITE_BUSY busy_timeout misses."""
+    """BEGIN IMMEDIATE with our own fine-grained wait.
+
+    SQLite's built-in busy handler sleeps in whole milliseconds that grow to
+    100 ms; with several writer processes (uvicorn workers, NFS and SMB
+    servers) that turns brief lock hand-overs into long stalls.  The writer
+    connection therefore has a zero busy timeout and retries here from 50 µs,
+    with jitter so processes do not retry in lockstep.
+    """
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    delay = 0.001
+    delay = 0.00005
     while True:
         try:
             conn.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as e:
-            if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+            if not _busy(e) or time.monotonic() > deadline:
                 raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 1.5, 0.005)
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("COMMIT")
+            return
+        except sqlite3.OperationalError as e:
+            if not _busy(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.0005)
 
 
 class SqliteMeta:
@@ -110,6 +134,10 @@ class SqliteMeta:
             self._local.conn = conn
         return conn
 
+    def peek(self) -> Txn:
+        """A Txn for one statement in autocommit mode (atomic by itself, no BEGIN/COMMIT)."""
+        return Txn(self._conn())
+
     @contextmanager
     def read(self) -> Iterator[Txn]:
         conn = self._conn()
@@ -141,7 +169,7 @@ class SqliteMeta:
                 self._writer.start()
 
     def _write_loop(self) -> None:
-        conn = _connect(self.path)
+        conn = _connect(self.path, busy_ms=0)
         self._wtxn = Txn(conn)
         try:
             while True:
@@ -176,7 +204,7 @@ class SqliteMeta:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     results.append((fut, None, e))
-            conn.execute("COMMIT")
+            _commit(conn)
         except BaseException as e:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -76,6 +76,13 @@ class Txn:
         return int(row[0]) if row else 0
 
     # -- dentries -------------------------------------------------------------------
+    def lookup_inode(self, parent: int, name: bytes) -> Inode | None:
+        """The inode ``name`` in ``parent`` names, in one statement."""
+        cols = ", ".join("i." + c for c in INODE_COLS.split(", "))
+        row = self.one(f"SELECT {cols} FROM dentries d JOIN inodes i ON i.ino = d.ino "
+                       "WHERE d.parent = ? AND d.name = ?", (parent, name))
+        return None if row is None else Inode(*row)
+
     def lookup(self, parent: int, name: bytes) -> tuple[int, int, int] | None:
         """(ino, type, cookie) of ``name`` in ``parent``."""
         row = self.one("SELECT ino, type, id FROM dentries WHERE parent = ? AND name = ?", (parent, name))

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from anyio import to_thread
 from starlette.requests import ClientDisconnect, Request
@@ -25,6 +26,7 @@ from protocols.s3.chunked import ChunkedDecoder
 from protocols.s3.errors import S3Error
 
 BATCH = 4 * 1024 * 1024
+INLINE_BODY = 256 * 1024
 MAX_OBJECT = 5 * 1024**4  # 5 TiB, S3's largest object
 
 
@@ -81,25 +83,35 @@ async def read_body(request: Request, auth: Auth, headers: Mapping[str, list[str
     decoder = ChunkedDecoder(auth.signer if auth.payload.startswith(STREAM_SIGNED) else None) if chunked else None
     size = 0
 
-    def work(buf: bytes) -> None:
-        md5.update(buf)
-        if summer is not None:
-            summer.update(buf)
-        if sha is not None:
-            sha.update(buf)
-        sink(buf)
+    def hash_work(pieces: list[bytes]) -> None:
+        for b in pieces:
+            md5.update(b)
+            if summer is not None:
+                summer.update(b)
+            if sha is not None:
+                sha.update(b)
 
-    batch = bytearray()
-    pending: asyncio.Future[None] | None = None
+    def stage_work(pieces: list[bytes]) -> None:
+        for b in pieces:
+            sink(b)
+
+    inline = expect is not None and expect <= INLINE_BODY  # small: no thread hops at all
+    batch: list[bytes] = []
+    batched = 0
+    pending: asyncio.Future[Any] | None = None
 
     async def flush(final: bool = False) -> None:
-        nonlocal batch, pending
+        nonlocal batch, batched, pending
         if pending is not None:
             await pending
             pending = None
         if batch:
-            data, batch = bytes(batch), bytearray()
-            pending = asyncio.ensure_future(to_thread.run_sync(work, data))
+            data, batch, batched = batch, [], 0
+            if inline:
+                hash_work(data)
+                stage_work(data)
+            else:  # hash on one thread, encode/write on another, receive meanwhile
+                pending = asyncio.gather(to_thread.run_sync(hash_work, data), to_thread.run_sync(stage_work, data))
         if final and pending is not None:
             await pending
             pending = None
@@ -111,8 +123,9 @@ async def read_body(request: Request, auth: Auth, headers: Mapping[str, list[str
                 size += len(p)
                 if expect is not None and size > expect:
                     raise S3Error("IncompleteBody", "The request body is longer than its declared length", 400)
-                batch += p
-            if len(batch) >= BATCH:
+                batch.append(p)
+                batched += len(p)
+            if batched >= BATCH:
                 await flush()
     except ClientDisconnect:
         raise S3Error("IncompleteBody", "The client closed the connection before sending the whole body",

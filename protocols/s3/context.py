@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from anyio import to_thread
 from starlette.requests import Request
 
 from protocols.s3.auth import Auth
@@ -16,6 +17,7 @@ from protocols.s3.router import Route
 from protocols.s3.service import S3Fs
 
 T = TypeVar("T")
+POOL = ThreadPoolExecutor(32, thread_name_prefix="s3-io")  # blocking core.fs calls of this process
 
 
 @dataclass
@@ -51,7 +53,8 @@ class Ctx:
         return v[0] if v else None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await to_thread.run_sync(fn, *args)
+        """Run blocking core.fs work on the worker-thread pool."""
+        return await asyncio.get_running_loop().run_in_executor(POOL, fn, *args)
 
     def uid_gid(self) -> tuple[int, int]:
         u = self.auth.user

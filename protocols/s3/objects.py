@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from core.errors import CoreError, Exists
 from core.fs.types import Attr
-from protocols.s3 import checksums, objmeta, xmlio
+from protocols.s3 import checksums, keys, objmeta, xmlio
 from protocols.s3.body import read_body
 from protocols.s3.context import Ctx, parse_http_date
 from protocols.s3.errors import S3Error, from_core
@@ -106,7 +106,7 @@ async def put_object(ctx: Ctx) -> Response:
     fs = ctx.s3.fs
     if ctx.key.endswith("/"):
         return await _put_dir(ctx)
-    parent, name, _ = await ctx.run(ctx.s3.parent_for, ctx.bucket, ctx.key, ctx.auth.user)
+    keys.key_parts(ctx.key)  # a bad key fails before the body is read
     exclusive = (ctx.h("if-none-match") or "").strip() == "*"
     if ctx.h("if-match") is not None:
         try:
@@ -122,8 +122,12 @@ async def put_object(ctx: Ctx) -> Response:
         now = time.time_ns()
         meta = request_meta(ctx, body.md5, body.size, now, body.checksum)
         uid, gid = ctx.uid_gid()
-        await ctx.run(lambda: fs.write_file(parent, name, stager, uid=uid, gid=gid, exclusive=exclusive,
-                                            xattrs={objmeta.XATTR: meta.encode()}, mtime_ns=now))
+
+        def link() -> None:  # one worker-thread hop: directories, then the atomic create-or-replace
+            parent, name, _ = ctx.s3.parent_for(ctx.bucket, ctx.key, ctx.auth.user)
+            fs.write_file(parent, name, stager, uid=uid, gid=gid, exclusive=exclusive,
+                          xattrs={objmeta.XATTR: meta.encode()}, mtime_ns=now)
+        await ctx.run(link)
     except Exists:
         stager.abort()
         raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
@@ -178,10 +182,20 @@ def _unsatisfiable(size: int) -> tuple[int, int]:
                   headers={"Content-Range": f"bytes */{size}"})
 
 
-async def get_object(ctx: Ctx, head: bool = False) -> Response:
+SMALL_GET = 1024 * 1024
+
+
+def _prepare_get(ctx: Ctx, head: bool) -> tuple[Attr, ObjMeta, bytes | None]:
+    """Lookup, metadata and — for small objects — the bytes, in one worker-thread hop."""
     fs = ctx.s3.fs
-    a = await ctx.run(ctx.s3.lookup, ctx.bucket, ctx.key)
-    m = await ctx.run(objmeta.load, fs, a) if a.is_file else ObjMeta(EMPTY_MD5, 0, a.mtime_ns)
+    a = ctx.s3.lookup(ctx.bucket, ctx.key)
+    m = objmeta.load(fs, a) if a.is_file else ObjMeta(EMPTY_MD5, 0, a.mtime_ns)
+    data = fs.read(a.ino, 0, a.size) if a.is_file and not head and a.size <= SMALL_GET else None
+    return a, m, data
+
+
+async def get_object(ctx: Ctx, head: bool = False) -> Response:
+    a, m, data = await ctx.run(_prepare_get, ctx, head)
     size = a.size if a.is_file else 0
     check_conditions(ctx, m.etag, a.mtime_ns)
     headers = object_headers(a, m, ctx)
@@ -196,12 +210,14 @@ async def get_object(ctx: Ctx, head: bool = False) -> Response:
         start, end = r
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    if status == 206 or part is not None:
-        headers.pop(checksums.header_name(m.checksum.get("algorithm", "")), None) if m.checksum else None
+    if (status == 206 or part is not None) and m.checksum:  # a checksum describes the whole object only
+        headers.pop(checksums.header_name(m.checksum.get("algorithm", "")), None)
     length = max(0, end - start + 1)
     headers["Content-Length"] = str(length)
     if head or length == 0:
         return Response(status_code=status, headers=headers)
+    if data is not None and len(data) == size:
+        return Response(data[start:end + 1], status_code=status, headers=headers, media_type=None)
     return StreamingResponse(_stream(ctx, a.ino, start, length), status_code=status, headers=headers,
                              media_type=None)
 

@@ -123,15 +123,19 @@ class S3Fs:
         uid, gid = _ids(user)
         for i, p in enumerate(parts[:-1]):
             try:
-                ino = self.fs.mkdir(ino, p, 0o755, uid, gid).ino
-            except Exists:
-                a = self.fs.lookup(ino, p)
-                if not a.is_dir:
-                    raise S3Error("InvalidArgument", f"Cannot store key {key!r}: "
-                                  f"{'/'.join(parts[: i + 1])!r} is an object, not a prefix", 400) from None
-                ino = a.ino
+                try:
+                    a = self.fs.lookup(ino, p)  # usually there: a read, not a write transaction
+                except NotFound:
+                    try:
+                        a = self.fs.mkdir(ino, p, 0o755, uid, gid)
+                    except Exists:  # made by someone else meanwhile
+                        a = self.fs.lookup(ino, p)
             except CoreError as e:
                 raise from_core(e, key) from None
+            if not a.is_dir:
+                raise S3Error("InvalidArgument", f"Cannot store key {key!r}: "
+                              f"{'/'.join(parts[: i + 1])!r} is an object, not a prefix", 400)
+            ino = a.ino
         return ino, parts[-1], is_dir
 
     def make_dir_marker(self, bucket: str, key: str, user: User | None) -> Attr:
