@@ -104,6 +104,26 @@ class Client:
         return r.getheader("ETag") or ""
 
 
+def worker_peaks(root: int) -> list[float]:
+    """Peak RSS (MB) of every process under ``root`` running the S3 server."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+            with open(f"/proc/{pid}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        if b"protocols.s3.server" in cmd or (b"multiprocessing" in cmd and b"spawn" in cmd):
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    out.append(int(line.split()[1]) / 1024)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
@@ -130,6 +150,9 @@ def main() -> None:
             except OSError:
                 time.sleep(0.1)
         run(Client(f"http://127.0.0.1:{port}", user["access_key"], user["secret_key"]), data_dir, size, a)
+        peaks = worker_peaks(srv.pid)
+        row("server peak RSS per S3 worker (VmHWM)", f"{max(peaks, default=0):.0f} MB", "", "",
+            "< 300 MB")
     finally:
         srv.send_signal(signal.SIGTERM)
         srv.wait(30)

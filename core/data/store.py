@@ -72,6 +72,37 @@ class _FileSync:
             self.synced = max(self.synced, upto)
 
 
+class _Budget:
+    """Bytes of stripes in flight per process: writers wait when it is spent.
+
+    Bounds memory however many streams write at once (each stripe holds its
+    data and parity until its shard writes finish).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self.cond = threading.Condition()
+
+    def take(self, n: int) -> None:
+        with self.cond:
+            while self.used and self.used + n > self.limit:
+                self.cond.wait()
+            self.used += n
+
+    def give(self, n: int) -> None:
+        with self.cond:
+            self.used -= n
+            self.cond.notify_all()
+
+    def release_for(self, n: int) -> Callable[[Future[None]], None]:
+        def done(_: Future[None]) -> None:
+            self.give(n)
+        return done
+
+
+IN_FLIGHT_BYTES = 48 * 1024 * 1024
+
+
 @dataclass
 class _Open:
     info: SegmentInfo
@@ -110,6 +141,7 @@ class DataStore:
         self._pid = os.getpid()
         self._refreshed = 0.0
         self._pending_repairs: set[tuple[int, int, int]] = set()
+        self._budget = _Budget(IN_FLIGHT_BYTES)
         self.refresh()
 
     # -- targets --------------------------------------------------------------------
@@ -155,6 +187,7 @@ class DataStore:
             self._pool = None
             self._open = None  # the parent owns that segment
             self._lock = threading.RLock()
+            self._budget = _Budget(IN_FLIGHT_BYTES)
             self._syncs = {}
             self._targets = {}
             self.refresh()
@@ -271,7 +304,10 @@ class DataStore:
             for s in range(first, first + n):
                 chunk = mv[pos: pos + sd]
                 ext = Extent(info.id, s * sd, len(chunk))
-                out.append((ext, pool.submit(self._write_one, info, s, chunk)))
+                self._budget.take(len(chunk))
+                fut = pool.submit(self._write_one, info, s, chunk)
+                fut.add_done_callback(self._budget.release_for(len(chunk)))
+                out.append((ext, fut))
                 pos += len(chunk)
         return out
 

@@ -18,7 +18,7 @@ from core.data.store import Extent
 if TYPE_CHECKING:
     from core.fs.fs import FileSystem
 
-MAX_PENDING = 4  # batches of stripes in flight per stager
+MAX_PENDING = 2  # batches of stripes in flight per stager (the DataStore also bounds the total)
 
 
 class Stager:
