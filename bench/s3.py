@@ -47,7 +47,18 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def settle() -> None:
+    """Start each phase from the same state: dirty pages written back, caches dropped if allowed."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+
+
 def measure(fn: Callable[[], object]) -> tuple[float, float]:
+    settle()
     c0, t0 = cpu(), time.perf_counter()
     fn()
     return time.perf_counter() - t0, cpu() - c0

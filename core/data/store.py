@@ -304,9 +304,10 @@ class DataStore:
             for s in range(first, first + n):
                 chunk = mv[pos: pos + sd]
                 ext = Extent(info.id, s * sd, len(chunk))
-                self._budget.take(len(chunk))
+                cost = len(chunk) * self.geo.n // self.geo.k  # data and parity held until written
+                self._budget.take(cost)
                 fut = pool.submit(self._write_one, info, s, chunk)
-                fut.add_done_callback(self._budget.release_for(len(chunk)))
+                fut.add_done_callback(self._budget.release_for(cost))
                 out.append((ext, fut))
                 pos += len(chunk)
         return out

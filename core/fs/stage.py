@@ -25,7 +25,7 @@ class Stager:
     def __init__(self, fs: FileSystem) -> None:
         self.fs = fs
         self.size = 0
-        self._flush_at = 4 * fs.data.geo.stripe_data
+        self._flush_at = max(2 * 1024 * 1024, 2 * fs.data.geo.stripe_data)
         self._buf = bytearray(0)  # grows to a full batch only once the file outgrows inline size
         self._fill = 0
         self._pending: list[tuple[int, list[tuple[Extent, Future[None]]]]] = []

@@ -25,7 +25,7 @@ from protocols.s3.auth import STREAM_SIGNED, STREAMING, UNSIGNED, Auth
 from protocols.s3.chunked import ChunkedDecoder
 from protocols.s3.errors import S3Error
 
-BATCH = 4 * 1024 * 1024
+BATCH = 2 * 1024 * 1024
 INLINE_BODY = 256 * 1024
 MAX_OBJECT = 5 * 1024**4  # 5 TiB, S3's largest object
 

@@ -234,18 +234,20 @@ def _part_range(m: ObjMeta, size: int, part_s: str) -> tuple[int, int]:
     return start, start + parts[part - 1] - 1
 
 
-async def _stream(ctx: Ctx, ino: int, start: int, length: int) -> AsyncIterator[bytes]:
+async def _stream(ctx: Ctx, ino: int, start: int, length: int) -> AsyncIterator[memoryview]:
+    """The object's bytes in READ_CHUNK pieces, the next one read while this one is sent."""
     fs = ctx.s3.fs
     end = start + length
     off = start
-    nxt: asyncio.Future[bytes] | None = None
+    nxt: asyncio.Future[memoryview] | None = None
 
-    def read(o: int) -> bytes:
-        return fs.read(ino, o, min(READ_CHUNK, end - o))
+    def read(o: int) -> memoryview:
+        buf = memoryview(bytearray(min(READ_CHUNK, end - o)))  # handed to the socket as is, no copy
+        return buf[: fs.read_committed(ino, o, buf)]
     while off < end:
         cur = nxt if nxt is not None else asyncio.ensure_future(ctx.run(read, off))
         data = await cur
-        if not data:
+        if not len(data):
             return
         off += len(data)
         nxt = asyncio.ensure_future(ctx.run(read, off)) if off < end else None  # read ahead
