@@ -71,6 +71,28 @@ def _headers(request: Request) -> dict[str, list[str]]:
     return out
 
 
+DRAIN_MAX = 1024 * 1024
+
+
+async def _settle_body(request: Request, resp: Response) -> None:
+    """An error answered before the body was read: drain a small body so the connection can be
+    reused; otherwise tell the client we close it (its unread bytes would corrupt the next request)."""
+    if getattr(request.state, "body_read", False) or request.method in ("GET", "HEAD", "DELETE"):
+        return
+    length = request.headers.get("content-length")
+    chunked = "chunked" in request.headers.get("transfer-encoding", "")
+    if not chunked and (length is None or length == "0"):
+        return
+    if length is not None and length.isdigit() and int(length) <= DRAIN_MAX:
+        try:
+            async for _ in request.stream():
+                pass
+            return
+        except Exception:
+            pass
+    resp.headers["Connection"] = "close"
+
+
 def _error(e: S3Error, rid: str, head: bool) -> Response:
     headers = {"x-amz-request-id": rid, **e.headers}
     if e.status == 304:
@@ -122,6 +144,8 @@ async def handle(s3: S3Fs, settings: Settings, request: Request) -> Response:
         log.exception("S3 request failed", extra={"op": op, "request_id": rid})
         resp = _error(S3Error("InternalError", "We encountered an internal error. Please try again.", 500), rid,
                       method == "HEAD")
+    if resp.status_code >= 300:
+        await _settle_body(request, resp)
     resp.headers["x-amz-request-id"] = rid
     resp.headers.setdefault("Server", "Tessera")
     log.debug("s3 request", extra={"op": op, "method": method, "status": resp.status_code, "request_id": rid,

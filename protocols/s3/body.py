@@ -133,6 +133,7 @@ async def read_body(request: Request, auth: Auth, headers: Mapping[str, list[str
     finally:
         if pending is not None and not pending.done():
             await asyncio.wait([pending])
+    request.state.body_read = True
     if decoder is not None:
         decoder.finish()
     await flush(final=True)

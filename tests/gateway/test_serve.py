@@ -81,6 +81,24 @@ def test_serve_health_metrics_and_stop(tmp_path: Path, sig: signal.Signals) -> N
     assert '"msg": "stopped"' in err and '"level": "info"' in err
 
 
+def test_serve_s3_listen_flag(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    _init(d)
+    (d / "tessera.yaml").write_text("admin:\n  enabled: false\ns3:\n  workers: 1\n")
+    port = _free_port()
+    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve", "--s3-listen",
+                          f"127.0.0.1:{port}"], cwd=ROOT)
+    try:
+        code, xml = _get_status(f"http://127.0.0.1:{port}/")
+        assert code == 403 and "AccessDenied" in xml
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+    bad = subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve", "--s3-listen", "nope"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "--s3-listen" in bad.stderr
+
+
 def test_serve_rejects_bad_config(tmp_path: Path) -> None:
     d = tmp_path / "data"
     _init(d)

@@ -155,7 +155,7 @@ def test_truncated_body_stores_nothing(s3: S3Server, bucket: str) -> None:
 
 
 def test_signed_streaming_upload_and_tampering(s3: S3Server, bucket: str) -> None:
-    def send(chunks: list[bytes], tamper: bool) -> requests.Response:
+    def send(chunks: list[bytes], tamper: bool) -> Reply:
         amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         date = amz_date[:8]
         scope = f"{date}/us-east-1/s3/aws4_request"
@@ -178,7 +178,8 @@ def test_signed_streaming_upload_and_tampering(s3: S3Server, bucket: str) -> Non
         out: dict[str, Any] = {k: v[0] for k, v in headers.items() if k != "host"}
         out["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={s3.access_key}/{scope},SignedHeaders="
                                 f"{';'.join(signed_h)},Signature={seed}")
-        return requests.put(f"{s3.endpoint}/{bucket}/streamed", data=body, headers=out, timeout=30)
+        r = requests.put(f"{s3.endpoint}/{bucket}/streamed", data=body, headers=out, timeout=30)
+        return Reply(r.status_code, r.text)
     chunks = [b"a" * 70000, b"b" * 1000]
     r = send(chunks, tamper=True)
     assert r.status_code == 403 and code_of(r) == "SignatureDoesNotMatch"
@@ -199,3 +200,62 @@ def test_public_bucket_allows_anonymous_reads_only(s3: S3Server) -> None:
     assert any(g["Grantee"].get("URI", "").endswith("AllUsers") for g in grants)
     c.put_bucket_acl(Bucket="public-one", ACL="private")
     assert requests.get(f"{s3.endpoint}/public-one/open.txt", timeout=10).status_code == 403
+
+
+def _trailer_upload(s3: S3Server, bucket: str, key: str, data: bytes, *, crc: str, bad_trailer_sig: bool) -> Reply:
+    """STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER: signed chunks, then a signed checksum trailer."""
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
+    host = s3.endpoint.split("//")[1]
+    mode = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+    headers = {"host": [host], "x-amz-date": [amz_date], "x-amz-content-sha256": [mode],
+               "content-encoding": ["aws-chunked"], "x-amz-decoded-content-length": [str(len(data))],
+               "x-amz-trailer": ["x-amz-checksum-crc32"]}
+    names = sorted(headers)
+    key_b = sigv4.signing_key(s3.secret_key, amz_date[:8], "us-east-1", "s3")
+    seed = sigv4.sign(key_b, sigv4.string_to_sign(
+        amz_date, scope, sigv4.canonical_request("PUT", f"/{bucket}/{key}", "", headers, names, mode)))
+    body, prev = b"", seed
+    for c in (data[:65536], data[65536:], b""):
+        sig = sigv4.sign(key_b, sigv4.chunk_string(amz_date, scope, prev, hashlib.sha256(c).hexdigest()))
+        body += f"{len(c):x};chunk-signature={sig}\r\n".encode() + c + (b"\r\n" if c else b"")
+        prev = sig
+    trailer = f"x-amz-checksum-crc32:{crc}\n"
+    tsig = sigv4.sign(key_b, sigv4.trailer_string(amz_date, scope, prev, hashlib.sha256(trailer.encode()).hexdigest()))
+    if bad_trailer_sig:
+        tsig = "0" * 64
+    body += f"x-amz-checksum-crc32:{crc}\r\nx-amz-trailer-signature:{tsig}\r\n\r\n".encode()
+    out = {k: v[0] for k, v in headers.items() if k != "host"}
+    out["Authorization"] = f"AWS4-HMAC-SHA256 Credential={s3.access_key}/{scope},SignedHeaders={';'.join(names)}," \
+                           f"Signature={seed}"
+    r = requests.put(f"{s3.endpoint}/{bucket}/{key}", data=body, headers=out, timeout=30)
+    return Reply(r.status_code, r.text)
+
+
+def test_signed_streaming_with_checksum_trailer(s3: S3Server, bucket: str) -> None:
+    import base64
+    import zlib
+    data = b"t" * 70000 + b"u" * 33
+    good = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    r = _trailer_upload(s3, bucket, "tr-bad-sig", data, crc=good, bad_trailer_sig=True)
+    assert r.status_code == 403 and code_of(r) == "SignatureDoesNotMatch"
+    r = _trailer_upload(s3, bucket, "tr-bad-crc", data, crc=base64.b64encode(b"\0\0\0\0").decode(),
+                        bad_trailer_sig=False)
+    assert r.status_code == 400 and code_of(r) == "BadDigest"
+    for k in ("tr-bad-sig", "tr-bad-crc"):
+        assert signed(s3, "HEAD", f"/{bucket}/{k}").status_code == 404
+    assert _trailer_upload(s3, bucket, "tr-ok", data, crc=good, bad_trailer_sig=False).status_code == 200
+    got = s3.client().get_object(Bucket=bucket, Key="tr-ok", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data and got["ChecksumCRC32"] == good
+
+
+def test_any_region_and_put_if_match(s3: S3Server, bucket: str) -> None:
+    import boto3
+    c = boto3.client("s3", endpoint_url=s3.endpoint, aws_access_key_id=s3.access_key,
+                     aws_secret_access_key=s3.secret_key, region_name="ap-southeast-2")
+    etag = c.put_object(Bucket=bucket, Key="cond", Body=b"v1")["ETag"]
+    c.put_object(Bucket=bucket, Key="cond", Body=b"v2", IfMatch=etag)
+    with pytest.raises(ClientError) as e:
+        c.put_object(Bucket=bucket, Key="cond", Body=b"v3", IfMatch=etag)  # stale now
+    assert e.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert c.get_object(Bucket=bucket, Key="cond")["Body"].read() == b"v2"
