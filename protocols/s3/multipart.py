@@ -20,7 +20,7 @@ from protocols.s3 import checksums, objmeta, xmlio
 from protocols.s3.body import checksum_algo, read_body
 from protocols.s3.context import Ctx
 from protocols.s3.errors import S3Error, from_core
-from protocols.s3.objects import copy_source, owner_xml, parse_range, quoted, request_meta
+from protocols.s3.objects import copy_source, owner_xml, parse_range, quoted, request_meta, upload_response
 from protocols.s3.objmeta import ObjMeta
 
 UPLOAD = "tessera.s3.upload"
@@ -99,10 +99,7 @@ async def upload_part(ctx: Ctx) -> Response:
     except BaseException:
         stager.abort()
         raise
-    headers = {"ETag": quoted(body.md5)}
-    if body.checksum:
-        headers[checksums.header_name(body.checksum[0])] = body.checksum[1]
-    return Response(status_code=200, headers=headers)
+    return upload_response(body)
 
 
 async def upload_part_copy(ctx: Ctx) -> Response:

@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from core.errors import CoreError, Exists
 from core.fs.types import Attr
 from protocols.s3 import checksums, keys, objmeta, xmlio
-from protocols.s3.body import read_body
+from protocols.s3.body import Body, read_body
 from protocols.s3.context import Ctx, parse_http_date
 from protocols.s3.errors import S3Error, from_core
 from protocols.s3.objmeta import ObjMeta
@@ -132,9 +132,17 @@ async def put_object(ctx: Ctx) -> Response:
         stager.abort()
         raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
                       412) from None
+    except CoreError as e:
+        stager.abort()
+        raise from_core(e, ctx.key) from None
     except BaseException:
         stager.abort()
         raise
+    return upload_response(body)
+
+
+def upload_response(body: Body) -> Response:
+    """200 with the ETag and, when one was sent, the verified checksum."""
     headers = {"ETag": quoted(body.md5)}
     if body.checksum:
         headers[checksums.header_name(body.checksum[0])] = body.checksum[1]
