@@ -14,8 +14,10 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 # install the package (editable) with what the tests need
+# torch first, pinned to the local CPU build, so the [torch] range never pulls a newer one
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test,torch]'
 	touch $@
 
 deps: $(VENV)/.installed

@@ -1,0 +1,274 @@
+"""Two ways to the same data, one small API: ``tessera:///path`` (core.fs in-process, as on a
+storage node) and ``s3://bucket/prefix`` (any S3 endpoint, Tessera's first).
+
+Backends are plain configuration when pickled; each process connects lazily
+on first use (the store is opened, or the boto3 client made, once per pid), so
+DataLoader workers under fork, spawn and forkserver each get their own.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+MiB = 1024 * 1024
+PART = 8 * MiB
+
+
+class Backend(Protocol):
+    def list(self, prefix: str, pattern: str | None = None) -> list[tuple[str, int]]: ...
+    def size(self, path: str) -> int: ...
+    def read(self, path: str, off: int, n: int) -> bytes: ...
+    def readinto(self, path: str, off: int, buf: memoryview) -> int: ...
+    def write(self, path: str, chunks: Iterable[bytes]) -> None: ...
+    def uri(self, path: str) -> str: ...
+
+
+def _match(path: str, base: str, pattern: str | None) -> bool:
+    if not pattern:
+        return True
+    rel = path[len(base):].lstrip("/")
+    return fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(os.path.basename(path), pattern)
+
+
+@dataclass
+class CoreBackend:
+    """core.fs in this process: paths are absolute store paths."""
+
+    data: str
+    _pid: int = field(default=0, repr=False, compare=False)
+    _store: Any = field(default=None, repr=False, compare=False)
+    _lock: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"data": self.data}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.data, self._pid, self._store, self._lock = state["data"], 0, None, None
+
+    @property
+    def fs(self) -> Any:
+        if self._store is None or self._pid != os.getpid():
+            from core.store import open_store
+            if self._lock is None or self._pid != os.getpid():
+                self._lock = threading.Lock()
+            with self._lock:
+                if self._store is None or self._pid != os.getpid():
+                    self._store = open_store(self.data)
+                    self._pid = os.getpid()
+        return self._store.fs
+
+    def uri(self, path: str) -> str:
+        return f"tessera://{path}"
+
+    def _ino(self, path: str) -> Any:
+        from core.errors import NotFound
+        try:
+            return self.fs.resolve(path)
+        except NotFound:
+            raise FileNotFoundError(f"tessera://{path}: no such file") from None
+
+    def list(self, prefix: str, pattern: str | None = None) -> list[tuple[str, int]]:
+        """Files under a directory, or whose path starts with ``prefix``, sorted."""
+        from core.errors import NotADirectory, NotFound
+        fs = self.fs
+        out: list[tuple[str, int]] = []
+        try:
+            a = fs.resolve(prefix)
+            if a.is_file:
+                return [(prefix, a.size)]
+            base, roots = prefix.rstrip("/") or "/", [(prefix.rstrip("/"), a.ino)]
+        except (NotFound, NotADirectory):
+            parent, _, stem = prefix.rstrip("/").rpartition("/")
+            try:
+                p = fs.resolve(parent or "/")
+            except (NotFound, NotADirectory):
+                return []
+            base = parent or "/"
+            roots = []
+            for e in fs.listdir(p.ino):
+                if e.name.startswith(stem):
+                    path = f"{parent}/{e.name}"
+                    if e.type == 2:
+                        roots.append((path, e.ino))
+                    elif e.type == 1 and _match(path, base, pattern):
+                        out.append((path, fs.getattr(e.ino).size))
+        stack = list(roots)
+        while stack:
+            d, ino = stack.pop()
+            for e in fs.listdir(ino):
+                path = f"{d}/{e.name}"
+                if e.type == 2:
+                    stack.append((path, e.ino))
+                elif e.type == 1 and _match(path, base, pattern):
+                    out.append((path, fs.getattr(e.ino).size))
+        return sorted(out)
+
+    def size(self, path: str) -> int:
+        return int(self._ino(path).size)
+
+    def read(self, path: str, off: int, n: int) -> bytes:
+        return bytes(self.fs.read(self._ino(path).ino, off, n))
+
+    def readinto(self, path: str, off: int, buf: memoryview) -> int:
+        return int(self.fs.read_committed(self._ino(path).ino, off, buf))
+
+    def write(self, path: str, chunks: Iterable[bytes]) -> None:
+        fs = self.fs
+        parent, _, name = path.rpartition("/")
+        d = fs.makedirs(parent or "/")
+        stg = fs.stager()
+        for c in chunks:
+            stg.write(c)
+        fs.write_file(d.ino, name, stg)
+
+
+@dataclass
+class S3Backend:
+    """Any S3 server: paths are keys in ``bucket``."""
+
+    bucket: str
+    endpoint: str | None = None
+    key: str | None = None
+    secret: str | None = None
+    region: str = "us-east-1"
+    verify: bool | str | None = None
+    parallel: int = 8
+    _pid: int = field(default=0, repr=False, compare=False)
+    _client: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("bucket", "endpoint", "key", "secret", "region", "verify",
+                                                "parallel")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+        self._pid, self._client = 0, None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None or self._pid != os.getpid():
+            import boto3
+            from botocore.config import Config
+            self._client = boto3.client(
+                "s3", endpoint_url=self.endpoint, aws_access_key_id=self.key or os.environ.get("AWS_ACCESS_KEY_ID"),
+                aws_secret_access_key=self.secret or os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                region_name=self.region, verify=self.verify,
+                config=Config(max_pool_connections=max(10, self.parallel * 2), retries={"max_attempts": 3}))
+            self._pid = os.getpid()
+        return self._client
+
+    def uri(self, path: str) -> str:
+        return f"s3://{self.bucket}/{path}"
+
+    def list(self, prefix: str, pattern: str | None = None) -> list[tuple[str, int]]:
+        out = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for o in page.get("Contents", []):
+                if not o["Key"].endswith("/") and _match(o["Key"], prefix.rsplit("/", 1)[0] if "/" in prefix
+                                                         else "", pattern):
+                    out.append((o["Key"], int(o["Size"])))
+        return sorted(out)
+
+    def _missing(self, path: str, e: Exception) -> Exception:
+        code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+            return FileNotFoundError(f"s3://{self.bucket}/{path}: no such object")
+        return e
+
+    def size(self, path: str) -> int:
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=path)["ContentLength"])
+        except Exception as e:
+            raise self._missing(path, e) from None
+
+    def read(self, path: str, off: int, n: int) -> bytes:
+        if n <= 0:
+            return b""
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=path, Range=f"bytes={off}-{off + n - 1}")
+            return bytes(r["Body"].read())
+        except Exception as e:
+            if getattr(e, "response", {}).get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            raise self._missing(path, e) from None
+
+    def readinto(self, path: str, off: int, buf: memoryview) -> int:
+        data = self.read(path, off, len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def write(self, path: str, chunks: Iterable[bytes]) -> None:
+        """Single PUT when small, else a multipart upload with parts sent in parallel."""
+        from concurrent.futures import ThreadPoolExecutor
+        it = _rechunk(chunks, PART)
+        first = next(it, b"")
+        second = next(it, None)
+        if second is None:
+            self.client.put_object(Bucket=self.bucket, Key=path, Body=first)
+            return
+        up = self.client.create_multipart_upload(Bucket=self.bucket, Key=path)["UploadId"]
+        try:
+            with ThreadPoolExecutor(self.parallel) as ex:
+                futs = []
+                sem = threading.Semaphore(self.parallel * 2)  # bound memory: parts in flight
+
+                def send(n: int, body: bytes) -> dict[str, Any]:
+                    try:
+                        r = self.client.upload_part(Bucket=self.bucket, Key=path, UploadId=up, PartNumber=n,
+                                                    Body=body)
+                        return {"PartNumber": n, "ETag": r["ETag"]}
+                    finally:
+                        sem.release()
+                for n, body in enumerate(_chain(first, second, it), 1):
+                    sem.acquire()
+                    futs.append(ex.submit(send, n, body))
+                parts = [f.result() for f in futs]
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=path, UploadId=up,
+                                                  MultipartUpload={"Parts": parts})
+        except BaseException:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=path, UploadId=up)
+            raise
+
+
+def _chain(a: bytes, b: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield a
+    yield b
+    yield from rest
+
+
+def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    buf = bytearray()
+    for c in chunks:
+        buf += c
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
+
+
+def from_uri(uri: str, *, data: str | None = None, endpoint: str | None = None, key: str | None = None,
+             secret: str | None = None, region: str = "us-east-1", verify: bool | str | None = None
+             ) -> tuple[Backend, str]:
+    """(backend, path) for ``tessera:///path`` or ``s3://bucket/prefix``."""
+    u = urlsplit(uri)
+    if u.scheme == "tessera":
+        store = data or os.environ.get("TESSERA_DATA")
+        if not store:
+            raise ValueError(f"{uri}: say where the store is (data=DIR or $TESSERA_DATA)")
+        if u.netloc:
+            raise ValueError(f"{uri}: use tessera:///absolute/path (three slashes)")
+        return CoreBackend(os.path.abspath(store)), (u.path or "/")
+    if u.scheme == "s3":
+        if not u.netloc:
+            raise ValueError(f"{uri}: no bucket")
+        ep = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        return S3Backend(u.netloc, ep, key, secret, region, verify), u.path.lstrip("/")
+    raise ValueError(f"{uri}: expected tessera:///path or s3://bucket/prefix")
