@@ -35,19 +35,21 @@ class CheckpointWriter(io.RawIOBase):
         self._buf = bytearray()
         self._pos = 0
         self._err: BaseException | None = None
+        self._eof = False
         self._thread = threading.Thread(target=self._run, name="tessera-ckpt-writer", daemon=True)
         self._thread.start()
 
     def _chunks(self) -> Iterator[bytes]:
         while (c := self._q.get()) is not None:
             yield c
+        self._eof = True
 
     def _run(self) -> None:
         try:
             self.backend.write(self.path, self._aborting(self._chunks()))
         except BaseException as e:
-            self._err = e
-            while self._q.get() is not None:  # drain so the producer never blocks forever
+            self._err = self._err or e
+            while not self._eof and self._q.get() is not None:  # drain so the producer never blocks
                 pass
 
     def _aborting(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
