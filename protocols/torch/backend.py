@@ -41,15 +41,20 @@ class CoreBackend:
     """core.fs in this process: paths are absolute store paths."""
 
     data: str
+    threads: int = 8  # stripe I/O threads: more outstanding reads for cold data
     _pid: int = field(default=0, repr=False, compare=False)
     _store: Any = field(default=None, repr=False, compare=False)
     _lock: Any = field(default=None, repr=False, compare=False)
+    _inos: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"data": self.data}
+        # the inodes the index found travel with it, so workers read without resolving paths
+        return {"data": self.data, "threads": self.threads, "inos": self._inos}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.data, self._pid, self._store, self._lock = state["data"], 0, None, None
+        self.data, self.threads = state["data"], state.get("threads", 8)
+        self._pid, self._store, self._lock = 0, None, None
+        self._inos = dict(state.get("inos", {}))
 
     @property
     def fs(self) -> Any:
@@ -59,7 +64,7 @@ class CoreBackend:
                 self._lock = threading.Lock()
             with self._lock:
                 if self._store is None or self._pid != os.getpid():
-                    self._store = open_store(self.data)
+                    self._store = open_store(self.data, threads=self.threads)
                     self._pid = os.getpid()
         return self._store.fs
 
@@ -67,11 +72,30 @@ class CoreBackend:
         return f"tessera://{path}"
 
     def _ino(self, path: str) -> Any:
-        from core.errors import NotFound
+        from core.errors import CoreError
         try:
             return self.fs.resolve(path)
-        except NotFound:
+        except CoreError:
             raise FileNotFoundError(f"tessera://{path}: no such file") from None
+
+    def _cached(self, path: str) -> tuple[int, int]:
+        """(inode, generation) of a path, resolved once per process."""
+        hit = self._inos.get(path)
+        if hit is None:
+            a = self._ino(path)
+            hit = self._inos[path] = (a.ino, a.gen)
+        return hit
+
+    def _with_ino(self, path: str, fn: Any) -> Any:
+        """Run fn(ino) on the cached inode; if the file was replaced since, resolve again once."""
+        from core.errors import NotFound, Stale
+        ino, _ = self._cached(path)
+        try:
+            return fn(ino)  # inode numbers are never reused: a replaced file's old inode is gone (Stale)
+        except (Stale, NotFound):
+            self._inos.pop(path, None)
+            ino, _ = self._cached(path)
+            return fn(ino)
 
     def list(self, prefix: str, pattern: str | None = None) -> list[tuple[str, int]]:
         """Files under a directory, or whose path starts with ``prefix``, sorted."""
@@ -81,7 +105,7 @@ class CoreBackend:
         try:
             a = fs.resolve(prefix)
             if a.is_file:
-                return [(prefix, a.size)]
+                return [self._found(prefix, a)]
             base, roots = prefix.rstrip("/") or "/", [(prefix.rstrip("/"), a.ino)]
         except (NotFound, NotADirectory):
             parent, _, stem = prefix.rstrip("/").rpartition("/")
@@ -97,7 +121,7 @@ class CoreBackend:
                     if e.type == 2:
                         roots.append((path, e.ino))
                     elif e.type == 1 and _match(path, base, pattern):
-                        out.append((path, fs.getattr(e.ino).size))
+                        out.append(self._found(path, fs.getattr(e.ino)))
         stack = list(roots)
         while stack:
             d, ino = stack.pop()
@@ -106,17 +130,24 @@ class CoreBackend:
                 if e.type == 2:
                     stack.append((path, e.ino))
                 elif e.type == 1 and _match(path, base, pattern):
-                    out.append((path, fs.getattr(e.ino).size))
+                    out.append(self._found(path, fs.getattr(e.ino)))
         return sorted(out)
 
+    def _found(self, path: str, a: Any) -> tuple[str, int]:
+        self._inos[path] = (a.ino, a.gen)
+        return path, int(a.size)
+
     def size(self, path: str) -> int:
-        return int(self._ino(path).size)
+        a = self._ino(path)
+        self._inos[path] = (a.ino, a.gen)
+        return int(a.size)
 
     def read(self, path: str, off: int, n: int) -> bytes:
-        return bytes(self.fs.read(self._ino(path).ino, off, n))
+        data: bytes = self._with_ino(path, lambda ino: self.fs.read(ino, off, n))
+        return data
 
     def readinto(self, path: str, off: int, buf: memoryview) -> int:
-        return int(self.fs.read_committed(self._ino(path).ino, off, buf))
+        return int(self._with_ino(path, lambda ino: self.fs.read_committed(ino, off, buf)))
 
     def write(self, path: str, chunks: Iterable[bytes]) -> None:
         fs = self.fs

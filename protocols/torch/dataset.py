@@ -67,7 +67,7 @@ def _paths(uris: Sequence[str], kw: dict[str, Any]) -> tuple[Backend, list[tuple
 
 class TesseraMapDataset(Dataset[Any]):
     def __init__(self, backend: Backend, items: list[tuple[str, int]], transform: Transform | None = None,
-                 max_inflight: int = 16) -> None:
+                 max_inflight: int = 4) -> None:
         self.backend = backend
         self.items = items
         self.transform = transform
@@ -77,13 +77,13 @@ class TesseraMapDataset(Dataset[Any]):
 
     @classmethod
     def from_prefix(cls, uri: str, pattern: str | None = None, transform: Transform | None = None,
-                    max_inflight: int = 16, **kw: Any) -> TesseraMapDataset:
+                    max_inflight: int = 4, **kw: Any) -> TesseraMapDataset:
         """All files under a directory or key prefix, sorted by path."""
         backend, items = _index(uri, pattern, kw)
         return cls(backend, items, transform, max_inflight)
 
     @classmethod
-    def from_paths(cls, uris: Sequence[str], transform: Transform | None = None, max_inflight: int = 16,
+    def from_paths(cls, uris: Sequence[str], transform: Transform | None = None, max_inflight: int = 4,
                    **kw: Any) -> TesseraMapDataset:
         backend, items = _paths(uris, kw)
         return cls(backend, items, transform, max_inflight)
