@@ -27,11 +27,11 @@ _here = os.path.dirname(os.path.abspath(__file__))
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 sys.path.insert(0, os.path.dirname(_here))
 
-import torch
-from torch.utils.data import DataLoader, Dataset
+import torch  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
-from core.store import init_store, open_store
-from protocols.torch import TesseraCheckpoint, TesseraIterableDataset, TesseraMapDataset
+from core.store import init_store, open_store  # noqa: E402
+from protocols.torch import TesseraCheckpoint, TesseraIterableDataset, TesseraMapDataset  # noqa: E402
 
 WORKERS = 2
 
@@ -159,7 +159,8 @@ def bench_checkpoint(base: str, data: str, gib: float) -> None:
     print(f"{'checkpoint save, local torch.save + fsync':<44} {gb / t_ls:>9.2f} GB/s")
     print(f"{'checkpoint save, TesseraCheckpoint':<44} {gb / t_ts:>9.2f} GB/s {t_ls / t_ts:>10.2f}x local  >= 1.0x")
     print(f"{'checkpoint load (cold), local torch.load':<44} {gb / t_ll:>9.2f} GB/s")
-    print(f"{'checkpoint load (cold), TesseraCheckpoint':<44} {gb / t_tl:>9.2f} GB/s {t_ll / t_tl:>10.2f}x local  >= 1.0x")
+    print(f"{'checkpoint load (cold), TesseraCheckpoint':<44} {gb / t_tl:>9.2f} GB/s "
+          f"{t_ll / t_tl:>10.2f}x local  >= 1.0x")
 
 
 def timed(fn: Callable[[], object], cold: bool = False) -> float:
