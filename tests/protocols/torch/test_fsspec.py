@@ -48,3 +48,17 @@ def test_open_write_read_copy_move_remove(store_dir: str) -> None:
         finally:
             if saved is not None:
                 os.environ["TESSERA_DATA"] = saved
+
+
+def test_pandas_and_pyarrow_through_fsspec(store_dir: str) -> None:
+    import pandas as pd
+    import pyarrow.dataset as pads
+    opts = {"data": store_dir}
+    df = pd.DataFrame({"id": range(1000), "label": [f"x{i % 7}" for i in range(1000)], "v": [i / 3 for i in range(1000)]})
+    df.to_csv("tessera:///tables/t.csv", index=False, storage_options=opts)
+    df.to_parquet("tessera:///tables/t.parquet", storage_options=opts)
+    assert pd.read_csv("tessera:///tables/t.csv", storage_options=opts).equals(df)
+    assert pd.read_parquet("tessera:///tables/t.parquet", storage_options=opts).equals(df)
+    fs = fsspec.filesystem("tessera", data=store_dir)
+    table = pads.dataset("/tables/t.parquet", filesystem=fs).to_table()
+    assert table.num_rows == 1000 and table.column("label")[3].as_py() == "x3"
