@@ -54,7 +54,8 @@ def test_pandas_and_pyarrow_through_fsspec(store_dir: str) -> None:
     import pandas as pd
     import pyarrow.dataset as pads
     opts = {"data": store_dir}
-    df = pd.DataFrame({"id": range(1000), "label": [f"x{i % 7}" for i in range(1000)], "v": [i / 3 for i in range(1000)]})
+    df = pd.DataFrame({"id": range(1000), "label": [f"x{i % 7}" for i in range(1000)],
+                       "v": [i / 3 for i in range(1000)]})
     df.to_csv("tessera:///tables/t.csv", index=False, storage_options=opts)
     df.to_parquet("tessera:///tables/t.parquet", storage_options=opts)
     assert pd.read_csv("tessera:///tables/t.csv", storage_options=opts).equals(df)
