@@ -48,17 +48,34 @@ class Extent:
 class _FileSync:
     """Group fdatasync for one shard file: concurrent committers share a sync."""
 
-    __slots__ = ("count_lock", "lock", "synced", "written")
+    __slots__ = ("count_lock", "flushing", "lock", "synced", "written")
+
+    EARLY_EVERY = 128  # records per shard file (32 MiB at 256 KiB cells) between background syncs
 
     def __init__(self) -> None:
         self.lock = threading.Lock()  # held across fdatasync: later committers wait and share it
         self.count_lock = threading.Lock()
         self.written = 0
         self.synced = 0
+        self.flushing = False
 
-    def wrote(self) -> None:
+    def wrote(self) -> bool:
+        """Count a record; True when a background sync should start writeback early."""
         with self.count_lock:
             self.written += 1
+            if not self.flushing and self.written - self.synced >= self.EARLY_EVERY:
+                self.flushing = True
+                return True
+            return False
+
+    def early(self, f: ShardFile) -> None:
+        """Background writeback: large writes overlap the disk instead of piling up for commit."""
+        try:
+            self.sync(f)
+        except OSError:
+            pass
+        finally:
+            self.flushing = False
 
     def sync(self, f: ShardFile) -> None:
         seq = self.written
@@ -138,6 +155,7 @@ class DataStore:
         self._lock = threading.RLock()
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self._flush_pool: ThreadPoolExecutor | None = None
         self._pid = os.getpid()
         self._refreshed = 0.0
         self._pending_repairs: set[tuple[int, int, int]] = set()
@@ -185,12 +203,19 @@ class DataStore:
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self._pool = None
+            self._flush_pool = None
             self._open = None  # the parent owns that segment
             self._lock = threading.RLock()
             self._budget = _Budget(IN_FLIGHT_BYTES)
             self._syncs = {}
             self._targets = {}
             self.refresh()
+
+    def _flusher(self) -> ThreadPoolExecutor:
+        self._check_fork()
+        if self._flush_pool is None:
+            self._flush_pool = ThreadPoolExecutor(2, thread_name_prefix="early-sync")
+        return self._flush_pool
 
     def pool(self) -> ThreadPoolExecutor:
         self._check_fork()
@@ -281,7 +306,13 @@ class DataStore:
             fs = self._syncs.get(key)
             if fs is None:
                 fs = self._syncs.setdefault(key, _FileSync())
-            fs.wrote()
+            if fs.wrote():
+                try:
+                    f = self._targets[info.targets[idx]].open_shard(info.id, idx)
+                except OSError:
+                    fs.flushing = False
+                    continue
+                self._flusher().submit(fs.early, f)
         if failed:
             if len(failed) > geo.m:
                 raise DataUnavailable(f"segment {info.id} stripe {stripe}: {len(failed)} shard writes failed")
@@ -402,6 +433,8 @@ class DataStore:
         finally:
             if self._pool is not None and os.getpid() == self._pid:
                 self._pool.shutdown(wait=True)
+            if self._flush_pool is not None and os.getpid() == self._pid:
+                self._flush_pool.shutdown(wait=True)
             for t in self._targets.values():
                 t.close()
 
