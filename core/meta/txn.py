@@ -143,6 +143,24 @@ class Txn:
                         (ino, first_chunk, last_chunk))
         return [Slice(*r) for r in rows]
 
+    def inodes(self, inos: Sequence[int]) -> dict[int, Inode]:
+        """Several inodes in one statement."""
+        if not inos:
+            return {}
+        rows = self.all(f"SELECT {INODE_COLS} FROM inodes WHERE ino IN ({', '.join('?' * len(inos))})", inos)
+        return {int(r[0]): Inode(*r) for r in rows}
+
+    def slices_of(self, inos: Sequence[int]) -> dict[int, list[Slice]]:
+        """All slices of several files in one statement."""
+        out: dict[int, list[Slice]] = {i: [] for i in inos}
+        if not inos:
+            return out
+        rows = self.all("SELECT ino, id, chunk, off, len, segment, seg_off FROM slices WHERE ino IN "
+                        f"({', '.join('?' * len(inos))}) ORDER BY ino, chunk, id", inos)
+        for r in rows:
+            out[int(r[0])].append(Slice(*r[1:]))
+        return out
+
     def add_slices(self, ino: int, slices: Iterable[tuple[int, int, int, int, int]]) -> None:
         """Append (chunk, off, len, segment, seg_off) slices; later rows win."""
         self.many("INSERT INTO slices (ino, chunk, off, len, segment, seg_off) VALUES (?, ?, ?, ?, ?, ?)",

@@ -8,10 +8,11 @@ DataLoader workers under fork, spawn and forkserver each get their own.
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -145,6 +146,15 @@ class CoreBackend:
     def read(self, path: str, off: int, n: int) -> bytes:
         data: bytes = self._with_ino(path, lambda ino: self.fs.read(ino, off, n))
         return data
+
+    def read_many(self, paths: Sequence[str]) -> builtins.list[bytes]:
+        """Whole files, one metadata snapshot for the batch (falls back per file if one moved)."""
+        from core.errors import CoreError
+        try:
+            data: builtins.list[bytes] = self.fs.read_many([self._cached(p)[0] for p in paths])
+            return data
+        except CoreError:
+            return [self._with_ino(p, lambda ino: self.fs.read(ino, 0, self.fs.getattr(ino).size)) for p in paths]
 
     def readinto(self, path: str, off: int, buf: memoryview) -> int:
         return int(self._with_ino(path, lambda ino: self.fs.read_committed(ino, off, buf)))

@@ -192,3 +192,17 @@ def test_concat_with_holes_and_chunk_boundaries(tmp_path: "os.PathLike[str]") ->
     want = b"D" * 1000 + b"A" * 150_000 + bytes(100_000) + b"a" * 10 + b"B" * 90_000
     assert fs.read(dst.ino, 0, 10**6) == want
     s.close()
+
+
+def test_read_many_matches_single_reads(mem_store: Store) -> None:
+    from core.errors import Stale
+    fs = mem_store.fs
+    blobs = [b"", b"tiny", os.urandom(20_000), os.urandom(700_000)]
+    inos = [fs.write_file(fs.root, f"m{i}", b).ino for i, b in enumerate(blobs)]
+    h = fs.create(fs.root, "holes")
+    with fs.open(h.ino, write=True) as w:
+        w.write(300_000, b"end")
+    assert fs.read_many([*inos, h.ino, inos[1]]) == [*blobs, bytes(300_000) + b"end", b"tiny"]
+    fs.unlink(fs.root, "m2")
+    with pytest.raises(Stale):
+        fs.read_many(inos)
