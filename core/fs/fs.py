@@ -269,7 +269,8 @@ class FileSystem:
             nodes = t.inodes(uniq)
             need = [i for i in uniq if i in nodes and nodes[i].type == REG and nodes[i].inline_data is None]
             slices = t.slices_of(need) if need else {}
-        out: dict[int, bytes] = {}
+        out: dict[int, bytes | bytearray] = {}
+        jobs: list[tuple[int, int, memoryview]] = []
         for ino in uniq:
             node = nodes.get(ino)
             if node is None:
@@ -279,31 +280,50 @@ class FileSystem:
             if node.inline_data is not None:
                 out[ino] = node.inline_data[: node.size] + bytes(max(0, node.size - len(node.inline_data)))
                 continue
-            buf = bytearray(node.size)
-            if node.size:
-                with memoryview(buf) as mv:
-                    self._read_pieces(resolve(slices.get(ino, []), 0, node.size, self.chunk), 0, mv)
-            out[ino] = bytes(buf)
-        return [out[i] for i in inos]
+            buf = out[ino] = bytearray(node.size)
+            if node.size:  # every file's pieces go into one job list: cold batches read in parallel
+                self._piece_jobs(resolve(slices.get(ino, []), 0, node.size, self.chunk), 0, memoryview(buf), jobs)
+        self._run_jobs(jobs)
+        return [bytes(out[i]) for i in inos]
 
-    def _read_pieces(self, pieces: list[Any], base: int, out: memoryview) -> None:
+    def _piece_jobs(self, pieces: list[Any], base: int, out: memoryview,
+                    jobs: list[tuple[int, int, memoryview]]) -> None:
+        """Stripe-sized read jobs (segment, offset, destination) for pieces; holes are zeroed here."""
         sd = self.data.geo.stripe_data
-        jobs: list[tuple[int, int, memoryview]] = []
         for p in pieces:
             dst = out[p.off - base: p.off - base + p.len]
             if p.segment == 0:
                 dst[:] = bytes(p.len)
                 continue
             pos = 0
-            while pos < p.len:  # stripe-sized jobs, so large reads use several threads
+            while pos < p.len:
                 step = min(p.len - pos, sd - (p.seg_off + pos) % sd)
                 jobs.append((p.segment, p.seg_off + pos, dst[pos: pos + step]))
                 pos += step
-        if len(jobs) <= 2:
+
+    def _run_jobs(self, jobs: list[tuple[int, int, memoryview]], lanes: int = 4) -> None:
+        """Run read jobs in up to ``lanes`` sequential groups on the I/O pool.
+
+        Only large jobs (stripe-sized pieces of big files) are spread over threads: for a
+        batch of small files the per-job thread hand-off costs more CPU than the overlap
+        saves on two cores (measured with bench/torch.py: warm 4,631 vs 3,951 samples/s).
+        """
+        if len(jobs) <= 2 or sum(len(j[2]) for j in jobs) < len(jobs) * 512 * 1024:
             for seg, so, dst in jobs:
                 self.data.read_into(seg, so, dst)
-        else:
-            list(self.data.pool().map(lambda j: self.data.read_into(*j), jobs))
+            return
+        n = min(lanes, len(jobs))
+        groups = [jobs[i::n] for i in range(n)]
+
+        def run(group: list[tuple[int, int, memoryview]]) -> None:
+            for seg, so, dst in group:
+                self.data.read_into(seg, so, dst)
+        list(self.data.pool().map(run, groups))
+
+    def _read_pieces(self, pieces: list[Any], base: int, out: memoryview) -> None:
+        jobs: list[tuple[int, int, memoryview]] = []
+        self._piece_jobs(pieces, base, out, jobs)
+        self._run_jobs(jobs)
 
     def stager(self) -> Stager:
         """A writer for a whole new file's bytes; link it with :meth:`write_file`."""
