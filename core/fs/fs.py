@@ -301,7 +301,7 @@ class FileSystem:
                 jobs.append((p.segment, p.seg_off + pos, dst[pos: pos + step]))
                 pos += step
 
-    def _run_jobs(self, jobs: list[tuple[int, int, memoryview]], lanes: int = 4) -> None:
+    def _run_jobs(self, jobs: list[tuple[int, int, memoryview]], lanes: int = 8) -> None:
         """Run read jobs in up to ``lanes`` sequential groups on the I/O pool.
 
         Only large jobs (stripe-sized pieces of big files) are spread over threads: for a
