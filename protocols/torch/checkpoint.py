@@ -15,7 +15,6 @@ close.  The reader splits large reads into chunks fetched in parallel.
 from __future__ import annotations
 
 import io
-import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from protocols.torch.backend import Backend, from_uri
+from protocols.torch.reader import LazyReader
 
 CHUNK = 8 * 1024 * 1024
 
@@ -102,40 +102,22 @@ class CheckpointWriter(io.RawIOBase):
             self.close()
 
 
-class CheckpointReader(io.RawIOBase):
+class CheckpointReader(LazyReader):
+    """A seekable view of a checkpoint whose large reads are split into chunks read in parallel."""
+
     def __init__(self, backend: Backend, path: str, parallel: int = 8) -> None:
-        super().__init__()
-        self.backend, self.path = backend, path
-        self.size = backend.size(path)
-        self.name = backend.uri(path)
-        self._pos = 0
+        super().__init__(backend, path, backend.size(path), backend.uri(path))
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="tessera-ckpt-read")
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, off: int, whence: int = os.SEEK_SET) -> int:
-        self._pos = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}[whence] + off
-        return self._pos
 
     def readinto(self, b: Any) -> int:
         mv = memoryview(b).cast("B")
         n = max(0, min(len(mv), self.size - self._pos))
-        if n == 0:
-            return 0
-        start = self._pos
         if n <= CHUNK:
-            got = self.backend.readinto(self.path, start, mv[:n])
-        else:  # large record: fetch its chunks in parallel, straight into the caller's buffer
-            jobs = [(o, min(CHUNK, n - o)) for o in range(0, n, CHUNK)]
-            got = sum(self._pool.map(lambda j: self.backend.readinto(self.path, start + j[0],
-                                                                     mv[j[0]: j[0] + j[1]]), jobs))
+            return super().readinto(mv)
+        start = self._pos  # a large record: its chunks in parallel, straight into the caller's buffer
+        jobs = [(o, min(CHUNK, n - o)) for o in range(0, n, CHUNK)]
+        got = sum(self._pool.map(lambda j: self.backend.readinto(self.path, start + j[0], mv[j[0]: j[0] + j[1]]),
+                                 jobs))
         self._pos += got
         return got
 
