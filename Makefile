@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= ./tessera-data
 export TESSERA_DATA ?= $(DATA)
 
-.PHONY: run test venv deps lint typecheck unit bench clean
+.PHONY: run test venv deps lint typecheck unit bench containers clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 deps: $(VENV)/.installed
-	@bash .ci/system-deps.sh rclone
+	@bash .ci/system-deps.sh rclone podman runc mmdebstrap uidmap
 
 run: $(VENV)/.installed
 	@[ -f "$(TESSERA_DATA)/meta/meta.db" ] || $(BIN)/tessera init --data "$(TESSERA_DATA)"
@@ -37,6 +37,10 @@ unit: $(VENV)/.installed
 	$(BIN)/pytest -q
 
 test: deps lint typecheck unit
+
+# container images (mmdebstrap base, host-downloaded wheels, podman build --pull=never)
+containers: $(VENV)/.installed
+	PY=$(BIN)/python bash image/build.sh
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/core.py

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# System packages the tests need, named by the Makefile: rclone for the S3 client tests;
-# protocol issues add their clients here (smbclient, libnfs-utils, ...).
+# System packages the tests need, named by the Makefile: rclone for the S3 client tests,
+# podman/runc/mmdebstrap for the container images and the compose test; protocol
+# issues add their clients here (smbclient, libnfs-utils, ...).
 set -euo pipefail
 need=()
 for pkg in "$@"; do
