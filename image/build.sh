@@ -37,6 +37,7 @@ build_services() {
   cp image/containers/tessera/Containerfile image/containers/tessera/tessera.yaml \
      image/containers/tessera/entrypoint.sh "$OUT/ctx/"
   podman build --pull=never -q -t localhost/tessera:latest "$OUT/ctx" >/dev/null
+  podman image prune -f >/dev/null  # the images these replaced would otherwise pile up run after run
   podman image ls --format '   {{.Repository}}:{{.Tag}} {{.Size}}' localhost/tessera
 }
 
