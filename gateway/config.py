@@ -63,6 +63,7 @@ class S3Config(_Strict):
     region: str = "us-east-1"
     domain: str | None = None  # enables virtual-host-style requests: <bucket>.<domain>
     min_part_size: int = Field(5 * 1024 * 1024, ge=0)
+    upload_expiry_h: float = Field(24.0, ge=0)  # abandoned multipart uploads are removed after this; 0 = never
     tls: TlsConfig = TlsConfig()
 
     @field_validator("listen")
@@ -114,6 +115,7 @@ s3:
   root: /                  # buckets are the directories under this store path
   region: us-east-1        # reported to clients; requests may sign any region
   domain: null             # set (e.g. s3.example.com) for virtual-host-style buckets
+  upload_expiry_h: 24      # remove multipart uploads never completed or aborted (0 = keep)
   tls:
     enabled: false         # HTTPS with the pair below ('tessera init' makes a self-signed one)
     cert: tls/cert.pem

@@ -72,7 +72,7 @@ class Server:
         self.store: Store = open_store(data_dir, threads=cfg.store.io_threads)
         self.stop = threading.Event()
         self.counters: dict[str, float] = {"gc_runs": 0, "gc_segments_deleted": 0, "repairs_run": 0,
-                                           "cells_repaired": 0}
+                                           "cells_repaired": 0, "s3_uploads_expired": 0}
         self.httpd: ThreadingHTTPServer | None = None
         self.threads: list[threading.Thread] = []
         self.children: list[Child] = []
@@ -131,6 +131,7 @@ class Server:
         m = self.cfg.maintenance
         next_gc = m.gc_interval_s
         next_repair = m.repair_interval_s
+        next_expiry = 60.0
         elapsed = 0.0
         while not self.stop.wait(1.0):
             elapsed += 1.0
@@ -150,6 +151,11 @@ class Server:
                         self.counters["repairs_run"] += 1
                         self.counters["cells_repaired"] += rep2.cells_repaired
                     next_repair = elapsed + m.repair_interval_s
+                if self.cfg.s3.enabled and self.cfg.s3.upload_expiry_h and elapsed >= next_expiry:
+                    from protocols.s3.multipart import expire_uploads
+                    self.counters["s3_uploads_expired"] += expire_uploads(
+                        self.store.fs, self.cfg.s3.upload_expiry_h * 3600)
+                    next_expiry = elapsed + 3600.0
             except Exception:
                 log.exception("maintenance pass failed")
 

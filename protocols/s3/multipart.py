@@ -243,6 +243,27 @@ def _remove_upload(fs: FileSystem, upload_id: str) -> None:
     fs.rmdir(up, upload_id)
 
 
+def expire_uploads(fs: FileSystem, older_than_s: float, now_ns: int | None = None) -> int:
+    """Remove multipart uploads started more than ``older_than_s`` ago (clients that never
+    completed or aborted them); their parts become garbage for GC.  Returns how many."""
+    now = time.time_ns() if now_ns is None else now_ns
+    cutoff = now - int(older_than_s * 1e9)
+    gone = 0
+    for e in fs.listdir(_uploads(fs)):
+        try:
+            info = json.loads(fs.getxattr(e.ino, UPLOAD))
+            started = int(info.get("initiated", 0))
+        except (CoreError, ValueError):
+            started = 0  # half-made upload directory: expire it too
+        if started < cutoff:
+            try:
+                _remove_upload(fs, e.name)
+                gone += 1
+            except CoreError:
+                continue
+    return gone
+
+
 async def abort(ctx: Ctx) -> Response:
     upload_id = ctx.q.get("uploadId", "")
     await ctx.run(_upload, ctx, upload_id)

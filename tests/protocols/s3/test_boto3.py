@@ -327,3 +327,19 @@ def test_virtual_host_style(s3: S3Server, bucket: str) -> None:
     c.put_object(Bucket=bucket, Key="vh/obj", Body=b"virtual")
     assert c.get_object(Bucket=bucket, Key="vh/obj")["Body"].read() == b"virtual"
     assert s3.client().get_object(Bucket=bucket, Key="vh/obj")["Body"].read() == b"virtual"
+
+
+def test_abandoned_uploads_expire(s3: S3Server, bucket: str) -> None:
+    import time as _time
+
+    from core.store import open_store
+    from protocols.s3.multipart import expire_uploads
+    c = s3.client()
+    old = c.create_multipart_upload(Bucket=bucket, Key="abandoned")["UploadId"]
+    c.upload_part(Bucket=bucket, Key="abandoned", UploadId=old, PartNumber=1, Body=b"x" * 1000)
+    with open_store(str(s3.data)) as st:
+        assert expire_uploads(st.fs, 3600) == 0  # young: kept
+        assert expire_uploads(st.fs, 3600, now_ns=_time.time_ns() + 7200 * 10**9) >= 1
+    with pytest.raises(ClientError) as e:
+        c.list_parts(Bucket=bucket, Key="abandoned", UploadId=old)
+    assert code(e) == "NoSuchUpload"
