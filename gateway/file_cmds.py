@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from core.errors import Exists, IsADirectory, NotFound
+from core.errors import IsADirectory, NotFound
 from core.fs.extents import resolve
 from core.fs.fs import FileSystem
 from core.fs.types import Attr
@@ -213,4 +213,4 @@ def stat(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["Exists", "get", "ls", "mkdir", "mv", "put", "rm", "stat"]
+__all__ = ["get", "ls", "mkdir", "mv", "put", "rm", "stat"]

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core.data.store import Extent
-from core.errors import Closed, InvalidArgument, IsADirectory
+from core.errors import Closed, InvalidArgument
 from core.fs import namespace as ns
 from core.fs.extents import to_slices
 from core.meta.txn import Txn
-from core.meta.types import REG
 
 if TYPE_CHECKING:
     from core.fs.fs import FileSystem
@@ -309,7 +308,3 @@ class FileHandle:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def check_regular(kind: int) -> None:
-    if kind != REG:
-        raise IsADirectory("not a regular file") if kind == 2 else InvalidArgument("not a regular file")

@@ -4,7 +4,6 @@ renames the result into place atomically."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import time
@@ -330,4 +329,4 @@ async def list_uploads(ctx: Ctx) -> Response:
     return Response(xmlio.doc("ListMultipartUploadsResult", head + body), media_type="application/xml")
 
 
-__all__ = ["abort", "base64", "complete", "create", "list_parts", "list_uploads", "upload_part"]
+__all__ = ["abort", "complete", "create", "list_parts", "list_uploads", "upload_part"]
