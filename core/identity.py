@@ -91,16 +91,32 @@ def valid_name(name: str) -> None:
         raise InvalidArgument(f"invalid user name {name!r}: use letters, digits, '.', '_', '-', '@'")
 
 
+def valid_keys(access_key: str, secret_key: str) -> None:
+    """Keys given by an operator (config-managed nodes): AWS-shaped, so every S3 client accepts them."""
+    ak_ok = set(string.ascii_uppercase + string.digits)
+    if not 16 <= len(access_key) <= 128 or not set(access_key) <= ak_ok:
+        raise InvalidArgument("access key: 16-128 characters, upper-case letters and digits")
+    if not 16 <= len(secret_key) <= 128 or not all(33 <= ord(c) < 127 for c in secret_key):
+        raise InvalidArgument("secret key: 16-128 printable ASCII characters, no spaces")
+
+
 def add_user(meta: MetaStore, name: str, password: str | None = None, *, uid: int | None = None,
-             gid: int | None = None) -> User:
+             gid: int | None = None, access_key: str | None = None, secret_key: str | None = None) -> User:
+    """Add a user with fresh S3 keys, or with the ones given (both or neither)."""
     valid_name(name)
+    if (access_key is None) != (secret_key is None):
+        raise InvalidArgument("give both the access key and the secret key, or neither")
+    if access_key is not None and secret_key is not None:
+        valid_keys(access_key, secret_key)
     nt = nt_hash(password) if password else None
     pw = hash_password(password) if password else None
-    ak, sk = _access_key(), _secret_key()
+    ak, sk = access_key or _access_key(), secret_key or _secret_key()
 
     def apply(t: Txn) -> User:
         if t.user(name) is not None:
             raise Exists(f"user {name!r} exists")
+        if t.user_by_key(ak) is not None:
+            raise Exists("that access key belongs to another user")
         u_id = uid if uid is not None else t.next_uid()
         user = User(name, u_id, gid if gid is not None else u_id, ak, sk, nt, pw)
         t.add_user(user, time.time_ns())

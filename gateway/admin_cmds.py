@@ -135,7 +135,16 @@ def target_fail(args: argparse.Namespace) -> int:
 
 def user_add(args: argparse.Namespace) -> int:
     with store(args) as s:
-        u = identity.add_user(s.meta, args.name, args.password)
+        try:
+            u = identity.add_user(s.meta, args.name, args.password, access_key=args.access_key,
+                                  secret_key=args.secret_key)
+        except Exists:
+            old = next((x for x in identity.list_users(s.meta) if x.name == args.name), None)
+            if not args.exist_ok or old is None:
+                raise
+            if args.access_key and (old.access_key, old.secret_key) != (args.access_key, args.secret_key):
+                raise Exists(f"user {args.name!r} exists with other keys (remove it first to change them)") from None
+            u = old
     if args.json:
         print(json.dumps({"name": u.name, "access_key": u.access_key, "secret_key": u.secret_key,
                           "uid": u.uid, "gid": u.gid}))
@@ -178,4 +187,4 @@ def serve(args: argparse.Namespace) -> int:
         cfg.s3.listen = args.s3_listen
     logs.setup(cfg.log.level, cfg.log.format)
     d = cfg.data_dir(path) if args.config else data_dir(args)
-    return Server(cfg, d).run()
+    return Server(cfg, d, role=args.role).run()

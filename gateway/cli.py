@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = usub.add_parser("add", parents=[common], help="add a user; prints the S3 keys")
     p.add_argument("name")
     p.add_argument("--password", help="password for SMB/NFS logins (stored as hashes)")
+    p.add_argument("--access-key", help="use this S3 access key (with --secret-key) instead of a generated one")
+    p.add_argument("--secret-key", help="use this S3 secret key (with --access-key)")
+    p.add_argument("--exist-ok", action="store_true",
+                   help="succeed without change when the user exists (with the given keys, if any)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=admin_cmds.user_add)
     p = usub.add_parser("list", parents=[common], help="list users")
@@ -98,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("serve", admin_cmds.serve, "run the enabled servers until SIGTERM/SIGINT")
     p.add_argument("--config", metavar="FILE", help="config file (default DIR/tessera.yaml)")
     p.add_argument("--s3-listen", metavar="HOST:PORT", help="S3 listen address (overrides s3.listen)")
+    p.add_argument("--role", choices=("all", "core", "s3"), default="all",
+                   help="all: everything enabled in the config (default); core: admin endpoint and maintenance "
+                        "only; s3: only the S3 server, in this process (one role per container in the appliance)")
     return parser
 
 

@@ -66,9 +66,16 @@ class Child:
 
 
 class Server:
-    def __init__(self, cfg: Config, data_dir: str) -> None:
+    """One node's services. ``role`` picks a slice of them: ``all`` (what the config enables, protocol servers
+    as supervised children), ``core`` (admin endpoint + maintenance only) or ``s3`` (the S3 server replaces this
+    process) -- the appliance runs ``core`` and each protocol in containers of their own."""
+
+    def __init__(self, cfg: Config, data_dir: str, role: str = "all") -> None:
+        if role not in ("all", "core", "s3"):
+            raise ConfigError(f"unknown role {role!r} (all, core, s3)")
         self.cfg = cfg
         self.data_dir = data_dir
+        self.role = role
         self.store: Store = open_store(data_dir, threads=cfg.store.io_threads)
         self.stop = threading.Event()
         self.counters: dict[str, float] = {"gc_runs": 0, "gc_segments_deleted": 0, "repairs_run": 0,
@@ -164,9 +171,14 @@ class Server:
             log.info("stopping", extra={"signal": signal.Signals(signum).name})
             self.stop.set()
 
+        if self.role == "s3":
+            child = self._s3_child()
+            self.store.close()
+            log.info("exec s3 server", extra={"data": self.data_dir, "listen": self.cfg.s3.listen})
+            os.execve(child.argv[0], child.argv, child.env)
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        if self.cfg.s3.enabled:
+        if self.cfg.s3.enabled and self.role == "all":
             self.children.append(self._s3_child())
         if self.cfg.admin.enabled:
             self.httpd = self._bind_admin()

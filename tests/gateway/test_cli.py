@@ -131,3 +131,23 @@ def test_users(store: Path) -> None:
     assert run(store, "user", "add", "alice", ok=False).returncode == 1
     run(store, "user", "remove", "alice")
     assert "alice" not in run(store, "user", "list").stdout.decode()
+
+
+def test_user_with_given_keys_exist_ok(store: Path) -> None:
+    """Config-managed nodes (the appliance) create users with fixed keys on every boot."""
+    ak, sk = "AKIATESSERANODE00001", "node-secret-key-0123456789abcdef"
+    keyed = ["user", "add", "ops", "--access-key", ak, "--secret-key", sk, "--json"]
+    u = json.loads(run(store, *keyed).stdout)
+    assert (u["access_key"], u["secret_key"]) == (ak, sk)
+    again = json.loads(run(store, *keyed, "--exist-ok").stdout)  # a reboot: same user, nothing changes
+    assert again == u
+    assert run(store, *keyed, ok=False).returncode == 1  # without --exist-ok it is still an error
+    other = run(store, "user", "add", "ops", "--access-key", "AKIAOTHERKEY00000001", "--secret-key", sk,
+                "--exist-ok", ok=False)
+    assert other.returncode == 1 and b"other keys" in other.stderr
+    clash = run(store, "user", "add", "dev", "--access-key", ak, "--secret-key", sk, ok=False)
+    assert clash.returncode == 1 and b"another user" in clash.stderr
+    for bad in (["--access-key", ak], ["--access-key", "lower-case-key-0000", "--secret-key", sk],
+                ["--access-key", ak, "--secret-key", "short"]):
+        p = run(store, "user", "add", "eve", *bad, ok=False)
+        assert p.returncode == 1 and b"Traceback" not in p.stderr and b"key" in p.stderr

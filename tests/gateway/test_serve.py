@@ -120,3 +120,30 @@ def test_serve_reports_port_in_use(tmp_path: Path) -> None:
         p = subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"], cwd=ROOT,
                            capture_output=True, text=True, timeout=60, env={**os.environ})
     assert p.returncode == 1 and "tessera: error:" in p.stderr
+
+
+def test_serve_roles_core_and_s3_side_by_side(tmp_path: Path) -> None:
+    """The appliance runs `serve --role core` and `serve --role s3` in separate containers on one store."""
+    d = tmp_path / "data"
+    _init(d)
+    admin, s3 = _free_port(), _free_port()
+    (d / "tessera.yaml").write_text(f"admin:\n  listen: 127.0.0.1:{admin}\ns3:\n  listen: 127.0.0.1:{s3}\n"
+                                    "  workers: 1\n")
+    base = [sys.executable, "-m", "gateway.cli", "--data", str(d), "serve", "--role"]
+    core = subprocess.Popen([*base, "core"], cwd=ROOT)
+    s3p = subprocess.Popen([*base, "s3"], cwd=ROOT)
+    try:
+        assert _get(f"http://127.0.0.1:{admin}/healthz")[1].strip() == "OK"
+        code, xml = _get_status(f"http://127.0.0.1:{s3}/")
+        assert code == 403 and "AccessDenied" in xml
+        # the s3 role replaced its own process: the PID we started is the S3 server, and it has no admin port
+        with open(f"/proc/{s3p.pid}/cmdline", "rb") as f:
+            assert b"protocols.s3.server" in f.read()
+        # the core role started no S3 child of its own
+        kids = subprocess.run(["pgrep", "-P", str(core.pid)], capture_output=True, text=True).stdout.split()
+        assert kids == []
+    finally:
+        for p in (core, s3p):
+            p.send_signal(signal.SIGTERM)
+        assert core.wait(30) == 0
+        assert s3p.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a graceful shutdown
