@@ -62,8 +62,8 @@ class Store:
 
 
 def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int = 6,
-               ec: tuple[int, int] | None = None, cell: int = DEFAULT_CELL, inline_max: int = 16 * 1024,
-               shard_bytes: int = DEFAULT_SHARD_BYTES) -> uuid.UUID:
+               domains: list[str] | None = None, ec: tuple[int, int] | None = None, cell: int = DEFAULT_CELL,
+               inline_max: int = 16 * 1024, shard_bytes: int = DEFAULT_SHARD_BYTES) -> uuid.UUID:
     """Create a new store; raises Exists if one is already there."""
     if is_store(data_dir):
         raise Exists(f"a store already exists in {data_dir}")
@@ -72,6 +72,8 @@ def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int
     paths = targets or [os.path.join(data_dir, "targets", f"t{i}") for i in range(ntargets)]
     if not paths:
         raise InvalidArgument("a store needs at least one target")
+    if domains is not None and len(domains) != len(paths):
+        raise InvalidArgument(f"{len(domains)} fault domains given for {len(paths)} targets")
     if len(set(map(os.path.abspath, paths))) != len(paths) and not all(p.startswith("mem:") for p in paths):
         raise InvalidArgument("target paths must be distinct")
     k, m = ec or default_geometry(len(paths))
@@ -93,8 +95,8 @@ def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int
     def setup(t: Txn) -> None:
         for key, val in settings.items():
             t.set_info(key, str(val))
-        for p in abs_paths:
-            t.add_target(p, 1.0, "", now)
+        for i, p in enumerate(abs_paths):
+            t.add_target(p, 1.0, domains[i] if domains else "", now)
         ns.make_root(t)
     try:
         meta.write(setup)

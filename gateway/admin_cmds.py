@@ -32,8 +32,11 @@ def init(args: argparse.Namespace) -> int:
         raise InvalidArgument(str(e)) from None
     if args.targets is not None and args.targets < 1:
         raise InvalidArgument("--targets must be at least 1")
+    if args.target_domain and len(args.target_domain) != len(args.target or []):
+        raise InvalidArgument("give one --target-domain per --target, or none")
     os.makedirs(d, exist_ok=True)
-    sid = init_store(d, targets=args.target, ntargets=args.targets or 6, ec=ec, cell=args.cell_size)
+    sid = init_store(d, targets=args.target, ntargets=args.targets or 6, domains=args.target_domain, ec=ec,
+                     cell=args.cell_size)
     cfgmod.write_default(d)
     from gateway.tls import self_signed
     self_signed(os.path.join(d, "tls", "cert.pem"), os.path.join(d, "tls", "key.pem"))

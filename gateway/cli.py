@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--targets", type=int, metavar="N", help="N target directories under DIR/targets (default 6)")
     g.add_argument("--target", action="append", metavar="PATH", help="a target directory (repeat per disk)")
+    p.add_argument("--target-domain", action="append", metavar="NAME",
+                   help="fault domain of each --target, in order (e.g. the disk); default: each its own")
     p.add_argument("--ec", metavar="K+M", help="erasure-coding geometry (default from the target count)")
     p.add_argument("--cell-size", type=int, default=256 * 1024, help=argparse.SUPPRESS)
 

@@ -362,7 +362,7 @@ def health(ds: DataStore) -> Health:
         total, free = tgt.capacity()
         used = tgt.usage()
         state = info.state if info.state != "ok" or tgt.available() else "missing"
-        targets.append({"id": info.id, "path": info.path, "state": state, "total": total,
+        targets.append({"id": info.id, "path": info.path, "domain": info.domain, "state": state, "total": total,
                         "used": used, "free": free, "shards": shard_count.get(info.id, 0)})
     state = "FAILED" if lost else ("DEGRADED" if degraded else "OK")
     return Health(state, len(degraded), lost, targets)

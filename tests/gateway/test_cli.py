@@ -38,6 +38,15 @@ def test_init_options(tmp_path: Path) -> None:
     paths = [str(tmp_path / f"disk{i}") for i in range(4)]
     args = [x for p in paths for x in ("--target", p)]
     assert "2+2" in run(e, "--data", str(e), "init", *args, "--ec", "2+2").stdout.decode()
+    f = tmp_path / "c"
+    doms = [x for i in range(4) for x in ("--target-domain", f"disk{i // 2}")]  # two targets on each disk
+    paths = [str(tmp_path / f"d{i}") for i in range(4)]
+    args = [x for p in paths for x in ("--target", p)]
+    run(f, "--data", str(f), "init", *args, *doms, "--ec", "1+1")
+    st = json.loads(run(f, "--data", str(f), "status", "--json").stdout)
+    assert sorted(t["domain"] for t in st["targets"]) == ["disk0", "disk0", "disk1", "disk1"]
+    bad = run(tmp_path / "g", "--data", str(tmp_path / "g"), "init", *args, "--target-domain", "x", ok=False)
+    assert bad.returncode == 1 and b"--target-domain" in bad.stderr
     assert os.path.exists(Path(paths[0]) / "target.json")
     for bad in (["--ec", "9+9"], ["--ec", "x"], ["--targets", "0"]):
         p = run(tmp_path / "c", "init", *bad, ok=False)
