@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= ./tessera-data
 export TESSERA_DATA ?= $(DATA)
 
-.PHONY: run test venv deps lint typecheck unit bench containers clean
+.PHONY: run test venv deps lint typecheck unit bench containers image image-test clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,15 +20,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,torch]'
 	touch $@
 
+# system packages: S3 clients, podman for the containers, and what builds and boots the appliance image
 deps: $(VENV)/.installed
-	@bash .ci/system-deps.sh rclone podman runc mmdebstrap uidmap
+	@bash .ci/system-deps.sh rclone podman runc mmdebstrap uidmap qemu-system-x86 ipxe-qemu squashfs-tools \
+	  xorriso grub-common grub-pc-bin grub-efi-amd64-bin mtools busybox-static cpio e2fsprogs file
 
 run: $(VENV)/.installed
 	@[ -f "$(TESSERA_DATA)/meta/meta.db" ] || $(BIN)/tessera init --data "$(TESSERA_DATA)"
 	$(BIN)/tessera serve --data "$(TESSERA_DATA)"
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check core gateway protocols tests bench
+	$(BIN)/ruff check core gateway protocols tests bench image
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
@@ -36,11 +38,19 @@ typecheck: $(VENV)/.installed
 unit: $(VENV)/.installed
 	$(BIN)/pytest -q
 
-test: deps lint typecheck unit
+test: deps lint typecheck unit image-test
 
 # container images (mmdebstrap base, host-downloaded wheels, podman build --pull=never)
 containers: $(VENV)/.installed
-	PY=$(BIN)/python bash image/build.sh
+	PY=$(BIN)/python bash image/build.sh containers
+
+# the bootable appliance: containers, root fs, preloaded images, squashfs, initramfs, PXE files + ISO
+image: deps
+	PY=$(BIN)/python bash image/build.sh image
+
+# boot the image under qemu (TCG): ISO with two target disks + reboot persistence, then PXE via iPXE
+image-test: image
+	$(BIN)/pytest -q -m appliance tests/image/test_boot.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/core.py

@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Build Tessera's container images, in visible stages, with no registry:
-#   base      Debian bookworm rootfs from mmdebstrap, imported as localhost/tessera-base
-#   wheels    the project's wheel and its dependencies, downloaded on the host
-#   services  localhost/tessera (the service image; each protocol server runs from it)
-# Usage: image/build.sh [stage ...]   (default: all stages, in order)
-# Outputs go to image/build/ (ignored by git).  Containers are built with --pull=never.
+# Build Tessera's container images and the bootable appliance, in visible stages, with no registry:
+#   base       Debian bookworm rootfs from mmdebstrap, imported as localhost/tessera-base
+#   wheels     the project's wheel and its dependencies, downloaded on the host
+#   services   localhost/tessera (the service image; each service container runs a role of it)
+#   rootfs     the appliance root: systemd, podman, runc, netavark, python3, kernel (mmdebstrap)
+#   preload    the service image copied into the root's read-only image store (additionalimagestores)
+#   squashfs   the root compressed (xz)
+#   initramfs  busybox /init + the modules it needs: squashfs + tmpfs overlay + switch_root
+#   outputs    out/: vmlinuz, initrd.img, root.squashfs and boot.ipxe for PXE; tessera.iso (hybrid, BIOS+UEFI)
+# Usage: image/build.sh [containers | image | stage ...]   (default: containers = base wheels services)
+# Outputs go to image/build/ (ignored by git). Containers are built with --pull=never. The appliance stages
+# need root (mmdebstrap, chroot, podman --root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=image/build
 PY=${PY:-.venv/bin/python}
 SUITE=${SUITE:-bookworm}
+ROOTFS=$OUT/rootfs
+DIST=$OUT/out
+APP=image/appliance
 mkdir -p "$OUT"
-stage() { printf '\n==> %s\n' "$*"; }
+stage() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
+kver() { ls "$ROOTFS/usr/lib/modules" | sort -V | tail -1; }
 
 build_base() {
   stage "base: mmdebstrap $SUITE (python3) -> localhost/tessera-base"
@@ -41,13 +51,117 @@ build_services() {
   podman image ls --format '   {{.Repository}}:{{.Tag}} {{.Size}}' localhost/tessera
 }
 
+# Packages of the appliance root. No recommends; docs, man pages and locales are never unpacked.
+ROOT_PACKAGES=systemd,systemd-sysv,udev,kmod,dbus,podman,runc,conmon,netavark,iproute2,ca-certificates,\
+linux-image-amd64,e2fsprogs,util-linux,python3,python3-yaml
+# Kernel drivers a storage node never needs (graphics, sound, radio, cameras, ...): left out of the root.
+PRUNE_MODULES="drivers/gpu drivers/media drivers/net/wireless drivers/staging drivers/infiniband drivers/iio
+drivers/bluetooth drivers/isdn drivers/atm drivers/comedi drivers/nfc drivers/input/joystick
+drivers/input/touchscreen drivers/input/tablet drivers/input/misc drivers/hwmon drivers/mmc drivers/memstick
+drivers/firewire drivers/parport drivers/pcmcia drivers/w1 drivers/gnss drivers/video/fbdev drivers/leds
+drivers/platform/chrome drivers/net/can drivers/net/usb drivers/net/ieee802154 drivers/usb/serial drivers/usb/misc
+drivers/usb/gadget sound net/bluetooth net/wireless net/mac80211 net/mac802154 net/nfc net/can net/6lowpan"
+# Modules the initramfs loads before it can find and mount the root image.
+INITRD_MODULES="loop squashfs overlay isofs sr_mod ata_piix ata_generic virtio_pci virtio_blk virtio_scsi sd_mod
+ahci nvme usb-storage uas xhci-pci ehci-pci vfat nls_cp437 nls_ascii ext4 crc32c_generic"
+
+build_rootfs() {
+  stage "rootfs: mmdebstrap $SUITE appliance root (systemd, podman, runc, netavark, python3, kernel)"
+  rm -rf "$ROOTFS"
+  mmdebstrap --variant=minbase --aptopt='APT::Install-Recommends "false"' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --dpkgopt='path-exclude=/usr/share/info/*' --include="$ROOT_PACKAGES" "$SUITE" "$ROOTFS"
+  cp -a "$APP/rootfs/." "$ROOTFS/"
+  install -D -m 0755 "$APP/tessera_node.py" "$ROOTFS/usr/lib/tessera/tessera_node.py"
+  echo tessera > "$ROOTFS/etc/hostname"
+  printf '127.0.0.1 localhost\n127.0.1.1 tessera\n::1 localhost ip6-localhost ip6-loopback\n' > "$ROOTFS/etc/hosts"
+  : > "$ROOTFS/etc/machine-id"  # a fresh one each boot: the OS is volatile, the node's identity is its disks
+  mkdir -p "$ROOTFS/var/lib/containers/storage" "$ROOTFS/var/lib/tessera/disks"
+  systemctl --root="$ROOTFS" enable -q systemd-networkd tessera-node tessera-init tessera-core tessera-s3
+  systemctl --root="$ROOTFS" mask -q e2scrub_all.timer e2scrub_reap.service apt-daily.timer apt-daily-upgrade.timer \
+    podman-auto-update.timer podman-restart.service 2>/dev/null || true
+  local k; k=$(kver)
+  for d in $PRUNE_MODULES; do rm -rf "$ROOTFS/usr/lib/modules/$k/kernel/$d"; done
+  depmod -b "$ROOTFS" "$k"
+  mkdir -p "$DIST"
+  cp "$ROOTFS/boot/vmlinuz-$k" "$DIST/vmlinuz"
+  rm -rf "$ROOTFS"/boot/* "$ROOTFS"/var/cache/apt/* "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/log/*.log
+  du -sh "$ROOTFS" | awk -v k="$k" '{print "   root " $1 ", kernel " k}'
+}
+
+build_preload() {
+  stage "preload: localhost/tessera into the root's read-only image store"
+  local store="$ROOTFS/usr/lib/containers/storage" run="$OUT/preload-run"
+  rm -rf "$store" "$run" "$OUT/tessera-image.tar"
+  mkdir -p "$store" "$run"
+  podman save -q -o "$OUT/tessera-image.tar" localhost/tessera:latest
+  podman --root "$store" --runroot "$run" --storage-driver overlay load -q -i "$OUT/tessera-image.tar" >/dev/null
+  podman --root "$store" --runroot "$run" --storage-driver overlay image ls --format '   {{.Repository}}:{{.Tag}} {{.Size}}'
+  rm -rf "$run" "$OUT/tessera-image.tar"
+}
+
+build_squashfs() {
+  stage "squashfs: compress the root (xz)"
+  mkdir -p "$DIST"
+  rm -f "$DIST/root.squashfs"
+  mksquashfs "$ROOTFS" "$DIST/root.squashfs" -noappend -comp xz -b 1M -Xbcj x86 \
+    -processors "$(nproc)" -quiet -progress
+  ls -l "$DIST/root.squashfs" | awk '{printf "   root.squashfs %.1f MB\n", $5 / 1e6}'
+}
+
+build_initramfs() {
+  stage "initramfs: busybox /init + modules"
+  local d="$OUT/initramfs" k; k=$(kver)
+  rm -rf "$d" && mkdir -p "$d"/{bin,dev,proc,sys,run,newroot,etc,live,lib/modules}
+  cp "$(command -v busybox)" "$d/bin/busybox"
+  file -L "$d/bin/busybox" | grep -q 'statically linked' || { echo "busybox is not static (apt-get install busybox-static)" >&2; exit 1; }
+  install -m 0755 "$APP/initramfs/init" "$d/init"
+  # shellcheck disable=SC2086
+  "$PY" "$APP/initrd_modules.py" "$ROOTFS/usr/lib/modules/$k" $INITRD_MODULES > "$d/etc/initrd-modules"
+  while read -r m; do
+    install -D -m 0644 "$ROOTFS/usr/lib/modules/$k/$m" "$d/lib/modules/$m"
+  done < "$d/etc/initrd-modules"
+  (cd "$d" && find . | sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9 > "$DIST/initrd.img"
+  ls -l "$DIST/initrd.img" | awk -v n="$(wc -l < "$d/etc/initrd-modules")" '{printf "   initrd.img %.1f MB, %d modules\n", $5 / 1e6, n}'
+}
+
+build_outputs() {
+  stage "outputs: PXE files, iPXE script, hybrid ISO"
+  cp "$APP/boot.ipxe" "$DIST/boot.ipxe"
+  local iso="$OUT/iso"
+  rm -rf "$iso" && mkdir -p "$iso/boot/grub" "$iso/live"
+  cp "$DIST/vmlinuz" "$DIST/initrd.img" "$iso/boot/"
+  cp "$APP/grub.cfg" "$iso/boot/grub/grub.cfg"
+  ln "$DIST/root.squashfs" "$iso/live/root.squashfs" 2>/dev/null || cp "$DIST/root.squashfs" "$iso/live/"
+  grub-mkrescue -o "$DIST/tessera.iso" "$iso" -- -volid TESSERA >/dev/null 2>"$OUT/grub-mkrescue.log" \
+    || { cat "$OUT/grub-mkrescue.log" >&2; exit 1; }
+  rm -rf "$iso"
+  (cd "$DIST" && ls -l | awk 'NR > 1 {printf "   %-14s %7.1f MB\n", $9, $5 / 1e6}')
+}
+
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(base wheels services)
+[ ${#stages[@]} -gt 0 ] || stages=(containers)
+expanded=()
 for s in "${stages[@]}"; do
+  case "$s" in
+    containers) expanded+=(base wheels services) ;;
+    image) expanded+=(base wheels services rootfs preload squashfs initramfs outputs) ;;
+    appliance) expanded+=(rootfs preload squashfs initramfs outputs) ;;
+    *) expanded+=("$s") ;;
+  esac
+done
+for s in "${expanded[@]}"; do
   case "$s" in
     base) build_base ;;
     wheels) build_wheels ;;
     services) build_services ;;
-    *) echo "unknown stage: $s (stages: base wheels services)" >&2; exit 2 ;;
+    rootfs) build_rootfs ;;
+    preload) build_preload ;;
+    squashfs) build_squashfs ;;
+    initramfs) build_initramfs ;;
+    outputs) build_outputs ;;
+    *) echo "unknown stage: $s (stages: base wheels services rootfs preload squashfs initramfs outputs;" \
+            "groups: containers image appliance)" >&2; exit 2 ;;
   esac
 done

@@ -325,6 +325,7 @@ def mount_disk(device: str, label: str, run: Runner) -> str:
 class Layout:
     data_dir: str
     targets: list[str]
+    domains: list[str]  # the disk (label) each target is on: its fault domain
     fresh: bool
 
 
@@ -343,7 +344,8 @@ def plan_layout(mounts: list[str], targets_per_disk: int) -> Layout:
         raise NodeError("disks hold Tessera targets but the disk with the store's metadata is missing")
     home = have[0] if have else mounts[0]
     targets = [os.path.join(m, f"t{i}") for m in mounts for i in range(targets_per_disk)]
-    return Layout(os.path.join(home, "store"), targets, not have)
+    domains = [os.path.basename(m) for m in mounts for _ in range(targets_per_disk)]
+    return Layout(os.path.join(home, "store"), targets, domains, not have)
 
 
 def service_config(cfg: NodeConfig, data_dir: str) -> dict[str, Any]:
@@ -357,7 +359,8 @@ def service_config(cfg: NodeConfig, data_dir: str) -> dict[str, Any]:
 
 def write_run_files(cfg: NodeConfig, layout: Layout, run_dir: str = RUN_DIR) -> None:
     os.makedirs(run_dir, exist_ok=True)
-    env = {"TESSERA_DATA": layout.data_dir, "TESSERA_TARGETS": " ".join(layout.targets), "TESSERA_EC": cfg.ec or ""}
+    env = {"TESSERA_DATA": layout.data_dir, "TESSERA_TARGETS": " ".join(layout.targets),
+           "TESSERA_DOMAINS": " ".join(layout.domains), "TESSERA_EC": cfg.ec or ""}
     _write(os.path.join(run_dir, "node.env"), "".join(f"{k}={v}\n" for k, v in env.items()), 0o644)
     _write(os.path.join(run_dir, "tessera.yaml"), yaml.safe_dump(service_config(cfg, layout.data_dir)), 0o644)
     lines = "".join(" ".join([u["name"], u.get("access_key", "-"), u.get("secret_key", "-")]) + "\n"

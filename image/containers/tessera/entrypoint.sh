@@ -1,18 +1,45 @@
 #!/bin/sh
-# First start: make the store (targets under /data/targets unless TESSERA_TARGETS names
-# directories, e.g. one per mounted disk), then run the requested role.
-set -e
-if [ ! -f /data/meta/meta.db ]; then
-  if [ -n "${TESSERA_TARGETS:-}" ]; then
-    set -- "$@" ; args=""
-    for t in $TESSERA_TARGETS; do args="$args --target $t"; done
-    # shellcheck disable=SC2086
-    tessera init --data /data $args ${TESSERA_EC:+--ec $TESSERA_EC}
-  else
-    tessera init --data /data ${TESSERA_EC:+--ec $TESSERA_EC}
+# Entrypoint of the service image. The store is at $TESSERA_DATA (default /data).
+#   serve [ARGS]  make the store on first start, then `tessera serve ARGS` (compose runs this)
+#   node-init     the appliance's one-shot step before its service containers start: make the store, or
+#                 add the targets of newly attached disks, then ensure the users listed one per line
+#                 ("NAME ACCESS_KEY SECRET_KEY", "-" for generated keys) in $TESSERA_USERS_FILE
+#   anything else `tessera ARGS`
+# TESSERA_TARGETS: target directories (one or more per disk), TESSERA_DOMAINS: their fault domains,
+# TESSERA_EC: K+M. Without TESSERA_TARGETS the targets are directories under the store.
+set -eu
+DATA=${TESSERA_DATA:-/data}
+export TESSERA_DATA="$DATA"
+
+make_store() {
+  if [ -f "$DATA/meta/meta.db" ]; then
+    for t in ${TESSERA_TARGETS:-}; do
+      [ -f "$t/target.json" ] || tessera target add "$t"
+    done
+    return 0
   fi
-fi
-case "$1" in
-  serve) shift; exec tessera serve --config /etc/tessera/tessera.yaml "$@" ;;
+  set --
+  for t in ${TESSERA_TARGETS:-}; do set -- "$@" --target "$t"; done
+  for d in ${TESSERA_DOMAINS:-}; do set -- "$@" --target-domain "$d"; done
+  [ -z "${TESSERA_EC:-}" ] || set -- "$@" --ec "$TESSERA_EC"
+  tessera init --data "$DATA" "$@"
+}
+
+sync_users() {
+  [ -n "${TESSERA_USERS_FILE:-}" ] && [ -f "$TESSERA_USERS_FILE" ] || return 0
+  while read -r name ak sk; do
+    [ -n "$name" ] || continue
+    if [ "$ak" = "-" ]; then
+      tessera user add "$name" --exist-ok >/dev/null
+    else
+      tessera user add "$name" --access-key "$ak" --secret-key "$sk" --exist-ok >/dev/null
+    fi
+    echo "user $name ready"
+  done < "$TESSERA_USERS_FILE"
+}
+
+case "${1:-serve}" in
+  serve) shift || true; make_store; exec tessera serve --config "${TESSERA_CONFIG:-/etc/tessera/tessera.yaml}" "$@" ;;
+  node-init) make_store; sync_users ;;
   *) exec tessera "$@" ;;
 esac

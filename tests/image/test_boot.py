@@ -1,0 +1,170 @@
+"""Boot the appliance under qemu (TCG, 2 vCPUs) and use it as a client would (``make image-test``).
+
+* ISO: two blank virtual disks become targets, the node's config comes from a TESSERA-CFG disk; boto3
+  creates a bucket, puts and gets objects byte-identical; a hard reset of the VM, and the objects are still
+  there (the targets persist; RAM held only the OS).
+* PXE: qemu's iPXE ROM fetches a script over qemu's TFTP, which chains to the shipped boot.ipxe over HTTP:
+  the same kernel, initrd and root image; config from the kernel command line and a URL.
+
+Needs ``make image`` first (image/build/out). Every wait has a hard limit; the serial log is in the failure
+message; qemu is killed by PID on every exit path. Boot times go to image/build/boot-times.json.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tests.image.vm import VM, config_disk, raw_disk
+
+pytestmark = pytest.mark.appliance
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "image" / "build" / "out"
+TIMES = ROOT / "image" / "build" / "boot-times.json"
+BOOT_LIMIT_S = float(os.environ.get("TESSERA_BOOT_LIMIT_S", "600"))
+AK, SK = "AKIATESSERAIMAGETEST", "image-test-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def image() -> Path:
+    need = ["vmlinuz", "initrd.img", "root.squashfs", "boot.ipxe", "tessera.iso"]
+    missing = [n for n in need if not (OUT / n).exists()]
+    assert not missing, f"image outputs missing in {OUT}: {missing} (run `make image` first)"
+    return OUT
+
+
+def record(name: str, seconds: float) -> None:
+    times: dict[str, Any] = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    times[name] = round(seconds, 1)
+    TIMES.write_text(json.dumps(times, indent=1, sort_keys=True))
+
+
+def s3_client(port: int, ak: str = AK, sk: str = SK) -> Any:
+    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id=ak,
+                        aws_secret_access_key=sk, region_name="us-east-1",
+                        config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 1}))
+
+
+def wait_serving(vm: VM, s3: Any, what: str) -> float:
+    def probe() -> bool:
+        s3.list_buckets()
+        return True
+    vm.wait_for(f"S3 answering ({what})", probe, BOOT_LIMIT_S, every=3.0)
+    return time.monotonic() - vm.started
+
+
+def healthz(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+        return str(r.read().decode().strip())
+
+
+NODE_YAML = f"""\
+# the node config a real deployment would put on its config disk
+disks: auto
+ec: "1+1"
+users:
+  - name: image-test
+    access_key: {AK}
+    secret_key: {SK}
+s3:
+  workers: 1
+"""
+
+
+def test_iso_boot_s3_round_trip_and_reboot_persistence(image: Path, tmp_path: Path) -> None:
+    disks = [raw_disk(tmp_path / "d0.img", 2 << 30), raw_disk(tmp_path / "d1.img", 2 << 30),
+             config_disk(tmp_path / "cfg.img", NODE_YAML)]
+    big = os.urandom(3 * 1024 * 1024 + 17)
+    with VM(tmp_path, "iso", disks=disks, boot=["-cdrom", str(image / "tessera.iso"), "-boot", "d"],
+            forwards={"s3": 9000, "admin": 9100}) as vm:
+        s3 = s3_client(vm.ports["s3"])
+        record("iso_boot_to_serving_s", wait_serving(vm, s3, "first boot"))
+        assert vm.wait_for("healthz", lambda: healthz(vm.ports["admin"]), 120) == "OK"
+        s3.create_bucket(Bucket="appliance")
+        s3.put_object(Bucket="appliance", Key="big.bin", Body=big)
+        s3.put_object(Bucket="appliance", Key="dir/small.txt", Body=b"hello from the appliance\n")
+        got = s3.get_object(Bucket="appliance", Key="big.bin")["Body"].read()
+        assert hashlib.sha256(got).digest() == hashlib.sha256(big).digest()
+        serial = vm.serial_text()
+        assert "tessera-init: switching to the root file system" in serial
+        assert "disk formatted" in serial  # both blank disks became targets
+
+        vm.reset()  # the power-cycle: only what was acknowledged and on the disks may come back
+        vm.wait_for("the S3 port to go down", lambda: None if _answers(s3) else True, 120, every=1.0)
+        record("iso_reboot_to_serving_s", wait_serving(vm, s3, "after the reset"))
+        got = s3.get_object(Bucket="appliance", Key="big.bin")["Body"].read()
+        assert got == big
+        assert s3.get_object(Bucket="appliance", Key="dir/small.txt")["Body"].read() == b"hello from the appliance\n"
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="appliance")["Contents"]]
+        assert keys == ["big.bin", "dir/small.txt"]
+        assert healthz(vm.ports["admin"]) == "OK"
+        assert vm.serial_text().count("disk formatted") == 2  # nothing was formatted again
+
+
+def _answers(s3: Any) -> bool:
+    try:
+        s3.list_buckets()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def http_dir(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A plain HTTP server on 127.0.0.1 (qemu's user network reaches it as 10.0.2.2)."""
+    root = tmp_path / "http"
+    root.mkdir()
+    for name in ("vmlinuz", "initrd.img", "root.squashfs", "boot.ipxe"):
+        os.link(OUT / name, root / name) if os.stat(OUT).st_dev == os.stat(root).st_dev else \
+            (root / name).symlink_to(OUT / name)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    try:
+        yield root, int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_pxe_boot_over_tftp_and_http(image: Path, tmp_path: Path, http_dir: tuple[Path, int]) -> None:
+    root, port = http_dir
+    (root / "node.yaml").write_text("disks: auto\ns3:\n  workers: 1\n")
+    tftp = tmp_path / "tftp"
+    tftp.mkdir()
+    # what a site's DHCP/TFTP server hands out: a tiny script that sets the node's parameters and chains to the
+    # shipped boot.ipxe over HTTP (the root image is too big for TFTP)
+    (tftp / "boot.ipxe").write_text(
+        "#!ipxe\ndhcp\n"
+        f"set tessera-args tessera.config=http://10.0.2.2:{port}/node.yaml tessera.ec=1+1 "
+        f"tessera.user=pxe:{AK}:{SK}\n"
+        f"chain http://10.0.2.2:{port}/boot.ipxe\n")
+    disks = [raw_disk(tmp_path / "d0.img", 2 << 30), raw_disk(tmp_path / "d1.img", 2 << 30)]
+    with VM(tmp_path, "pxe", disks=disks, boot=["-boot", "n"], netdev_extra=f",tftp={tftp},bootfile=boot.ipxe",
+            forwards={"s3": 9000}) as vm:
+        record("pxe_kernel_started_s", vm.wait_serial("Linux version", BOOT_LIMIT_S))
+        s3 = s3_client(vm.ports["s3"])
+        record("pxe_boot_to_serving_s", wait_serving(vm, s3, "PXE boot"))
+        assert "root image is in the initramfs" in vm.serial_text()
+        s3.create_bucket(Bucket="pxe")
+        body = os.urandom(1 << 20)
+        s3.put_object(Bucket="pxe", Key="k", Body=body)
+        assert s3.get_object(Bucket="pxe", Key="k")["Body"].read() == body
