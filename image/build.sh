@@ -63,7 +63,7 @@ drivers/platform/chrome drivers/net/can drivers/net/usb drivers/net/ieee802154 d
 drivers/usb/gadget sound net/bluetooth net/wireless net/mac80211 net/mac802154 net/nfc net/can net/6lowpan"
 # Modules the initramfs loads before it can find and mount the root image.
 INITRD_MODULES="loop squashfs overlay isofs sr_mod ata_piix ata_generic virtio_pci virtio_blk virtio_scsi sd_mod
-ahci nvme usb-storage uas xhci-pci ehci-pci vfat nls_cp437 nls_ascii ext4 crc32c_generic"
+ahci nvme usb-storage uas xhci-pci ehci-pci vfat nls_cp437 nls_ascii nls_utf8 ext4 crc32c_generic"
 
 build_rootfs() {
   stage "rootfs: mmdebstrap $SUITE appliance root (systemd, podman, runc, netavark, python3, kernel)"
@@ -79,11 +79,14 @@ build_rootfs() {
   : > "$ROOTFS/etc/machine-id"  # a fresh one each boot: the OS is volatile, the node's identity is its disks
   mkdir -p "$ROOTFS/var/lib/containers/storage" "$ROOTFS/var/lib/tessera/disks"
   systemctl --root="$ROOTFS" enable -q systemd-networkd tessera-node tessera-init tessera-core tessera-s3
-  systemctl --root="$ROOTFS" mask -q e2scrub_all.timer e2scrub_reap.service apt-daily.timer apt-daily-upgrade.timer \
-    podman-auto-update.timer podman-restart.service 2>/dev/null || true
+  # nothing else runs at boot: no podman API socket, auto-update or restart units, no apt or e2scrub timers
+  for u in podman.socket podman.service podman-auto-update.timer podman-auto-update.service podman-restart.service \
+           apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service; do
+    systemctl --root="$ROOTFS" mask -q "$u"
+  done
   local k; k=$(kver)
   for d in $PRUNE_MODULES; do rm -rf "$ROOTFS/usr/lib/modules/$k/kernel/$d"; done
-  depmod -b "$ROOTFS" "$k"
+  chroot "$ROOTFS" depmod "$k"
   mkdir -p "$DIST"
   cp "$ROOTFS/boot/vmlinuz-$k" "$DIST/vmlinuz"
   rm -rf "$ROOTFS"/boot/* "$ROOTFS"/var/cache/apt/* "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/log/*.log

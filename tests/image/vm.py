@@ -37,13 +37,14 @@ class VM:
         self.ports = {label: free_port() for label in (forwards or {})}
         fwd = "".join(f",hostfwd=tcp:127.0.0.1:{self.ports[label]}-:{guest}"
                       for label, guest in (forwards or {}).items())
-        self.argv = [QEMU, "-accel", "tcg", "-smp", "2", "-m", str(memory_mb), "-nodefaults", "-display", "none",
+        self.argv = [QEMU, "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", str(memory_mb), "-nodefaults", "-display", "none",
                      "-vga", "none", "-serial", f"file:{self.serial}", "-monitor", f"unix:{self.monitor},server,nowait",
                      "-netdev", f"user,id=n0{netdev_extra}{fwd}", "-device", "virtio-net-pci,netdev=n0", *boot]
         for d in disks:
             self.argv += ["-drive", f"file={d},if=virtio,format=raw,cache=writeback"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
+        self._previous_serial = ""
 
     def start(self) -> VM:
         self.started = time.monotonic()
@@ -80,16 +81,23 @@ class VM:
             s.sendall(cmd.encode() + b"\n")
             time.sleep(0.5)
 
-    def reset(self) -> None:
-        """A hard reset of the machine (like the reset button): nothing is shut down cleanly."""
-        self.monitor_cmd("system_reset")
-        self.started = time.monotonic()
+    def power_cycle(self) -> None:
+        """Pull the plug and switch the machine on again: qemu killed by PID, started anew on the same disks
+        (nothing is shut down cleanly, the serial log goes on in the same file)."""
+        self.kill()
+        with open(self.serial, "ab") as f:
+            f.write(b"\n===== power cycle =====\n")
+        self.argv = [a if not a.startswith("file:") else f"file:{self.serial}.2" for a in self.argv]
+        self._previous_serial = self.serial_text()
+        self.serial = Path(f"{self.serial}.2")
+        self.start()
 
     def serial_text(self) -> str:
+        """Everything the machine printed on its serial port, across power cycles."""
         try:
-            return self.serial.read_text(errors="replace")
+            return self._previous_serial + self.serial.read_text(errors="replace")
         except FileNotFoundError:
-            return ""
+            return self._previous_serial
 
     def fail(self, msg: str, lines: int = 150) -> BootFailed:
         tail = "\n".join(self.serial_text().splitlines()[-lines:])
