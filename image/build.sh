@@ -2,7 +2,7 @@
 # Build Tessera's container images and the bootable appliance, in visible stages, with no registry:
 #   base       Debian bookworm rootfs from mmdebstrap, imported as localhost/tessera-base
 #   wheels     the project's wheel and its dependencies, downloaded on the host
-#   services   localhost/tessera (the service image; each service container runs a role of it)
+#   services   localhost/tessera (core library + every server), localhost/tessera-<service> per containers/<service>
 #   rootfs     the appliance root: systemd, podman, runc, netavark, python3, kernel (mmdebstrap)
 #   preload    the service image copied into the root's read-only image store (additionalimagestores)
 #   squashfs   the root compressed (xz)
@@ -42,13 +42,20 @@ build_wheels() {
   ls "$OUT/ctx/wheels" | wc -l | xargs printf '   %s wheels\n'
 }
 
+# the service images: localhost/tessera (everything), then one thin image per service on top of it
+services() { for d in image/containers/*/; do d=${d%/}; [ "${d##*/}" = tessera ] || echo "${d##*/}"; done; }
+service_images() { echo localhost/tessera:latest; for s in $(services); do echo "localhost/tessera-$s:latest"; done; }
+
 build_services() {
-  stage "services: localhost/tessera from image/containers/tessera/Containerfile"
+  stage "services: localhost/tessera + one image per service ($(services | xargs))"
   cp image/containers/tessera/Containerfile image/containers/tessera/tessera.yaml \
      image/containers/tessera/entrypoint.sh "$OUT/ctx/"
   timeout 900 podman build --pull=never -q -t localhost/tessera:latest "$OUT/ctx" >/dev/null
+  for s in $(services); do
+    timeout 300 podman build --pull=never -q -t "localhost/tessera-$s:latest" "image/containers/$s" >/dev/null
+  done
   podman image prune -f >/dev/null  # the images these replaced would otherwise pile up run after run
-  podman image ls --format '   {{.Repository}}:{{.Tag}} {{.Size}}' localhost/tessera
+  for i in $(service_images); do podman image ls --format '   {{.Repository}}:{{.Tag}} {{.Size}}' "$i"; done
 }
 
 # Packages of the appliance root. No recommends; docs, man pages and locales are never unpacked.
@@ -94,11 +101,12 @@ build_rootfs() {
 }
 
 build_preload() {
-  stage "preload: localhost/tessera into the root's read-only image store"
+  stage "preload: the service images into the root's read-only image store"
   local store="$ROOTFS/usr/lib/containers/storage" run="$OUT/preload-run"
   rm -rf "$store" "$run" "$OUT/tessera-image.tar"
   mkdir -p "$store" "$run"
-  podman save -q -o "$OUT/tessera-image.tar" localhost/tessera:latest
+  # shellcheck disable=SC2046
+  podman save -q -m -o "$OUT/tessera-image.tar" $(service_images)
   timeout 600 podman --root "$store" --runroot "$run" --storage-driver overlay load -q -i "$OUT/tessera-image.tar" >/dev/null
   podman --root "$store" --runroot "$run" --storage-driver overlay image ls --format '   {{.Repository}}:{{.Tag}} {{.Size}}'
   rm -rf "$run" "$OUT/tessera-image.tar"

@@ -1,4 +1,4 @@
-"""podman-compose up, an S3 round trip through the containerised server, down.
+"""podman-compose up (core and S3 containers on one store), an S3 round trip, down.
 
 Builds the images first (image/build.sh: mmdebstrap base, host-downloaded wheels,
 podman build --pull=never).  Every stage has a hard time limit; containers are
@@ -52,8 +52,12 @@ def test_compose_s3_round_trip() -> None:
                 pass
             assert time.time() < deadline, "the containerised server did not become healthy"
             time.sleep(1)
-        user = json.loads(_run([*compose, "exec", "-T", "tessera", "tessera", "user", "add", "ci", "--json"],
+        user = json.loads(_run([*compose, "exec", "-T", "core", "tessera", "user", "add", "ci", "--json"],
                                env, 120).strip().splitlines()[-1])
+        # the two services are separate containers of the same store
+        names = _run(["podman", "ps", "--format", "{{.Names}}", "--filter",
+                      f"label=io.podman.compose.project={project}"], env, 60).split()
+        assert sorted(n.split("_")[1] for n in names) == ["core", "s3"], names
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{env['TESSERA_S3_PORT']}",
                           aws_access_key_id=user["access_key"], aws_secret_access_key=user["secret_key"],
                           region_name="us-east-1")

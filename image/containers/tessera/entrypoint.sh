@@ -1,6 +1,6 @@
 #!/bin/sh
 # Entrypoint of the service image. The store is at $TESSERA_DATA (default /data).
-#   serve [ARGS]  make the store on first start, then `tessera serve ARGS` (compose runs this)
+#   serve [ARGS]  make the store on first start (or, for --role s3, wait for it), then `tessera serve ARGS`
 #   node-init     the appliance's one-shot step before its service containers start: make the store, or
 #                 add the targets of newly attached disks, then ensure the users listed one per line
 #                 ("NAME ACCESS_KEY SECRET_KEY", "-" for generated keys) in $TESSERA_USERS_FILE
@@ -38,8 +38,23 @@ sync_users() {
   done < "$TESSERA_USERS_FILE"
 }
 
+wait_store() {  # protocol roles never make the store: they wait for the core role (or node-init) to
+  i=0
+  while [ ! -f "$DATA/meta/meta.db" ] || [ ! -f "$DATA/tessera.yaml" ]; do  # init writes it once the metadata is whole
+    [ "$i" -lt "${TESSERA_STORE_WAIT:-300}" ] || { echo "no store in $DATA after ${i} s" >&2; exit 1; }
+    [ "$i" -gt 0 ] || echo "waiting for the store in $DATA"
+    sleep 1; i=$((i + 1))
+  done
+}
+
 case "${1:-serve}" in
-  serve) shift || true; make_store; exec tessera serve --config "${TESSERA_CONFIG:-/etc/tessera/tessera.yaml}" "$@" ;;
+  serve)
+    shift || true
+    case " $* " in
+      *" --role s3 "*) wait_store ;;
+      *) make_store ;;
+    esac
+    exec tessera serve --config "${TESSERA_CONFIG:-/etc/tessera/tessera.yaml}" "$@" ;;
   node-init) make_store; sync_users ;;
   *) exec tessera "$@" ;;
 esac
