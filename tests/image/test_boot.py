@@ -161,3 +161,19 @@ def test_pxe_boot_over_tftp_and_http(image: Path, tmp_path: Path, http_dir: tupl
         body = os.urandom(1 << 20)
         s3.put_object(Bucket="pxe", Key="k", Body=body)
         assert s3.get_object(Bucket="pxe", Key="k")["Body"].read() == body
+
+
+@pytest.mark.timeout(BOOT_LIMIT_S)
+def test_bad_node_config_is_a_clear_console_error(image: Path, tmp_path: Path) -> None:
+    """A config naming a disk the node does not have: one clear line on the serial console, nothing formatted,
+    no service container started (and the blank disk is left as it was)."""
+    blank = raw_disk(tmp_path / "d0.img", 2 << 30)
+    cfg = config_disk(tmp_path / "cfg.img", "disks: [/dev/vdz]\n")
+    with VM(tmp_path, "badcfg", disks=[blank, cfg], boot=["-cdrom", str(image / "tessera.iso"), "-boot", "d"],
+            forwards={"s3": 9000}) as vm:
+        vm.wait_serial("tessera-node: error: disks: /dev/vdz is not a whole disk on this node", BOOT_LIMIT_S)
+        vm.wait_serial("Dependency failed for tessera-s3.service", 120)
+        text = vm.serial_text()
+        assert "disk formatted" not in text and "Traceback" not in text
+    with open(blank, "rb") as f:
+        assert f.read(1 << 20) == bytes(1 << 20)  # still blank
