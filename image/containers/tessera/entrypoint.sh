@@ -13,8 +13,10 @@ export TESSERA_DATA="$DATA"
 
 make_store() {
   if [ -f "$DATA/meta/meta.db" ]; then
-    for t in ${TESSERA_TARGETS:-}; do
-      [ -f "$t/target.json" ] || tessera target add "$t"
+    set -- ${TESSERA_DOMAINS:-}
+    for t in ${TESSERA_TARGETS:-}; do  # a disk attached since the store was made: its targets join
+      dom=${1:-}; [ $# -eq 0 ] || shift
+      [ -f "$t/target.json" ] || tessera target add "$t" ${dom:+--domain "$dom"}
     done
     return 0
   fi
