@@ -7,7 +7,8 @@
 #   preload    the service image copied into the root's read-only image store (additionalimagestores)
 #   squashfs   the root compressed (xz)
 #   initramfs  busybox /init + the modules it needs: squashfs + tmpfs overlay + switch_root
-#   outputs    out/: vmlinuz, initrd.img, root.squashfs and boot.ipxe for PXE; tessera.iso (hybrid, BIOS+UEFI)
+#   outputs    out/: vmlinuz, initrd.img, root.squashfs and boot.ipxe for PXE (initrd-full.img: initrd + root
+#              in one file for single-initrd loaders); tessera.iso (hybrid, BIOS+UEFI)
 # Usage: image/build.sh [containers | image | stage ...]   (default: containers = base wheels services)
 # Outputs go to image/build/ (ignored by git). Containers are built with --pull=never. The appliance stages
 # need root (mmdebstrap, chroot, podman --root). Every long step runs under a hard time limit (timeout).
@@ -143,6 +144,15 @@ build_initramfs() {
 build_outputs() {
   stage "outputs: PXE files, iPXE script, hybrid ISO"
   cp "$APP/boot.ipxe" "$DIST/boot.ipxe"
+  # one-file initrd for loaders that take a single initrd (PXELINUX, GRUB netboot, qemu -initrd): initrd.img
+  # followed by an uncompressed cpio holding live/root.squashfs (the kernel unpacks concatenated archives)
+  local full="$OUT/fullrd"
+  rm -rf "$full" && mkdir -p "$full/live"
+  ln "$DIST/root.squashfs" "$full/live/root.squashfs" 2>/dev/null || cp "$DIST/root.squashfs" "$full/live/"
+  local pad=$(( (512 - $(stat -c %s "$DIST/initrd.img") % 512) % 512 ))  # the next archive must be aligned
+  { cat "$DIST/initrd.img"; head -c "$pad" /dev/zero
+    (cd "$full" && printf 'live\nlive/root.squashfs\n' | cpio -o -H newc -R 0:0 --quiet); } > "$DIST/initrd-full.img"
+  rm -rf "$full"
   local iso="$OUT/iso"
   rm -rf "$iso" && mkdir -p "$iso/boot/grub" "$iso/live"
   cp "$DIST/vmlinuz" "$DIST/initrd.img" "$iso/boot/"

@@ -5,6 +5,8 @@
   there (the targets persist; RAM held only the OS).
 * PXE: qemu's iPXE ROM fetches a script over qemu's TFTP, which chains to the shipped boot.ipxe over HTTP:
   the same kernel, initrd and root image; config from the kernel command line and a URL.
+* One kernel + one initrd (initrd-full.img), config only on the kernel command line, an explicit disk list.
+* A bad node config: a clear line on the console, nothing formatted, no services.
 
 Needs ``make image`` first (image/build/out). Every wait has a hard limit; the serial log is in the failure
 message; qemu is killed by PID on every exit path. Boot times go to image/build/boot-times.json.
@@ -40,7 +42,7 @@ AK, SK = "AKIATESSERAIMAGETEST", "image-test-secret-0123456789"
 
 @pytest.fixture(scope="module")
 def image() -> Path:
-    need = ["vmlinuz", "initrd.img", "root.squashfs", "boot.ipxe", "tessera.iso"]
+    need = ["vmlinuz", "initrd.img", "initrd-full.img", "root.squashfs", "boot.ipxe", "tessera.iso"]
     missing = [n for n in need if not (OUT / n).exists()]
     assert not missing, f"image outputs missing in {OUT}: {missing} (run `make image` first)"
     return OUT
@@ -177,3 +179,22 @@ def test_bad_node_config_is_a_clear_console_error(image: Path, tmp_path: Path) -
         assert "disk formatted" not in text and "Traceback" not in text
     with open(blank, "rb") as f:
         assert f.read(1 << 20) == bytes(1 << 20)  # still blank
+
+
+@pytest.mark.timeout(BOOT_LIMIT_S)
+def test_single_initrd_boot_with_kernel_command_line_config(image: Path, tmp_path: Path) -> None:
+    """What PXELINUX or GRUB netboot do: one kernel, one initrd (initrd-full.img, the root inside), the whole node
+    config on the kernel command line with an explicit disk list; a disk that is not listed is left alone."""
+    disks = [raw_disk(tmp_path / f"d{i}.img", 2 << 30) for i in range(3)]
+    append = ("console=ttyS0,115200n8 tessera.disks=/dev/vda,/dev/vdb tessera.s3.workers=1 "
+              f"tessera.user=cmdline:{AK}:{SK}")
+    boot = ["-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd-full.img"), "-append", append]
+    with VM(tmp_path, "direct", disks=disks, boot=boot, forwards={"s3": 9000}) as vm:
+        s3 = s3_client(vm.ports["s3"])
+        record("single_initrd_boot_to_serving_s", wait_serving(vm, s3, "direct kernel boot"))
+        s3.create_bucket(Bucket="direct")
+        s3.put_object(Bucket="direct", Key="k", Body=b"x" * 100_000)
+        assert s3.get_object(Bucket="direct", Key="k")["Body"].read() == b"x" * 100_000
+        text = vm.serial_text()
+        assert "root image is in the initramfs" in text
+        assert text.count("disk formatted") == 2 and '"device": "/dev/vdc"' not in text
