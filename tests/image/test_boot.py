@@ -101,9 +101,14 @@ def test_iso_boot_s3_round_trip_and_reboot_persistence(image: Path, tmp_path: Pa
         s3.put_object(Bucket="appliance", Key="dir/small.txt", Body=b"hello from the appliance\n")
         got = s3.get_object(Bucket="appliance", Key="big.bin")["Body"].read()
         assert hashlib.sha256(got).digest() == hashlib.sha256(big).digest()
+        with urllib.request.urlopen(f"http://127.0.0.1:{vm.ports['admin']}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        assert 'tessera_health{state="OK"} 1.0' in metrics
+        assert metrics.count("tessera_target_free_bytes{") == 2  # one target on each disk
         serial = vm.serial_text()
         assert "tessera-init: switching to the root file system" in serial
         assert "disk formatted" in serial  # both blank disks became targets
+        assert '"msg": "tessera serving"' in serial  # container logs reach the journal and the serial console
 
         vm.power_cycle()  # only what was acknowledged and is on the disks may come back; RAM held only the OS
         record("iso_reboot_to_serving_s", wait_serving(vm, s3, "after the power cycle"))
