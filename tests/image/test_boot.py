@@ -1,8 +1,9 @@
 """Boot the appliance under qemu (TCG, 2 vCPUs) and use it as a client would (``make image-test``).
 
 * ISO: two blank virtual disks become targets, the node's config comes from a TESSERA-CFG disk; boto3
-  creates a bucket, puts and gets objects byte-identical; a hard reset of the VM, and the objects are still
-  there (the targets persist; RAM held only the OS).
+  creates a bucket, puts and gets objects byte-identical; the power is cut (qemu killed, started again) and
+  the objects are still there (the targets persist; RAM held only the OS); the power is cut again and one
+  target disk is gone: the node serves the object from the other (1+1), health DEGRADED.
 * PXE: qemu's iPXE ROM fetches a script over qemu's TFTP, which chains to the shipped boot.ipxe over HTTP:
   the same kernel, initrd and root image; config from the kernel command line and a URL.
 * One kernel + one initrd (initrd-full.img), config only on the kernel command line, an explicit disk list.
@@ -19,6 +20,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import threading
 import time
 import urllib.request
@@ -86,7 +88,7 @@ s3:
 """
 
 
-@pytest.mark.timeout(3 * BOOT_LIMIT_S)
+@pytest.mark.timeout(4 * BOOT_LIMIT_S)
 def test_iso_boot_s3_round_trip_and_reboot_persistence(image: Path, tmp_path: Path) -> None:
     disks = [raw_disk(tmp_path / "d0.img", 2 << 30), raw_disk(tmp_path / "d1.img", 2 << 30),
              config_disk(tmp_path / "cfg.img", NODE_YAML)]
@@ -119,6 +121,17 @@ def test_iso_boot_s3_round_trip_and_reboot_persistence(image: Path, tmp_path: Pa
         assert keys == ["big.bin", "dir/small.txt"]
         assert healthz(vm.ports["admin"]) == "OK"
         assert vm.serial_text().count("disk formatted") == 2  # nothing was formatted again
+
+        # a drive fails: the node comes up on the disk that holds the metadata, reads are served degraded
+        meta_label = re.search(r'"data": "/var/lib/tessera/disks/(tessera-[0-9a-f]{8})/store"', vm.serial_text())
+        assert meta_label is not None
+        formatted = dict(re.findall(r'"disk formatted", "device": "(/dev/vd[a-z])", "label": "(tessera-[0-9a-f]{8})"',
+                                    vm.serial_text()))
+        other = next(dev for dev, label in formatted.items() if label != meta_label.group(1))
+        vm.power_cycle(remove_disk=disks[["/dev/vda", "/dev/vdb"].index(other)])
+        record("iso_degraded_boot_to_serving_s", wait_serving(vm, s3, "with one target disk gone"))
+        assert s3.get_object(Bucket="appliance", Key="big.bin")["Body"].read() == big
+        assert vm.wait_for("DEGRADED health", lambda: healthz(vm.ports["admin"]) == "DEGRADED" or None, 120)
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ class VM:
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self._previous_serial = ""
+        self._cycles = 0
 
     def start(self) -> VM:
         self.started = time.monotonic()
@@ -73,15 +74,18 @@ class VM:
     def __exit__(self, *exc: object) -> None:
         self.kill()
 
-    def power_cycle(self) -> None:
-        """Pull the plug and switch the machine on again: qemu killed by PID, started anew on the same disks
-        (nothing is shut down cleanly, the serial log goes on in the same file)."""
+    def power_cycle(self, remove_disk: Path | None = None) -> None:
+        """Pull the plug and switch the machine on again: qemu killed by PID, started anew on the same disks, or
+        without ``remove_disk`` (a failed drive). Nothing is shut down cleanly; serial output is kept."""
         self.kill()
-        with open(self.serial, "ab") as f:
-            f.write(b"\n===== power cycle =====\n")
-        self.argv = [a if not a.startswith("file:") else f"file:{self.serial}.2" for a in self.argv]
-        self._previous_serial = self.serial_text()
-        self.serial = Path(f"{self.serial}.2")
+        self._previous_serial = self.serial_text() + "\n===== power cycle =====\n"
+        self._cycles += 1
+        serial = self.workdir / f"{self.name}-serial.{self._cycles}.log"
+        argv = [f"file:{serial}" if a == f"file:{self.serial}" else a for a in self.argv]
+        if remove_disk is not None:
+            i = argv.index(f"file={remove_disk},if=virtio,format=raw,cache=writeback")
+            del argv[i - 1:i + 1]
+        self.argv, self.serial = argv, serial
         self.start()
 
     def serial_text(self) -> str:
