@@ -118,6 +118,18 @@ def _drop_link(t: Txn, node: Inode, ts: int) -> bool:
     return False
 
 
+def _check_removable(t: Txn, node: Inode, name: bytes, *, as_dir: bool) -> None:
+    """May ``node`` (called ``name``) go as a directory (rmdir, or replaced by a directory) or as a non-directory?"""
+    shown = repr(name.decode(errors="replace"))
+    if as_dir:
+        if node.type != DIR:
+            raise NotADirectory(f"{shown} is not a directory")
+        if t.has_children(node.ino):
+            raise NotEmpty(f"{shown} is not empty")
+    elif node.type == DIR:
+        raise IsADirectory(f"{shown} is a directory")
+
+
 def unlink(t: Txn, parent: int, name: bytes, *, want_dir: bool = False) -> Inode:
     """Remove ``name`` (rmdir when ``want_dir``); returns the inode as it was."""
     d = get_dir(t, parent)
@@ -125,13 +137,7 @@ def unlink(t: Txn, parent: int, name: bytes, *, want_dir: bool = False) -> Inode
     if hit is None:
         raise NotFound(f"{name.decode(errors='replace')!r} not found")
     node = get(t, hit[0])
-    if want_dir:
-        if node.type != DIR:
-            raise NotADirectory(f"{name.decode(errors='replace')!r} is not a directory")
-        if t.has_children(node.ino):
-            raise NotEmpty(f"{name.decode(errors='replace')!r} is not empty")
-    elif node.type == DIR:
-        raise IsADirectory(f"{name.decode(errors='replace')!r} is a directory")
+    _check_removable(t, node, name, as_dir=want_dir)
     ts = now_ns()
     t.remove_dentry(parent, name, ts)
     _drop_link(t, node, ts)
@@ -175,13 +181,7 @@ def rename(t: Txn, sp: int, sn: bytes, dp: int, dn: bytes, *, replace: bool = Tr
         if not replace:
             raise Exists(f"{dn.decode(errors='replace')!r} exists")
         victim = get(t, old[0])
-        if node.type == DIR:
-            if victim.type != DIR:
-                raise NotADirectory(f"{dn.decode(errors='replace')!r} is not a directory")
-            if t.has_children(victim.ino):
-                raise NotEmpty(f"{dn.decode(errors='replace')!r} is not empty")
-        elif victim.type == DIR:
-            raise IsADirectory(f"{dn.decode(errors='replace')!r} is a directory")
+        _check_removable(t, victim, dn, as_dir=node.type == DIR)
         t.remove_dentry(dp, dn, ts)
         if _drop_link(t, victim, ts):
             replaced = victim
