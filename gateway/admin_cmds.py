@@ -177,7 +177,7 @@ def user_remove(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     from gateway import logs
-    from gateway.serve import Server
+    from gateway.serve import Server, exec_s3
     path = args.config or os.path.join(data_dir(args), cfgmod.CONFIG_NAME)
     if not args.config and not os.path.exists(path) and is_store(data_dir(args)):
         cfgmod.write_default(data_dir(args))
@@ -190,4 +190,6 @@ def serve(args: argparse.Namespace) -> int:
         cfg.s3.listen = args.s3_listen
     logs.setup(cfg.log.level, cfg.log.format)
     d = cfg.data_dir(path) if args.config else data_dir(args)
-    return Server(cfg, d, role=args.role).run()
+    if args.role == "s3":
+        exec_s3(cfg, d)
+    return Server(cfg, d, protocols=args.role == "all").run()

@@ -16,12 +16,13 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
+from typing import NoReturn
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core.data import maintenance as mt
-from core.errors import ConfigError
-from core.store import Store, open_store
+from core.errors import ConfigError, StoreError
+from core.store import Store, is_store, open_store
 from gateway.config import Config, parse_listen
 from gateway.metrics import registry
 
@@ -65,17 +66,45 @@ class Child:
             p.wait(5)
 
 
-class Server:
-    """One node's services. ``role`` picks a slice of them: ``all`` (what the config enables, protocol servers
-    as supervised children), ``core`` (admin endpoint + maintenance only) or ``s3`` (the S3 server replaces this
-    process) -- the appliance runs ``core`` and each protocol in containers of their own."""
+def s3_child(cfg: Config, data_dir: str) -> Child:
+    """The S3 server as a process: its argv and environment (every uvicorn worker opens the store itself)."""
+    s3 = cfg.s3
+    env = {**os.environ, "TESSERA_DATA": os.path.abspath(data_dir), "TESSERA_S3_LISTEN": s3.listen,
+           "TESSERA_S3_WORKERS": str(s3.workers), "TESSERA_S3_ROOT": s3.root, "TESSERA_S3_REGION": s3.region,
+           "TESSERA_S3_DOMAIN": s3.domain or "", "TESSERA_S3_MIN_PART": str(s3.min_part_size),
+           "TESSERA_IO_THREADS": str(cfg.store.io_threads), "TESSERA_LOG": cfg.log.level}
+    if s3.tls.enabled:
+        cert = os.path.join(data_dir, s3.tls.cert)
+        key = os.path.join(data_dir, s3.tls.key)
+        for p in (cert, key):
+            if not os.path.exists(p):
+                raise ConfigError(f"s3.tls: {p} not found")
+        env["TESSERA_S3_CERT"], env["TESSERA_S3_KEY"] = cert, key
+    host, port = parse_listen(s3.listen)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:  # fail early, clearly
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    return Child("s3", [sys.executable, "-m", "protocols.s3.server"], env)
 
-    def __init__(self, cfg: Config, data_dir: str, role: str = "all") -> None:
-        if role not in ("all", "core", "s3"):
-            raise ConfigError(f"unknown role {role!r} (all, core, s3)")
+
+def exec_s3(cfg: Config, data_dir: str) -> NoReturn:
+    """``serve --role s3``: this process becomes the S3 server (one protocol per container in the appliance)."""
+    if not is_store(data_dir):
+        raise StoreError(f"no Tessera store in {data_dir} (run 'tessera init' first)")
+    child = s3_child(cfg, data_dir)
+    log.info("exec s3 server", extra={"data": data_dir, "listen": cfg.s3.listen})
+    os.execve(child.argv[0], child.argv, child.env)
+
+
+class Server:
+    """One node's services: the admin endpoint and maintenance, plus (``protocols=True``) the protocol servers
+    the config enables as supervised children. The appliance runs it with ``protocols=False`` (``serve --role
+    core``) and each protocol in a container of its own (:func:`exec_s3`)."""
+
+    def __init__(self, cfg: Config, data_dir: str, protocols: bool = True) -> None:
         self.cfg = cfg
         self.data_dir = data_dir
-        self.role = role
+        self.protocols = protocols
         self.store: Store = open_store(data_dir, threads=cfg.store.io_threads)
         self.stop = threading.Event()
         self.counters: dict[str, float] = {"gc_runs": 0, "gc_segments_deleted": 0, "repairs_run": 0,
@@ -83,25 +112,6 @@ class Server:
         self.httpd: ThreadingHTTPServer | None = None
         self.threads: list[threading.Thread] = []
         self.children: list[Child] = []
-
-    def _s3_child(self) -> Child:
-        s3 = self.cfg.s3
-        env = {**os.environ, "TESSERA_DATA": os.path.abspath(self.data_dir), "TESSERA_S3_LISTEN": s3.listen,
-               "TESSERA_S3_WORKERS": str(s3.workers), "TESSERA_S3_ROOT": s3.root, "TESSERA_S3_REGION": s3.region,
-               "TESSERA_S3_DOMAIN": s3.domain or "", "TESSERA_S3_MIN_PART": str(s3.min_part_size),
-               "TESSERA_IO_THREADS": str(self.cfg.store.io_threads), "TESSERA_LOG": self.cfg.log.level}
-        if s3.tls.enabled:
-            cert = os.path.join(self.data_dir, s3.tls.cert)
-            key = os.path.join(self.data_dir, s3.tls.key)
-            for p in (cert, key):
-                if not os.path.exists(p):
-                    raise ConfigError(f"s3.tls: {p} not found")
-            env["TESSERA_S3_CERT"], env["TESSERA_S3_KEY"] = cert, key
-        host, port = parse_listen(s3.listen)
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:  # fail early, clearly
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-        return Child("s3", [sys.executable, "-m", "protocols.s3.server"], env)
 
     def _bind_admin(self) -> ThreadingHTTPServer:
         host, port = parse_listen(self.cfg.admin.listen)
@@ -171,15 +181,10 @@ class Server:
             log.info("stopping", extra={"signal": signal.Signals(signum).name})
             self.stop.set()
 
-        if self.role == "s3":
-            child = self._s3_child()
-            self.store.close()
-            log.info("exec s3 server", extra={"data": self.data_dir, "listen": self.cfg.s3.listen})
-            os.execve(child.argv[0], child.argv, child.env)
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        if self.cfg.s3.enabled and self.role == "all":
-            self.children.append(self._s3_child())
+        if self.cfg.s3.enabled and self.protocols:
+            self.children.append(s3_child(self.cfg, self.data_dir))
         if self.cfg.admin.enabled:
             self.httpd = self._bind_admin()
             self.threads.append(threading.Thread(target=self.httpd.serve_forever, args=(0.2,),
