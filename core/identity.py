@@ -136,6 +136,11 @@ def list_users(meta: MetaStore) -> list[User]:
         return t.users()
 
 
+def user_by_name(meta: MetaStore, name: str) -> User | None:
+    with meta.read() as t:
+        return t.user(name)
+
+
 def user_by_access_key(meta: MetaStore, access_key: str) -> User | None:
     with meta.read() as t:
         return t.user_by_key(access_key)

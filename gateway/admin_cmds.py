@@ -142,7 +142,7 @@ def user_add(args: argparse.Namespace) -> int:
             u = identity.add_user(s.meta, args.name, args.password, access_key=args.access_key,
                                   secret_key=args.secret_key)
         except Exists:
-            old = next((x for x in identity.list_users(s.meta) if x.name == args.name), None)
+            old = identity.user_by_name(s.meta, args.name)
             if not args.exist_ok or old is None:
                 raise
             if args.access_key and (old.access_key, old.secret_key) != (args.access_key, args.secret_key):
