@@ -270,8 +270,8 @@ def _flag(v: object) -> bool:
 def is_blank(disk: Disk, run: Runner) -> bool:
     if disk.fstype or disk.children:
         return False
-    # blkid -p probes the device itself (exit 2: no signature at all), not udev's cache
-    return run(["sh", "-c", f"blkid -p {disk.path} >/dev/null 2>&1; echo $?"]).strip() == "2"
+    # blkid -p probes the device itself, not udev's cache; it prints nothing when there is no signature at all
+    return not run(["blkid", "-p", disk.path], check=False).strip()
 
 
 def choose_disks(cfg: NodeConfig, disks: list[Disk], run: Runner) -> tuple[list[Disk], list[Disk]]:
@@ -349,12 +349,7 @@ def plan_layout(mounts: list[str], targets_per_disk: int) -> Layout:
 
 
 def service_config(cfg: NodeConfig, data_dir: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"store": {"data": data_dir}}
-    for section in PASS_THROUGH:
-        merged = {**DEFAULTS.get(section, {}), **cfg.services.get(section, {})}
-        if merged:
-            out[section] = merged
-    return out
+    return {"store": {"data": data_dir}, **cfg.services}  # gather() already merged DEFAULTS in
 
 
 def write_run_files(cfg: NodeConfig, layout: Layout, run_dir: str = RUN_DIR) -> None:

@@ -48,9 +48,8 @@ class FakeHost:
             return json.dumps({"blockdevices": self.disks})
         if argv[:2] == ["blkid", "-L"]:
             return (self.config_disk or "") + "\n"
-        if argv[0] == "sh" and "blkid -p" in argv[2]:
-            dev = argv[2].split()[2]
-            return "0\n" if dev in self.signatures else "2\n"
+        if argv[:2] == ["blkid", "-p"]:
+            return f'{argv[2]}: TYPE="LVM2_member"\n' if argv[2] in self.signatures else ""
         return ""
 
     def did(self, cmd: str) -> list[list[str]]:
