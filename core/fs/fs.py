@@ -10,37 +10,70 @@ create-or-replace, as S3 PUT needs).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from core.data.store import DataStore, Extent
-from core.errors import Exists, InvalidArgument, IsADirectory, NoAttribute, NotADirectory, NotFound, Stale
-from core.fs import locks as lk
-from core.fs import names
+from core.data.store import DataStore
+from core.errors import Exists, InvalidArgument, IsADirectory, NotADirectory, NotFound, NotPermitted, Stale
+from core.fs import acl as A
+from core.fs import names, perm
 from core.fs import namespace as ns
+from core.fs.attrs import AttrOps
 from core.fs.extents import CHUNK, chunks_of, resolve, to_slices
 from core.fs.files import FileHandle, FileLayer, FileState
+from core.fs.join import JoinOps
 from core.fs.stage import Stager
-from core.fs.types import Attr, DirEntry, LockInfo, StatFs
+from core.fs.types import NOW, ROOT, Attr, Cred, DirEntry, StatFs
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
-from core.meta.types import BLK, CHR, DIR, FIFO, LNK, REG, SOCK, Inode
+from core.meta.types import BLK, CHR, DIR, FIFO, LNK, REG, SOCK, FileType, Inode
 
-XATTR_NAME_MAX = 255
-XATTR_VALUE_MAX = 64 * 1024
 DataLike = bytes | bytearray | memoryview
 
 
-class FileSystem:
+class FileSystem(AttrOps, JoinOps):
+    """The store's namespace and files, as seen by one caller (:attr:`cred`).
+
+    The store opens it as the admin; a protocol takes a view per caller with :meth:`as_user`,
+    and every operation of that view is checked against the caller's credential.
+    """
+
     def __init__(self, meta: MetaStore, data: DataStore, *, inline_max: int = 16 * 1024,
-                 chunk: int = CHUNK) -> None:
+                 chunk: int = CHUNK, cred: Cred = ROOT) -> None:
         self.meta = meta
         self.data = data
         self.inline_max = inline_max
         self.chunk = chunk
         self.files = FileLayer(self)
         self.root = ns.ROOT
+        self.cred = cred
+
+    def as_user(self, cred: Cred) -> FileSystem:
+        """The same file system, every call of which runs with ``cred`` (shares buffers and caches)."""
+        view = copy.copy(self)
+        view.cred = cred
+        return view
+
+    def _ids(self, uid: int | None, gid: int | None) -> tuple[int, int]:
+        """Owner of a new inode: the caller's ids unless given; only an admin may give others'."""
+        c = self.cred
+        u = c.uid if uid is None else uid
+        g = c.gid if gid is None else gid
+        if not c.admin and (u != c.uid or not c.in_group(g)):
+            raise NotPermitted("only an admin may create files owned by another user or group")
+        return u, g
+
+    def access(self, ino: int, want: int) -> int:
+        """Which of the access bits ``want`` (core.fs.acl masks) the caller has on ``ino``."""
+        with self.meta.read() as t:
+            return perm.granted(t, self.cred, ns.get(t, ino), want)
+
+    def _need(self, ino: int, want: int, what: str) -> None:
+        if not self.cred.admin:
+            t = self.meta.peek()
+            perm.need(t, self.cred, ns.get(t, ino), want, what)
 
     # -- attributes and lookup ------------------------------------------------------
     def getattr(self, ino: int, gen: int | None = None) -> Attr:
@@ -56,6 +89,7 @@ class FileSystem:
 
     def lookup(self, parent: int, name: str) -> Attr:
         raw = names.encode(name)
+        self._need(parent, A.EXECUTE, "search the directory")
         node = self.meta.peek().lookup_inode(parent, raw)
         if node is not None:
             return Attr.of(node)
@@ -66,7 +100,7 @@ class FileSystem:
     def resolve(self, path: str) -> Attr:
         parts = [names.encode(p) for p in names.split_path(path)]
         with self.meta.read() as t:
-            node = ns.walk(t, parts)
+            node = ns.walk(t, self.cred, parts)
         return self.getattr(node.ino) if node.type == REG else Attr.of(node)
 
     def resolve_parent(self, path: str) -> tuple[int, str]:
@@ -82,14 +116,14 @@ class FileSystem:
     def readdir(self, ino: int, cookie: int = 0, limit: int = 1024) -> list[DirEntry]:
         """Entries after ``cookie`` (0 = from the start), in byte order of name."""
         with self.meta.read() as t:
-            ns.get_dir(t, ino)
+            perm.need(t, self.cred, ns.get_dir(t, ino), A.LIST_DIRECTORY, "list the directory")
             after = None
             if cookie:
                 after = t.cookie_name(ino, cookie)
                 if after is None:
                     raise InvalidArgument(f"readdir cookie {cookie} is not valid for this directory")
             rows = t.list_dir(ino, after, limit)
-        return [DirEntry(names.decode(n), i, k, c) for n, i, k, c in rows]
+        return [DirEntry(names.decode(n), i, FileType(k), c) for n, i, k, c in rows]
 
     def listdir(self, ino: int) -> list[DirEntry]:
         out: list[DirEntry] = []
@@ -102,18 +136,20 @@ class FileSystem:
             cookie = page[-1].cookie
 
     # -- namespace ------------------------------------------------------------------
-    def create(self, parent: int, name: str, mode: int = 0o644, uid: int = 0, gid: int = 0,
-               exclusive: bool = True) -> Attr:
+    def create(self, parent: int, name: str, mode: int = 0o644, uid: int | None = None, gid: int | None = None,
+               exclusive: bool = True, acl: A.Acl | None = None) -> Attr:
         raw = names.encode(name)
-        node = ns.new_inode(REG, mode, uid, gid)
-        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, parent, raw, node, exclusive=exclusive)))
+        node = ns.new_inode(REG, mode, *self._ids(uid, gid))
+        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node, exclusive=exclusive,
+                                                              acl=acl)))
 
-    def mkdir(self, parent: int, name: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> Attr:
+    def mkdir(self, parent: int, name: str, mode: int = 0o755, uid: int | None = None, gid: int | None = None,
+              acl: A.Acl | None = None) -> Attr:
         raw = names.encode(name)
-        node = ns.new_inode(DIR, mode, uid, gid)
-        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, parent, raw, node)))
+        node = ns.new_inode(DIR, mode, *self._ids(uid, gid))
+        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node, acl=acl)))
 
-    def makedirs(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> Attr:
+    def makedirs(self, path: str, mode: int = 0o755, uid: int | None = None, gid: int | None = None) -> Attr:
         attr = self.getattr(self.root)
         for part in names.split_path(path):
             try:
@@ -124,19 +160,21 @@ class FileSystem:
                     raise NotADirectory(f"{part!r} exists and is not a directory") from None
         return attr
 
-    def symlink(self, parent: int, name: str, target: str, uid: int = 0, gid: int = 0) -> Attr:
+    def symlink(self, parent: int, name: str, target: str, uid: int | None = None, gid: int | None = None) -> Attr:
         raw, tgt = names.encode(name), target.encode("utf-8", "surrogateescape")
         ns.check_symlink(tgt)
-        node = ns.new_inode(LNK, 0o777, uid, gid, size=len(tgt), symlink=tgt)
-        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, parent, raw, node)))
+        node = ns.new_inode(LNK, 0o777, *self._ids(uid, gid), size=len(tgt), symlink=tgt)
+        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node)))
 
-    def mknod(self, parent: int, name: str, kind: int, mode: int = 0o644, uid: int = 0, gid: int = 0,
-              rdev: int = 0) -> Attr:
+    def mknod(self, parent: int, name: str, kind: FileType, mode: int = 0o644, uid: int | None = None,
+              gid: int | None = None, rdev: int = 0) -> Attr:
         if kind not in (CHR, BLK, FIFO, SOCK):
             raise InvalidArgument("mknod makes only devices, fifos and sockets")
+        if kind in (CHR, BLK) and not self.cred.admin:
+            raise NotPermitted("only an admin may make device nodes")
         raw = names.encode(name)
-        node = ns.new_inode(kind, mode, uid, gid, rdev=rdev)
-        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, parent, raw, node)))
+        node = ns.new_inode(kind, mode, *self._ids(uid, gid), rdev=rdev)
+        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node)))
 
     def readlink(self, ino: int) -> str:
         with self.meta.read() as t:
@@ -147,22 +185,24 @@ class FileSystem:
 
     def link(self, ino: int, parent: int, name: str) -> Attr:
         raw = names.encode(name)
-        return Attr.of(self.meta.write(lambda t: ns.link(t, ino, parent, raw)))
+        return Attr.of(self.meta.write(lambda t: ns.link(t, self.cred, ino, parent, raw)))
 
     def unlink(self, parent: int, name: str) -> None:
         raw = names.encode(name)
-        self.meta.write(lambda t: ns.unlink(t, parent, raw))
+        self.meta.write(lambda t: ns.unlink(t, self.cred, parent, raw))
 
     def rmdir(self, parent: int, name: str) -> None:
         raw = names.encode(name)
-        self.meta.write(lambda t: ns.unlink(t, parent, raw, want_dir=True))
+        self.meta.write(lambda t: ns.unlink(t, self.cred, parent, raw, want_dir=True))
 
     def rename(self, src_parent: int, src: str, dst_parent: int, dst: str, *, replace: bool = True) -> None:
         a, b = names.encode(src), names.encode(dst)
-        self.meta.write(lambda t: ns.rename(t, src_parent, a, dst_parent, b, replace=replace))
+        self.meta.write(lambda t: ns.rename(t, self.cred, src_parent, a, dst_parent, b, replace=replace))
 
     def setattr(self, ino: int, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None) -> Attr:
+        """chmod/chown/truncate/utimes in one transaction; a time of :data:`NOW` is the server's clock
+        (allowed to anyone who may write; explicit times only to the owner), as NFS's SET_TO_SERVER_TIME."""
         if size is not None:
             if size < 0:
                 raise InvalidArgument("negative size")
@@ -173,27 +213,48 @@ class FileSystem:
         def apply(t: Txn) -> Inode:
             node = ns.get(t, ino)
             ts = time.time_ns()
+            self._check_setattr(t, node, mode, uid, gid, size, atime_ns, mtime_ns)
             if size is not None:
                 if node.type == DIR:
                     raise IsADirectory("cannot change the size of a directory")
                 if node.type != REG:
                     raise InvalidArgument("size applies to regular files only")
                 self._truncate(t, node, size)
-                node.mtime = ts if mtime_ns is None else mtime_ns
+                node.mtime = ts if mtime_ns in (None, NOW) else mtime_ns
             if mode is not None:
-                node.mode = mode & 0o7777
-            if uid is not None:
-                node.uid = uid
-            if gid is not None:
-                node.gid = gid
+                node.mode = perm.chmod_bits(self.cred, node, mode)
+                acl = perm.acl_of(t, ino)
+                if acl is not None:
+                    t.set_xattr(ino, A.ACL_XATTR, A.encode(A.chmod(acl, node.mode, node.type == DIR)))
+            if (uid is not None and uid != node.uid) or (gid is not None and gid != node.gid):
+                if node.type == REG and mode is None:  # a new owner never inherits set-id bits (as Linux does)
+                    node.mode &= ~0o6000
+                node.uid = node.uid if uid is None else uid
+                node.gid = node.gid if gid is None else gid
             if atime_ns is not None:
-                node.atime = atime_ns
+                node.atime = ts if atime_ns == NOW else atime_ns
             if mtime_ns is not None:
-                node.mtime = mtime_ns
+                node.mtime = ts if mtime_ns == NOW else mtime_ns
             node.ctime = ts
             t.update_inode(node)
             return node
         return Attr.of(self.meta.write(apply))
+
+    def _check_setattr(self, t: Txn, node: Inode, mode: int | None, uid: int | None, gid: int | None,
+                       size: int | None, atime_ns: int | None, mtime_ns: int | None) -> None:
+        c = self.cred
+        if c.admin:
+            return
+        if size is not None:
+            perm.need(t, c, node, A.WRITE_DATA, "change the size")
+        perm.check_chown(c, node, uid, gid)
+        if mode is not None:
+            perm.owner_or_admin(c, node, "change the mode")
+        times = [v for v in (atime_ns, mtime_ns) if v is not None]
+        if any(v != NOW for v in times):
+            perm.owner_or_admin(c, node, "set times")
+        elif times and c.uid != node.uid:
+            perm.need(t, c, node, A.WRITE_DATA, "set times to now")
 
     def _truncate(self, t: Txn, node: Inode, size: int) -> None:
         """Metadata-only truncate: trim slices past ``size`` (extending leaves a hole)."""
@@ -217,10 +278,11 @@ class FileSystem:
         attr = self.getattr(ino)
         if attr.type != REG:
             raise IsADirectory("is a directory") if attr.is_dir else InvalidArgument("not a regular file")
+        self._need(ino, A.WRITE_DATA if write else A.READ_DATA, "open for " + ("writing" if write else "reading"))
         share_id = None
         if share is not None:
             owner, access, allow = share
-            share_id = self.meta.write(lambda t: lk.open_share(t, ino, owner, access, allow))
+            share_id = self.open_share(ino, owner, access, allow)
         st = self.files.acquire(ino)
         h = FileHandle(self, st, attr.gen, write, share_id)
         if truncate and write:
@@ -228,6 +290,8 @@ class FileSystem:
         return h
 
     def read(self, ino: int, off: int, n: int) -> bytes:
+        """Read without a handle (each call is checked, as NFS READ is)."""
+        self._need(ino, A.READ_DATA, "read")
         buf = bytearray(max(0, n))
         st = self.files.state(ino, create=False)
         with memoryview(buf) as view:
@@ -267,6 +331,8 @@ class FileSystem:
         uniq = list(dict.fromkeys(inos))
         with self.meta.read() as t:
             nodes = t.inodes(uniq)
+            for n in nodes.values():
+                perm.need(t, self.cred, n, A.READ_DATA, "read")
             need = [i for i in uniq if i in nodes and nodes[i].type == REG and nodes[i].inline_data is None]
             slices = t.slices_of(need) if need else {}
         out: dict[int, bytes | bytearray] = {}
@@ -348,31 +414,45 @@ class FileSystem:
         for fo, e in exts:
             rows += to_slices(fo, e.length, e.segment, e.seg_off, self.chunk)
         marks = self.data.stripe_marks((e for _, e in exts), self.data.geo.stripe_data)
-        node = ns.new_inode(REG, mode, uid, gid, size=stg.size, ts=mtime_ns)
+        node = ns.new_inode(REG, mode, *self._ids(uid, gid), size=stg.size, ts=mtime_ns)
         node.inline_data = inline
 
         def apply(t: Txn) -> Inode:
-            ns.get_dir(t, parent)
-            hit = t.lookup(parent, raw)
-            if hit is not None:
-                if exclusive:
-                    raise Exists(f"{name!r} exists")
-                old = ns.get(t, hit[0])
-                if old.type == DIR:
-                    raise IsADirectory(f"{name!r} is a directory")
-                ns.unlink(t, parent, raw)
-            ns.add_entry(t, parent, raw, node)
+            self._place(t, parent, raw, node, exclusive)
             t.add_slices(node.ino, rows)
             for sid, hi in marks.items():
                 t.bump_stripes(sid, hi)
-            for k, v in (xattrs or {}).items():
-                _check_xattr(k, v)
-                t.set_xattr(node.ino, k, v)
+            self._set_xattrs(t, node.ino, xattrs)
             return node
         return Attr.of(self.meta.write(apply))
 
+    def _place(self, t: Txn, parent: int, raw: bytes, node: Inode, exclusive: bool) -> None:
+        """Link a new inode as ``parent/raw``, replacing a non-directory there unless ``exclusive``."""
+        ns.get_dir(t, parent)
+        hit = t.lookup(parent, raw)
+        if hit is not None:
+            shown = names.decode(raw)
+            if exclusive:
+                raise Exists(f"{shown!r} exists")
+            old = ns.get(t, hit[0])
+            if old.type == DIR:
+                raise IsADirectory(f"{shown!r} is a directory")
+            ns.unlink(t, self.cred, parent, raw)
+        ns.add_entry(t, self.cred, parent, raw, node)
+
+    def _set_xattrs(self, t: Txn, ino: int, xattrs: dict[str, bytes] | None) -> None:
+        for k, v in (xattrs or {}).items():
+            self._check_xattr(k, v)
+            t.set_xattr(ino, k, v)
+
     def system_dir(self, name: str) -> int:
-        """A directory no path reaches (for protocol bookkeeping such as multipart parts)."""
+        """A directory no path reaches (for protocol bookkeeping such as multipart parts).
+
+        It belongs to the admin (mode 0700): a protocol works in it through an admin view and
+        decides itself who may reach what it keeps there.
+        """
+        if not self.cred.admin:
+            raise NotPermitted("system directories are for the admin")
         key = f"sysdir:{name}"
         with self.meta.read() as t:
             val = t.info(key)
@@ -388,144 +468,6 @@ class FileSystem:
             t.set_info(key, str(node.ino))
             return node.ino
         return self.meta.write(make)
-
-    def concat(self, dst: int, sources: list[int]) -> Attr:
-        """Append the contents of ``sources`` to ``dst`` without copying data.
-
-        Slices are re-pointed; only inline (tiny) sources are written out.
-        Sources are left as they are (the caller removes them).
-        """
-        staged: dict[int, tuple[int, list[tuple[int, Extent]]]] = {}
-        with self.meta.read() as t:
-            dnode = ns.get(t, dst)
-        if dnode.inline_data:  # the target's own bytes move to segments first
-            _, exts, _ = self._stage_force(dnode.inline_data)
-            staged[dst] = (dnode.ctime, exts)
-        for src in sources:
-            with self.meta.read() as t:
-                node = ns.get(t, src)
-            if node.type != REG:
-                raise InvalidArgument("concat joins regular files only")
-            st = self.files.state(src, create=False)
-            if st is not None:
-                self.files.commit(st)
-            if node.inline_data:
-                _, exts, _ = self._stage_force(node.inline_data)
-                staged[src] = (node.ctime, exts)
-
-        def apply(t: Txn) -> Inode:
-            d = ns.get(t, dst)
-            if d.type != REG:
-                raise InvalidArgument("concat target must be a regular file")
-            pos = d.size
-            rows = []
-            if dst in staged:
-                if staged[dst][0] != d.ctime:
-                    raise InvalidArgument("concat target changed during the join")
-                for fo, e in staged[dst][1]:
-                    rows += to_slices(fo, e.length, e.segment, e.seg_off, self.chunk)
-            d.inline_data = None  # from now on the file is slices only
-            for src in sources:
-                s = ns.get(t, src)
-                if src in staged:
-                    if staged[src][0] != s.ctime:
-                        raise InvalidArgument("concat source changed during the join")
-                    for fo, e in staged[src][1]:
-                        rows += to_slices(pos + fo, e.length, e.segment, e.seg_off, self.chunk)
-                elif s.size:
-                    c1 = (s.size - 1) // self.chunk
-                    for p in resolve(t.slices(src, 0, c1), 0, s.size, self.chunk):
-                        if p.segment:
-                            rows += to_slices(pos + p.off, p.len, p.segment, p.seg_off, self.chunk)
-                pos += s.size
-            t.add_slices(dst, rows)
-            d.size = pos
-            d.mtime = d.ctime = time.time_ns()
-            t.update_inode(d)
-            return d
-        return Attr.of(self.meta.write(apply))
-
-    def _stage_force(self, data: bytes) -> tuple[None, list[tuple[int, Extent]], int]:
-        """Write bytes to segments even if small (concat needs slices)."""
-        exts = self.data.write(data)
-        self.data.sync({e.segment for e in exts})
-        out, pos = [], 0
-        for e in exts:
-            out.append((pos, e))
-            pos += e.length
-        marks = self.data.stripe_marks(exts, self.data.geo.stripe_data)
-
-        def bump(t: Txn) -> None:
-            for sid, hi in marks.items():
-                t.bump_stripes(sid, hi)
-        self.meta.write(bump)
-        return None, out, len(data)
-
-    # -- extended attributes --------------------------------------------------------
-    def getxattr(self, ino: int, name: str) -> bytes:
-        with self.meta.read() as t:
-            ns.get(t, ino)
-            v = t.xattr(ino, name)
-        if v is None:
-            raise NoAttribute(f"no attribute {name!r}")
-        return v
-
-    def setxattr(self, ino: int, name: str, value: bytes, *, create: bool = False,
-                 replace: bool = False) -> None:
-        _check_xattr(name, value)
-
-        def apply(t: Txn) -> None:
-            node = ns.get(t, ino)
-            cur = t.xattr(ino, name)
-            if create and cur is not None:
-                raise Exists(f"attribute {name!r} exists")
-            if replace and cur is None:
-                raise NoAttribute(f"no attribute {name!r}")
-            t.set_xattr(ino, name, value)
-            node.ctime = time.time_ns()
-            t.update_inode(node)
-        self.meta.write(apply)
-
-    def listxattr(self, ino: int) -> list[str]:
-        with self.meta.read() as t:
-            ns.get(t, ino)
-            return t.xattrs(ino)
-
-    def removexattr(self, ino: int, name: str) -> None:
-        def apply(t: Txn) -> None:
-            ns.get(t, ino)
-            if not t.remove_xattr(ino, name):
-                raise NoAttribute(f"no attribute {name!r}")
-        self.meta.write(apply)
-
-    # -- locks and share modes ------------------------------------------------------
-    def lock(self, ino: int, owner: str, start: int, length: int, exclusive: bool) -> None:
-        def apply(t: Txn) -> None:
-            ns.get(t, ino)
-            lk.lock(t, ino, owner, start, length, exclusive)
-        self.meta.write(apply)
-
-    def unlock(self, ino: int, owner: str, start: int, length: int) -> None:
-        self.meta.write(lambda t: lk.unlock(t, ino, owner, start, length))
-
-    def unlock_all(self, owner: str) -> None:
-        self.meta.write(lambda t: lk.unlock_all(t, owner))
-
-    def test_lock(self, ino: int, owner: str, start: int, length: int, exclusive: bool) -> LockInfo | None:
-        return self.meta.write(lambda t: lk.conflict(t, ino, owner, start, length, exclusive))
-
-    def locks(self, ino: int) -> list[LockInfo]:
-        with self.meta.read() as t:
-            return lk.held(t, ino)
-
-    def open_share(self, ino: int, owner: str, access: int, share: int) -> int:
-        def apply(t: Txn) -> int:
-            ns.get(t, ino)
-            return lk.open_share(t, ino, owner, access, share)
-        return self.meta.write(apply)
-
-    def close_share(self, open_id: int) -> None:
-        self.meta.write(lambda t: lk.close_share(t, open_id))
 
     # -- the store as a whole -------------------------------------------------------
     def statfs(self) -> StatFs:
@@ -554,13 +496,6 @@ class FileSystem:
 def _with_size(a: Attr, size: int) -> Attr:
     return Attr(a.ino, a.gen, a.type, a.mode, a.nlink, a.uid, a.gid, size, a.rdev, a.atime_ns,
                 a.mtime_ns, a.ctime_ns, a.btime_ns)
-
-
-def _check_xattr(name: str, value: bytes) -> None:
-    if not name or len(name.encode()) > XATTR_NAME_MAX:
-        raise InvalidArgument("invalid extended attribute name")
-    if len(value) > XATTR_VALUE_MAX:
-        raise InvalidArgument(f"extended attribute value over {XATTR_VALUE_MAX} bytes")
 
 
 __all__ = ["FileHandle", "FileState", "FileSystem"]

@@ -21,6 +21,9 @@ from core.errors import (
     Stale,
     TooManyLinks,
 )
+from core.fs import acl as A
+from core.fs import perm
+from core.fs.types import Cred
 from core.meta.txn import Txn
 from core.meta.types import DIR, LNK, REG, Inode
 
@@ -67,9 +70,14 @@ def _touch_dir(t: Txn, d: Inode, ts: int, nlink_delta: int = 0) -> None:
     t.update_inode(d)
 
 
-def add_entry(t: Txn, parent: int, name: bytes, node: Inode, *, exclusive: bool = True) -> Inode:
-    """Insert a new inode under ``parent`` (create, mkdir, symlink, mknod)."""
+def add_entry(t: Txn, cred: Cred, parent: int, name: bytes, node: Inode, *, exclusive: bool = True,
+              acl: A.Acl | None = None) -> Inode:
+    """Insert a new inode under ``parent`` (create, mkdir, symlink, mknod).
+
+    The inode's group and mode follow the directory (setgid, inherited ACL) unless ``acl`` is given.
+    """
     d = get_dir(t, parent)
+    perm.may_search(t, cred, d)
     hit = t.lookup(parent, name)
     if hit is not None:
         existing = get(t, hit[0])
@@ -78,21 +86,28 @@ def add_entry(t: Txn, parent: int, name: bytes, node: Inode, *, exclusive: bool 
         if existing.type == DIR:
             raise IsADirectory(f"{name.decode(errors='replace')!r} is a directory")
         return existing
+    perm.may_add(t, cred, d, node.type == DIR)
+    inherited = perm.new_entry(t, cred, d, node)
+    if acl is not None:
+        node.mode = (node.mode & 0o7000) | A.to_mode(acl, node.type == DIR)
     if node.type == DIR:
         node.parent = parent
     t.insert_inode(node)
     t.add_dentry(parent, name, node.ino, node.type)
+    if acl is not None or inherited is not None:
+        t.set_xattr(node.ino, A.ACL_XATTR, A.encode(acl if acl is not None else inherited or []))
     _touch_dir(t, d, node.ctime, 1 if node.type == DIR else 0)
     return node
 
 
-def link(t: Txn, ino: int, parent: int, name: bytes) -> Inode:
+def link(t: Txn, cred: Cred, ino: int, parent: int, name: bytes) -> Inode:
     node = get(t, ino)
     if node.type == DIR:
         raise NotPermitted("hard links to directories are not allowed")
     if node.nlink >= LINK_MAX:
         raise TooManyLinks("too many links")
     d = get_dir(t, parent)
+    perm.may_add(t, cred, d, False)
     if t.lookup(parent, name) is not None:
         raise Exists(f"{name.decode(errors='replace')!r} exists")
     ts = now_ns()
@@ -130,14 +145,16 @@ def _check_removable(t: Txn, node: Inode, name: bytes, *, as_dir: bool) -> None:
         raise IsADirectory(f"{shown} is a directory")
 
 
-def unlink(t: Txn, parent: int, name: bytes, *, want_dir: bool = False) -> Inode:
+def unlink(t: Txn, cred: Cred, parent: int, name: bytes, *, want_dir: bool = False) -> Inode:
     """Remove ``name`` (rmdir when ``want_dir``); returns the inode as it was."""
     d = get_dir(t, parent)
+    perm.may_search(t, cred, d)
     hit = t.lookup(parent, name)
     if hit is None:
         raise NotFound(f"{name.decode(errors='replace')!r} not found")
     node = get(t, hit[0])
     _check_removable(t, node, name, as_dir=want_dir)
+    perm.may_remove(t, cred, d, node)
     ts = now_ns()
     t.remove_dentry(parent, name, ts)
     _drop_link(t, node, ts)
@@ -162,16 +179,22 @@ def _is_ancestor(t: Txn, anc: int, ino: int) -> bool:
             raise TooManyLinks("directory tree too deep or cyclic")
 
 
-def rename(t: Txn, sp: int, sn: bytes, dp: int, dn: bytes, *, replace: bool = True) -> Inode | None:
+def rename(t: Txn, cred: Cred, sp: int, sn: bytes, dp: int, dn: bytes, *, replace: bool = True) -> Inode | None:
     """Atomically move ``sp/sn`` to ``dp/dn``; returns the inode it replaced, if deleted."""
     sd = get_dir(t, sp)
     dd = sd if dp == sp else get_dir(t, dp)
+    perm.may_search(t, cred, sd)
+    perm.may_search(t, cred, dd)
     hit = t.lookup(sp, sn)
     if hit is None:
         raise NotFound(f"{sn.decode(errors='replace')!r} not found")
     node = get(t, hit[0])
     if node.type == DIR and dp != sp and _is_ancestor(t, node.ino, dp):
         raise CrossDevice("cannot move a directory into itself")
+    perm.may_remove(t, cred, sd, node)
+    perm.may_add(t, cred, dd, node.type == DIR)
+    if dp != sp:
+        perm.may_reparent(t, cred, node)
     ts = now_ns()
     old = t.lookup(dp, dn)
     replaced: Inode | None = None
@@ -182,6 +205,7 @@ def rename(t: Txn, sp: int, sn: bytes, dp: int, dn: bytes, *, replace: bool = Tr
             raise Exists(f"{dn.decode(errors='replace')!r} exists")
         victim = get(t, old[0])
         _check_removable(t, victim, dn, as_dir=node.type == DIR)
+        perm.may_remove(t, cred, dd, victim)
         t.remove_dentry(dp, dn, ts)
         if _drop_link(t, victim, ts):
             replaced = victim
@@ -201,12 +225,13 @@ def rename(t: Txn, sp: int, sn: bytes, dp: int, dn: bytes, *, replace: bool = Tr
     return replaced
 
 
-def walk(t: Txn, parts: list[bytes], start: int = ROOT) -> Inode:
-    """Resolve path components from ``start`` without following symlinks."""
+def walk(t: Txn, cred: Cred, parts: list[bytes], start: int = ROOT) -> Inode:
+    """Resolve path components from ``start`` without following symlinks (search permission on each)."""
     node = get(t, start)
     for i, part in enumerate(parts):
         if node.type != DIR:
             raise NotADirectory(f"{b'/'.join(parts[:i]).decode(errors='replace')} is not a directory")
+        perm.may_search(t, cred, node)
         hit = t.lookup(node.ino, part)
         if hit is None:
             raise NotFound(f"/{b'/'.join(parts[: i + 1]).decode(errors='replace')} not found")

@@ -5,14 +5,43 @@ from __future__ import annotations
 import stat as _stat
 from dataclasses import dataclass
 
-from core.meta.types import DIR, LNK, REG, Inode, type_bits
+from core.meta.types import DIR, LNK, REG, FileType, Inode, type_bits
+
+NOBODY_ID = 65534
+NOW = -1  # setattr: set a time to the server's clock
+
+
+@dataclass(frozen=True, slots=True)
+class Cred:
+    """Who is calling: every core.fs operation runs with one (like an FSAL operation context).
+
+    ``admin`` bypasses permission checks (root on a local file system).  ``name`` is the
+    principal for logs and audit; ``sid`` is filled in by the identity service for SMB.
+    """
+
+    uid: int
+    gid: int
+    groups: frozenset[int] = frozenset()
+    admin: bool = False
+    name: str = ""
+
+    def in_group(self, gid: int) -> bool:
+        return gid == self.gid or gid in self.groups
+
+    @property
+    def anonymous(self) -> bool:
+        return self.uid == NOBODY_ID and not self.admin
+
+
+ROOT = Cred(0, 0, admin=True, name="root")
+ANONYMOUS = Cred(NOBODY_ID, NOBODY_ID, name="anonymous")
 
 
 @dataclass(frozen=True, slots=True)
 class Attr:
     ino: int
     gen: int
-    type: int
+    type: FileType
     mode: int  # full st_mode: type bits | permissions
     nlink: int
     uid: int
@@ -47,7 +76,7 @@ class Attr:
 
     @staticmethod
     def of(node: Inode) -> Attr:
-        return Attr(node.ino, node.gen, node.type, type_bits(node.type) | node.mode, node.nlink,
+        return Attr(node.ino, node.gen, FileType(node.type), type_bits(node.type) | node.mode, node.nlink,
                     node.uid, node.gid, node.size, node.rdev, node.atime, node.mtime, node.ctime,
                     node.btime)
 
@@ -56,7 +85,7 @@ class Attr:
 class DirEntry:
     name: str
     ino: int
-    type: int
+    type: FileType
     cookie: int  # pass back to readdir to continue after this entry
 
 

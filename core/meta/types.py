@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import stat as _stat
 from dataclasses import dataclass
+from enum import IntEnum
 
-REG, DIR, LNK, CHR, BLK, FIFO, SOCK = 1, 2, 3, 4, 5, 6, 7
+
+class FileType(IntEnum):
+    """What an inode is; stored as its integer value."""
+
+    REG = 1
+    DIR = 2
+    LNK = 3
+    CHR = 4
+    BLK = 5
+    FIFO = 6
+    SOCK = 7
+
+
+REG, DIR, LNK, CHR, BLK, FIFO, SOCK = (FileType.REG, FileType.DIR, FileType.LNK, FileType.CHR, FileType.BLK,
+                                       FileType.FIFO, FileType.SOCK)
 
 _TYPE_BITS = {
     REG: _stat.S_IFREG, DIR: _stat.S_IFDIR, LNK: _stat.S_IFLNK, CHR: _stat.S_IFCHR,

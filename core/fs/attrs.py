@@ -1,0 +1,136 @@
+"""Extended attributes, ACLs, byte-range locks and share modes of core.fs (a part of FileSystem).
+
+Attribute names under ``system.tessera.`` are core's own (the ACL lives there) and are
+neither listed nor reachable through the xattr calls; ACLs go through :meth:`getacl`
+and :meth:`setacl`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from core.errors import Exists, InvalidArgument, NoAttribute, NotPermitted
+from core.fs import acl as A
+from core.fs import locks as lk
+from core.fs import namespace as ns
+from core.fs import perm
+from core.fs.types import READ, WRITE, Cred, LockInfo
+from core.meta.store import MetaStore
+from core.meta.txn import Txn
+from core.meta.types import DIR
+
+XATTR_NAME_MAX = 255
+XATTR_VALUE_MAX = 64 * 1024
+
+
+class AttrOps:
+    meta: MetaStore
+    cred: Cred
+
+    @staticmethod
+    def _check_xattr(name: str, value: bytes | None = None) -> None:
+        if not name or len(name.encode()) > XATTR_NAME_MAX:
+            raise InvalidArgument("invalid extended attribute name")
+        if name.startswith(A.RESERVED_PREFIX):
+            raise NotPermitted(f"attribute names under {A.RESERVED_PREFIX!r} are reserved")
+        if value is not None and len(value) > XATTR_VALUE_MAX:
+            raise InvalidArgument(f"extended attribute value over {XATTR_VALUE_MAX} bytes")
+
+    # -- extended attributes --------------------------------------------------------
+    def getxattr(self, ino: int, name: str) -> bytes:
+        self._check_xattr(name)
+        with self.meta.read() as t:
+            perm.need(t, self.cred, ns.get(t, ino), A.READ_NAMED_ATTRS, "read attributes")
+            v = t.xattr(ino, name)
+        if v is None:
+            raise NoAttribute(f"no attribute {name!r}")
+        return v
+
+    def setxattr(self, ino: int, name: str, value: bytes, *, create: bool = False,
+                 replace: bool = False) -> None:
+        self._check_xattr(name, value)
+
+        def apply(t: Txn) -> None:
+            node = ns.get(t, ino)
+            perm.need(t, self.cred, node, A.WRITE_NAMED_ATTRS, "write attributes")
+            cur = t.xattr(ino, name)
+            if create and cur is not None:
+                raise Exists(f"attribute {name!r} exists")
+            if replace and cur is None:
+                raise NoAttribute(f"no attribute {name!r}")
+            t.set_xattr(ino, name, value)
+            node.ctime = time.time_ns()
+            t.update_inode(node)
+        self.meta.write(apply)
+
+    def listxattr(self, ino: int) -> list[str]:
+        with self.meta.read() as t:
+            perm.need(t, self.cred, ns.get(t, ino), A.READ_NAMED_ATTRS, "list attributes")
+            return [n for n in t.xattrs(ino) if not n.startswith(A.RESERVED_PREFIX)]
+
+    def removexattr(self, ino: int, name: str) -> None:
+        self._check_xattr(name)
+
+        def apply(t: Txn) -> None:
+            perm.need(t, self.cred, ns.get(t, ino), A.WRITE_NAMED_ATTRS, "remove attributes")
+            if not t.remove_xattr(ino, name):
+                raise NoAttribute(f"no attribute {name!r}")
+        self.meta.write(apply)
+
+    # -- ACLs -----------------------------------------------------------------------
+    def getacl(self, ino: int) -> tuple[A.Acl, bool]:
+        """The inode's ACL and whether it is stored (False: rendered from the mode bits)."""
+        with self.meta.read() as t:
+            node = ns.get(t, ino)
+            perm.need(t, self.cred, node, A.READ_ACL, "read the ACL")
+            acl = perm.acl_of(t, ino)
+        return (acl, True) if acl is not None else (A.from_mode(node.mode, node.type == DIR), False)
+
+    def setacl(self, ino: int, acl: A.Acl | None) -> None:
+        """Replace the ACL (None: drop it, the mode bits decide again); the mode bits follow it."""
+        if acl is not None:
+            A.validate(acl)
+
+        def apply(t: Txn) -> None:
+            node = ns.get(t, ino)
+            perm.need(t, self.cred, node, A.WRITE_ACL, "change the ACL")
+            if acl is None:
+                t.remove_xattr(ino, A.ACL_XATTR)
+            else:
+                t.set_xattr(ino, A.ACL_XATTR, A.encode(acl))
+                node.mode = (node.mode & 0o7000) | A.to_mode(acl, node.type == DIR)
+            node.ctime = time.time_ns()
+            t.update_inode(node)
+        self.meta.write(apply)
+
+    # -- locks and share modes ------------------------------------------------------
+    def lock(self, ino: int, owner: str, start: int, length: int, exclusive: bool) -> None:
+        def apply(t: Txn) -> None:
+            node = ns.get(t, ino)
+            perm.need(t, self.cred, node, A.WRITE_DATA if exclusive else A.READ_DATA, "lock")
+            lk.lock(t, ino, owner, start, length, exclusive)
+        self.meta.write(apply)
+
+    def unlock(self, ino: int, owner: str, start: int, length: int) -> None:
+        self.meta.write(lambda t: lk.unlock(t, ino, owner, start, length))
+
+    def unlock_all(self, owner: str) -> None:
+        self.meta.write(lambda t: lk.unlock_all(t, owner))
+
+    def test_lock(self, ino: int, owner: str, start: int, length: int, exclusive: bool) -> LockInfo | None:
+        return self.meta.write(lambda t: lk.conflict(t, ino, owner, start, length, exclusive))
+
+    def locks(self, ino: int) -> list[LockInfo]:
+        with self.meta.read() as t:
+            return lk.held(t, ino)
+
+    def open_share(self, ino: int, owner: str, access: int, share: int) -> int:
+        want = (A.READ_DATA if access & READ else 0) | (A.WRITE_DATA if access & WRITE else 0)
+
+        def apply(t: Txn) -> int:
+            perm.need(t, self.cred, ns.get(t, ino), want, "open")
+            return lk.open_share(t, ino, owner, access, share)
+        return self.meta.write(apply)
+
+    def close_share(self, open_id: int) -> None:
+        self.meta.write(lambda t: lk.close_share(t, open_id))
