@@ -397,7 +397,8 @@ class FileSystem(AttrOps, JoinOps):
 
     def write_file(self, parent: int, name: str, data: DataLike | Iterable[DataLike] | Stager, *,
                    mode: int = 0o644, uid: int | None = None, gid: int | None = None,
-                   xattrs: dict[str, bytes] | None = None, exclusive: bool = False, mtime_ns: int | None = None) -> Attr:
+                   xattrs: dict[str, bytes] | None = None, exclusive: bool = False,
+                   mtime_ns: int | None = None) -> Attr:
         """Create or atomically replace ``name`` with ``data`` (bytes, chunks, or a Stager).
 
         Readers see the old file or the new one, never a mix; durable on return.
