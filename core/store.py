@@ -3,11 +3,16 @@
 Layout of a data directory (``tessera init``)::
 
     DIR/tessera.yaml          the configuration (gateway.config)
-    DIR/meta/meta.db          SQLite metadata (WAL)
+    DIR/meta/                 mode 0700
+    DIR/meta/meta.db          SQLite metadata (WAL; it and its -wal/-shm files 0600)
+    DIR/meta/store.key        the key S3 secrets are sealed with (0600; core.identity.secretbox)
     DIR/targets/t0 .. tN-1    default target directories (each may live on its own disk)
 
 Store-wide constants (geometry, cell size, inline threshold, chunk size,
 segment size) are fixed at init and kept in the metadata ``info`` table.
+Opening a store also tightens the modes above on stores made before they were
+set, makes a store key for stores made before it existed, and brings the
+metadata schema up to date.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from core.errors import Exists, InvalidArgument, StoreError
 from core.fs import namespace as ns
 from core.fs.extents import CHUNK
 from core.fs.fs import FileSystem
+from core.identity import KEY_FILE, Identity, StoreKey
+from core.identity.sids import domain_sid
+from core.meta.idtxn import register_secret_opener
 from core.meta.sqlite import SqliteMeta
 from core.meta.txn import Txn
 
@@ -35,8 +43,27 @@ def meta_path(data_dir: str) -> str:
     return os.path.join(data_dir, "meta", "meta.db")
 
 
+def key_path(data_dir: str) -> str:
+    return os.path.join(data_dir, "meta", KEY_FILE)
+
+
 def is_store(data_dir: str) -> bool:
     return os.path.exists(meta_path(data_dir))
+
+
+def _secure_meta(data_dir: str, *, create: bool = False) -> None:
+    """The metadata directory 0700 and its files 0600 (only what this process owns is changed)."""
+    meta_dir = os.path.dirname(meta_path(data_dir))
+    if create:
+        os.makedirs(meta_dir, mode=0o700, exist_ok=True)
+        os.close(os.open(meta_path(data_dir), os.O_WRONLY | os.O_CREAT, 0o600))
+    for path, mode in ((meta_dir, 0o700), *((meta_path(data_dir) + sfx, 0o600) for sfx in ("", "-wal", "-shm")),
+                       (key_path(data_dir), 0o600)):
+        try:
+            if os.stat(path).st_mode & 0o777 & ~mode:
+                os.chmod(path, mode)
+        except (FileNotFoundError, PermissionError):
+            pass
 
 
 @dataclass
@@ -46,6 +73,7 @@ class Store:
     data: DataStore
     fs: FileSystem
     id: uuid.UUID
+    identity: Identity
 
     def close(self) -> None:
         try:
@@ -81,16 +109,19 @@ def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int
         raise InvalidArgument(f"{k}+{m} needs at least {k + m} targets, got {len(paths)}")
     Geometry(k, m, cell)
     store_id = uuid.uuid4()
-    os.makedirs(os.path.dirname(meta_path(data_dir)), exist_ok=True)
+    os.makedirs(os.path.dirname(meta_path(data_dir)), mode=0o700, exist_ok=True)
     abs_paths = [p if p.startswith("mem:") else os.path.abspath(p) for p in paths]
     for i, p in enumerate(abs_paths):
         if not p.startswith("mem:"):
             _check_target_dir(p)
             DirTarget.format(p, i, store_id)
+    _secure_meta(data_dir, create=True)
+    StoreKey.load_or_create(key_path(data_dir))
     meta = SqliteMeta(meta_path(data_dir), create=True)
     now = time.time_ns()
     settings = {"store_id": str(store_id), "k": k, "m": m, "cell": cell, "inline_max": inline_max,
-                "chunk": CHUNK, "segment_stripes": max(1, shard_bytes // cell), "created": now}
+                "chunk": CHUNK, "segment_stripes": max(1, shard_bytes // cell), "created": now,
+                "domain_sid": domain_sid(store_id)}
 
     def setup(t: Txn) -> None:
         for key, val in settings.items():
@@ -116,8 +147,12 @@ def open_store(data_dir: str, *, codec: str = "isal", threads: int = 4,
                target_factory: TargetFactory = default_target) -> Store:
     if not is_store(data_dir):
         raise StoreError(f"no Tessera store in {data_dir} (run 'tessera init' first)")
+    _secure_meta(data_dir)
     meta = SqliteMeta(meta_path(data_dir))
     try:
+        key, _ = StoreKey.load_or_create(key_path(data_dir))
+        identity = Identity(meta, key)
+        register_secret_opener(meta.path, key.open)  # until protocols/s3 calls identity.lookup_key
         with meta.read() as t:
             info = {k: t.info(k) for k in ("store_id", "k", "m", "cell", "inline_max", "chunk",
                                            "segment_stripes")}
@@ -131,4 +166,4 @@ def open_store(data_dir: str, *, codec: str = "isal", threads: int = 4,
     except BaseException:
         meta.close()
         raise
-    return Store(data_dir, meta, data, fs, sid)
+    return Store(data_dir, meta, data, fs, sid, identity)

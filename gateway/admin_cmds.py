@@ -1,4 +1,4 @@
-"""Store commands: init, status, scrub, rebuild, gc, target, user, serve."""
+"""Store commands: init, status, scrub, rebuild, gc, target, serve (users and groups: identity_cmds)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import os
 import time
 
-from core import identity
 from core.data import maintenance as mt
 from core.data.layout import parse_ec
 from core.data.target import DirTarget
@@ -133,45 +132,6 @@ def target_fail(args: argparse.Namespace) -> int:
             raise NotFound(f"no target {args.id}")
         s.meta.write(lambda t: t.set_target_state(args.id, "failed"))
     print(f"target {args.id} marked failed; run 'tessera rebuild' to restore redundancy")
-    return 0
-
-
-def user_add(args: argparse.Namespace) -> int:
-    with store(args) as s:
-        try:
-            u = identity.add_user(s.meta, args.name, args.password, access_key=args.access_key,
-                                  secret_key=args.secret_key)
-        except Exists:
-            old = identity.user_by_name(s.meta, args.name)
-            if not args.exist_ok or old is None:
-                raise
-            if args.access_key and (old.access_key, old.secret_key) != (args.access_key, args.secret_key):
-                raise Exists(f"user {args.name!r} exists with other keys (remove it first to change them)") from None
-            u = old
-    if args.json:
-        print(json.dumps({"name": u.name, "access_key": u.access_key, "secret_key": u.secret_key,
-                          "uid": u.uid, "gid": u.gid}))
-    else:
-        print(f"user {u.name} (uid {u.uid})\naccess key: {u.access_key}\nsecret key: {u.secret_key}")
-    return 0
-
-
-def user_list(args: argparse.Namespace) -> int:
-    with store(args) as s:
-        users = identity.list_users(s.meta)
-    if args.json:
-        print(json.dumps([{"name": u.name, "uid": u.uid, "gid": u.gid, "access_key": u.access_key,
-                           "password": u.nt_hash is not None} for u in users]))
-        return 0
-    for u in users:
-        print(f"{u.name}\tuid={u.uid}\tgid={u.gid}\t{u.access_key}\t"
-              f"{'password' if u.nt_hash else 'no password'}")
-    return 0
-
-
-def user_remove(args: argparse.Namespace) -> int:
-    with store(args) as s:
-        identity.remove_user(s.meta, args.name)
     return 0
 
 

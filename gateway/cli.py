@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from core.errors import CoreError
-from gateway import admin_cmds, file_cmds
+from gateway import admin_cmds, file_cmds, identity_cmds
 from gateway.common import CliError
 
 
@@ -83,23 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int)
     p.set_defaults(fn=admin_cmds.target_fail)
 
-    u = cmd("user", admin_cmds.no_sub, "manage users")
-    usub = u.add_subparsers(dest="user_cmd", required=True, metavar="ACTION")
-    p = usub.add_parser("add", parents=[common], help="add a user; prints the S3 keys")
-    p.add_argument("name")
-    p.add_argument("--password", help="password for SMB/NFS logins (stored as hashes)")
-    p.add_argument("--access-key", help="use this S3 access key (with --secret-key) instead of a generated one")
-    p.add_argument("--secret-key", help="use this S3 secret key (with --access-key)")
-    p.add_argument("--exist-ok", action="store_true",
-                   help="succeed without change when the user exists (with the given keys, if any)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(fn=admin_cmds.user_add)
-    p = usub.add_parser("list", parents=[common], help="list users")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(fn=admin_cmds.user_list)
-    p = usub.add_parser("remove", parents=[common], help="remove a user")
-    p.add_argument("name")
-    p.set_defaults(fn=admin_cmds.user_remove)
+    identity_cmds.add_parsers(sub, common, admin_cmds.no_sub)
 
     p = cmd("serve", admin_cmds.serve, "run the enabled servers until SIGTERM/SIGINT")
     p.add_argument("--config", metavar="FILE", help="config file (default DIR/tessera.yaml)")

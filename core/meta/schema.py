@@ -1,4 +1,4 @@
-"""Metadata schema, version 1, and its migrations.
+"""Metadata schema, version 2, and its migrations.
 
 The SQL is kept portable (no SQLite-only types or upserts beyond
 ``ON CONFLICT``), so the PostgreSQL MetaStore can run the same statements.
@@ -16,15 +16,21 @@ Tables
 ``dentry_tombs`` cookies of removed entries, so a readdir resumes after them.
 ``slices``     file chunk -> segment range; a higher ``id`` wins on overlap.
 ``xattrs``     extended attributes.
-``users``      identities: uid/gid, S3 keys, NT hash, password hash.
+``users``      identities: uid, primary gid, admin flag, RID (the SID is the
+               store's domain SID + RID), NT hash, password hash.
+``groups``     name, gid, RID; ``group_members`` (group, user) supplementary
+               memberships.
+``user_keys``  S3 key pairs: access key, user, the secret sealed with the store
+               key (core.identity.secretbox), status active/disabled.
 ``locks``      byte-range locks; ``opens`` share modes (both name the process).
 ``repairs``    cells found bad by reads, for scrub/repair.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
+# Version 1.  A released version is never edited: stores in the field were made with it.
 V1 = [
     "CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE targets (
@@ -77,5 +83,36 @@ V1 = [
         PRIMARY KEY (segment, stripe, idx))""",
 ]
 
+# Version 2: one identity for every protocol.  Users lose their single key pair
+# (it becomes a row of user_keys, its secret marked ``plain:`` until the
+# identity service seals it on open) and gain an admin flag and a RID; groups,
+# memberships and the identity counters arrive.  The users table is rebuilt
+# (SQLite cannot drop a UNIQUE column); RIDs of existing users follow name order.
+V2 = [
+    """CREATE TABLE users_v2 (
+        name TEXT PRIMARY KEY, uid INTEGER NOT NULL UNIQUE, gid INTEGER NOT NULL,
+        admin INTEGER NOT NULL, rid INTEGER NOT NULL UNIQUE, nt_hash BLOB, pw_hash TEXT,
+        created INTEGER NOT NULL)""",
+    """INSERT INTO users_v2 (name, uid, gid, admin, rid, nt_hash, pw_hash, created)
+        SELECT u.name, u.uid, u.gid, 0, 1000 + (SELECT COUNT(*) FROM users o WHERE o.name < u.name),
+               u.nt_hash, u.pw_hash, u.created FROM users u""",
+    """CREATE TABLE user_keys (
+        access_key TEXT PRIMARY KEY, user_name TEXT NOT NULL, secret TEXT NOT NULL,
+        status TEXT NOT NULL, created INTEGER NOT NULL)""",
+    "CREATE INDEX user_keys_user ON user_keys (user_name)",
+    """INSERT INTO user_keys (access_key, user_name, secret, status, created)
+        SELECT access_key, name, 'plain:' || secret_key, 'active', created FROM users""",
+    "DROP TABLE users",
+    "ALTER TABLE users_v2 RENAME TO users",
+    """CREATE TABLE groups (
+        name TEXT PRIMARY KEY, gid INTEGER NOT NULL UNIQUE, rid INTEGER NOT NULL UNIQUE,
+        created INTEGER NOT NULL)""",
+    """CREATE TABLE group_members (
+        group_name TEXT NOT NULL, user_name TEXT NOT NULL, PRIMARY KEY (group_name, user_name))""",
+    "CREATE INDEX group_members_user ON group_members (user_name)",
+    "INSERT INTO info (key, value) SELECT 'next_rid', CAST(1000 + COUNT(*) AS TEXT) FROM users",
+    "INSERT INTO info (key, value) VALUES ('identity_epoch', '0')",
+]
+
 # version -> statements that bring the schema from version-1 to version.
-MIGRATIONS: dict[int, list[str]] = {1: V1}
+MIGRATIONS: dict[int, list[str]] = {1: V1, 2: V2}

@@ -11,12 +11,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from core.meta.types import INODE_COLS, Inode, SegmentInfo, Slice, TargetInfo, User
+from core.meta.idtxn import IdentityTxn
+from core.meta.types import INODE_COLS, Inode, SegmentInfo, Slice, TargetInfo
 
 Row = tuple[Any, ...]
 
 
-class Txn:
+class Txn(IdentityTxn):
+    """The identity methods (users, groups, S3 keys) come from ``core.meta.idtxn``."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
@@ -266,28 +269,3 @@ class Txn:
 
     def clear_repair(self, sid: int, stripe: int, idx: int) -> None:
         self.exec("DELETE FROM repairs WHERE segment = ? AND stripe = ? AND idx = ?", (sid, stripe, idx))
-
-    # -- users ----------------------------------------------------------------------
-    _USER = "name, uid, gid, access_key, secret_key, nt_hash, pw_hash"
-
-    def user(self, name: str) -> User | None:
-        row = self.one(f"SELECT {self._USER} FROM users WHERE name = ?", (name,))
-        return None if row is None else User(*row)
-
-    def user_by_key(self, access_key: str) -> User | None:
-        row = self.one(f"SELECT {self._USER} FROM users WHERE access_key = ?", (access_key,))
-        return None if row is None else User(*row)
-
-    def users(self) -> list[User]:
-        return [User(*r) for r in self.all(f"SELECT {self._USER} FROM users ORDER BY name")]
-
-    def add_user(self, u: User, now: int) -> None:
-        self.exec(f"INSERT INTO users ({self._USER}, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                  (u.name, u.uid, u.gid, u.access_key, u.secret_key, u.nt_hash, u.pw_hash, now))
-
-    def remove_user(self, name: str) -> bool:
-        return self.exec("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
-
-    def next_uid(self, floor: int = 1000) -> int:
-        row = self.one("SELECT MAX(uid) FROM users")
-        return max(floor, int(row[0]) + 1 if row and row[0] is not None else floor)
