@@ -4,7 +4,9 @@
 access-point-, job- and Outposts-level ones that never apply to a bucket), each with the
 resource it applies to. ``ACTIONS`` maps every operation name the router produces
 (``protocols/s3/router.py``), and the few the server will route next, to the action a
-request for it is authorised as.
+request for it is authorised as. The router's names with no entry are not S3 operations a
+bucket policy can govern: ``UnknownSubresource``, and S3 Express's ``CreateSession`` and
+``RenameObject`` (authorised as ``s3express:*`` on AWS); answer those NotImplemented.
 
 >>> ACTIONS["HeadObject"]
 OpAction(action='s3:GetObject', level=<Level.OBJECT: 'object'>)
@@ -41,6 +43,7 @@ GetBucketRequestPayment PutBucketRequestPayment GetAccelerateConfiguration PutAc
 GetAnalyticsConfiguration PutAnalyticsConfiguration GetInventoryConfiguration PutInventoryConfiguration
 GetMetricsConfiguration PutMetricsConfiguration GetIntelligentTieringConfiguration
 PutIntelligentTieringConfiguration ListBucketByTags GetBucketAbac PutBucketAbac
+GetBucketMetadataTableConfiguration CreateBucketMetadataTableConfiguration DeleteBucketMetadataTableConfiguration
 """
 _OBJECT_ACTIONS = """
 GetObject GetObjectVersion PutObject DeleteObject DeleteObjectVersion GetObjectAcl GetObjectVersionAcl
@@ -131,7 +134,27 @@ ACTIONS: dict[str, OpAction] = {
     "GetBucketAccelerateConfiguration": _t("GetAccelerateConfiguration"),
     "PutBucketAccelerate": _t("PutAccelerateConfiguration"),
     "PutBucketAccelerateConfiguration": _t("PutAccelerateConfiguration"),
+    "ListBucketIntelligentTieringConfigurations": _t("GetIntelligentTieringConfiguration"),
+    "GetBucketIntelligentTieringConfiguration": _t("GetIntelligentTieringConfiguration"),
+    "PutBucketIntelligentTieringConfiguration": _t("PutIntelligentTieringConfiguration"),
+    "DeleteBucketIntelligentTieringConfiguration": _t("PutIntelligentTieringConfiguration"),
+    "ListBucketAnalyticsConfigurations": _t("GetAnalyticsConfiguration"),
+    "GetBucketAnalyticsConfiguration": _t("GetAnalyticsConfiguration"),
+    "PutBucketAnalyticsConfiguration": _t("PutAnalyticsConfiguration"),
+    "DeleteBucketAnalyticsConfiguration": _t("PutAnalyticsConfiguration"),
+    "ListBucketMetricsConfigurations": _t("GetMetricsConfiguration"),
+    "GetBucketMetricsConfiguration": _t("GetMetricsConfiguration"),
+    "PutBucketMetricsConfiguration": _t("PutMetricsConfiguration"),
+    "DeleteBucketMetricsConfiguration": _t("PutMetricsConfiguration"),
+    "ListBucketInventoryConfigurations": _t("GetInventoryConfiguration"),
+    "GetBucketInventoryConfiguration": _t("GetInventoryConfiguration"),
+    "PutBucketInventoryConfiguration": _t("PutInventoryConfiguration"),
+    "DeleteBucketInventoryConfiguration": _t("PutInventoryConfiguration"),
+    "GetBucketMetadataTableConfiguration": _t("GetBucketMetadataTableConfiguration"),
+    "CreateBucketMetadataTableConfiguration": _t("CreateBucketMetadataTableConfiguration"),
+    "DeleteBucketMetadataTableConfiguration": _t("DeleteBucketMetadataTableConfiguration"),
     "DeleteObjects": _t("DeleteObject"),  # checked per key, against each key's object ARN
+    "PostObject": _t("PutObject"),  # browser-form upload: the key comes from the form
     "GetObject": _t("GetObject"),
     "HeadObject": _t("GetObject"),
     "GetObjectAttributes": _t("GetObjectAttributes"),
@@ -150,6 +173,8 @@ ACTIONS: dict[str, OpAction] = {
     "GetObjectAcl": _t("GetObjectAcl"),
     "PutObjectAcl": _t("PutObjectAcl"),
     "RestoreObject": _t("RestoreObject"),
+    "SelectObjectContent": _t("GetObject"),
+    "GetObjectTorrent": _t("GetObjectTorrent"),
     "GetObjectRetention": _t("GetObjectRetention"),
     "PutObjectRetention": _t("PutObjectRetention"),
     "GetObjectLegalHold": _t("GetObjectLegalHold"),
