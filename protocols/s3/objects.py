@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from starlette.responses import Response, StreamingResponse
 
 from core.errors import CoreError, Exists
-from core.fs.types import Attr
-from protocols.s3 import checksums, keys, objmeta, xmlio
+from core.fs import Attr
+from protocols.s3 import checksums, conditions, keys, objmeta, xmlio
 from protocols.s3.body import Body, read_body
 from protocols.s3.context import Ctx, parse_http_date
 from protocols.s3.errors import S3Error, from_core
@@ -50,28 +50,30 @@ def quoted(etag: str) -> str:
     return f'"{etag}"'
 
 
-def _etag_match(header: str, etag: str) -> bool:
-    tags = [t.strip() for t in header.split(",")]
-    return "*" in tags or quoted(etag) in tags or etag in tags
-
-
 def check_conditions(ctx: Ctx, etag: str, mtime_ns: int, *, prefix: str = "") -> None:
-    """If-Match / If-None-Match / If-(Un)Modified-Since, in RFC 7232 order."""
+    """If-Match / If-None-Match / If-(Un)Modified-Since, in RFC 7232 order.
+
+    With ``prefix`` ('x-amz-copy-source-') the copy source's conditions: each failure is 412 naming its
+    header; plain ones are 412 (If-Match, If-Unmodified-Since) or 304 Not Modified (the other two).
+    """
     im, inm = ctx.h(prefix + "if-match"), ctx.h(prefix + "if-none-match")
     ims, ius = ctx.h(prefix + "if-modified-since"), ctx.h(prefix + "if-unmodified-since")
-    mtime = mtime_ns / 1e9
-    fail = S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412)
+    mtime = mtime_ns // 1_000_000_000
+
+    def fail(header: str) -> S3Error:
+        if prefix or header in ("If-Match", "If-Unmodified-Since"):
+            return conditions.precondition(prefix + header)
+        return S3Error("NotModified", "Not Modified", 304)
     if im is not None:
-        if not _etag_match(im, etag):
-            raise fail
-    elif ius is not None and int(mtime) > parse_http_date(ius):
-        raise fail
-    not_modified = 412 if prefix else 304
+        if not conditions.etag_match(im, etag):
+            raise fail("If-Match")
+    elif ius is not None and mtime > parse_http_date(ius):
+        raise fail("If-Unmodified-Since")
     if inm is not None:
-        if _etag_match(inm, etag):
-            raise S3Error("NotModified" if not prefix else "PreconditionFailed", "Not Modified", not_modified)
-    elif ims is not None and int(mtime) <= parse_http_date(ims):
-        raise S3Error("NotModified" if not prefix else "PreconditionFailed", "Not Modified", not_modified)
+        if conditions.etag_match(inm, etag):
+            raise fail("If-None-Match")
+    elif ims is not None and mtime <= parse_http_date(ims):
+        raise fail("If-Modified-Since")
 
 
 def object_headers(a: Attr, m: ObjMeta, ctx: Ctx | None = None) -> dict[str, str]:
@@ -107,15 +109,8 @@ async def put_object(ctx: Ctx) -> Response:
     if ctx.key.endswith("/"):
         return await _put_dir(ctx)
     keys.key_parts(ctx.key)  # a bad key fails before the body is read
-    exclusive = (ctx.h("if-none-match") or "").strip() == "*"
-    if ctx.h("if-match") is not None:
-        try:
-            a = await ctx.run(ctx.s3.lookup, ctx.bucket, ctx.key)
-            m = await ctx.run(objmeta.load, fs, a)
-        except S3Error:
-            raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
-                          412) from None
-        check_conditions(ctx, m.etag, a.mtime_ns)
+    exclusive = conditions.write_conditions(ctx)
+    await ctx.run(conditions.check_write_target, ctx)
     stager = fs.stager()
     try:
         body = await read_body(ctx.request, ctx.auth, ctx.headers, stager.write)
@@ -130,8 +125,7 @@ async def put_object(ctx: Ctx) -> Response:
         await ctx.run(link)
     except Exists:
         stager.abort()
-        raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
-                      412) from None
+        raise conditions.precondition("If-None-Match") from None
     except CoreError as e:
         stager.abort()
         raise from_core(e, ctx.key) from None
@@ -264,7 +258,7 @@ async def _stream(ctx: Ctx, ino: int, start: int, length: int) -> AsyncIterator[
 
 # -- DeleteObject(s) ---------------------------------------------------------------------
 async def delete_object(ctx: Ctx) -> Response:
-    await ctx.run(ctx.s3.delete, ctx.bucket, ctx.key)
+    await ctx.run(conditions.delete, ctx, ctx.key, conditions.delete_if_headers(ctx))
     return Response(status_code=204)
 
 
@@ -278,12 +272,16 @@ async def delete_objects(ctx: Ctx) -> Response:
         raise S3Error("MalformedXML", "At most 1000 keys can be deleted per request", 400)
     await ctx.run(ctx.s3.bucket, ctx.bucket)
     out = []
+    asked = []
     for o in objs:
         key = xmlio.text(o, "Key")
         if not key:
             raise S3Error("MalformedXML", "Each Object needs a Key", 400)
+        asked.append((key, conditions.delete_if_xml(xmlio.text(o, "ETag"), xmlio.text(o, "LastModifiedTime"),
+                                                    xmlio.text(o, "Size"))))
+    for key, cond in asked:
         try:
-            await ctx.run(ctx.s3.delete, ctx.bucket, key)
+            await ctx.run(conditions.delete, ctx, key, cond)
             if not quiet:
                 out.append(f"<Deleted>{xmlio.el('Key', key)}</Deleted>")
         except S3Error as e:
