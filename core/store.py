@@ -152,6 +152,8 @@ def open_store(data_dir: str, *, codec: str = "isal", threads: int = 4,
     try:
         key, _ = StoreKey.load_or_create(key_path(data_dir))
         identity = Identity(meta, key)
+        if identity.resealed:  # no schema-1 secret left in the WAL either
+            meta.checkpoint()
         register_secret_opener(meta.path, key.open)  # until protocols/s3 calls identity.lookup_key
         with meta.read() as t:
             info = {k: t.info(k) for k in ("store_id", "k", "m", "cell", "inline_max", "chunk",

@@ -9,6 +9,7 @@ clear.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -69,5 +70,9 @@ def check_password(stored: str | None, password: str) -> bool:
     if not stored or not stored.startswith("scrypt$") or stored.count("$") != 2:
         return False
     _, salt_b, dig_b = stored.split("$")
-    digest = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt_b), n=2**14, r=8, p=1)
-    return hmac.compare_digest(digest, base64.b64decode(dig_b))
+    try:
+        salt, want = base64.b64decode(salt_b, validate=True), base64.b64decode(dig_b, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return hmac.compare_digest(digest, want)

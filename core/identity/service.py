@@ -46,6 +46,7 @@ class Identity:
         self._key = key
         self._cache = EpochCache(self._read_epoch, refresh_s=refresh_s)
         self._warned: set[str] = set()
+        self.resealed = 0  # secrets carried over from schema 1 that this instance sealed
         self.domain_sid = self._prepare()
 
     # -- setup ------------------------------------------------------------------------
@@ -67,8 +68,10 @@ class Identity:
             current = t.info("domain_sid")
             if current is None:
                 t.set_info("domain_sid", new_dsid)
-            for k in t.unsealed_keys():
+            unsealed = t.unsealed_keys()
+            for k in unsealed:
                 t.set_key_secret(k.access_key, self._key.seal(k.secret.removeprefix("plain:"), k.access_key))
+            self.resealed = len(unsealed)
             t.bump_identity_epoch()
             return current or new_dsid
         return self._meta.write(fix)

@@ -35,6 +35,7 @@ def _connect(path: str, busy_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("PRAGMA secure_delete = ON")  # deleted rows leave no readable remains (Debian's default too)
     return conn
 
 
@@ -114,6 +115,10 @@ class SqliteMeta:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and empty it (so no old page versions linger in -wal)."""
+        self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- connections ----------------------------------------------------------------
     def _after_fork(self) -> None:
