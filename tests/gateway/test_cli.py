@@ -157,6 +157,7 @@ def test_user_with_given_keys_exist_ok(store: Path) -> None:
     clash = run(store, "user", "add", "dev", "--access-key", ak, "--secret-key", sk, ok=False)
     assert clash.returncode == 1 and b"another user" in clash.stderr
     for bad in (["--access-key", ak], ["--access-key", "key:with:colons", "--secret-key", sk],
-                ["--access-key", "AK/SLASH0000000001", "--secret-key", sk], ["--access-key", ak, "--secret-key", "short"]):
+                ["--access-key", "AK/SLASH0000000001", "--secret-key", sk],
+                ["--access-key", ak, "--secret-key", "short"]):
         p = run(store, "user", "add", "eve", *bad, ok=False)
         assert p.returncode == 1 and b"Traceback" not in p.stderr and b"key" in p.stderr

@@ -44,11 +44,13 @@ def test_v1_to_v2_keeps_users_and_turns_keys_into_rows(tmp_path: Path) -> None:
     SqliteMeta(p).close()
     c = sqlite3.connect(p)
     assert c.execute("SELECT value FROM info WHERE key = 'schema_version'").fetchone() == ("2",)
-    users = c.execute("SELECT name, uid, gid, admin, rid, nt_hash, pw_hash, created FROM users ORDER BY name").fetchall()
+    users = c.execute("SELECT name, uid, gid, admin, rid, nt_hash, pw_hash, created FROM users "
+                      "ORDER BY name").fetchall()
     assert users == [("alice", 1000, 100, 0, 1000, nt_hash("pw"), "scrypt$a$b", 1),
                      ("bob", 1001, 1001, 0, 1001, None, None, 2),
                      ("zed", 1002, 1002, 0, 1002, None, None, 3)]  # RIDs in name order
-    keys = c.execute("SELECT access_key, user_name, secret, status, created FROM user_keys ORDER BY user_name").fetchall()
+    keys = c.execute("SELECT access_key, user_name, secret, status, created FROM user_keys "
+                     "ORDER BY user_name").fetchall()
     assert keys == [(r[3], r[0], "plain:" + r[4], "active", r[7]) for r in sorted(V1_USER_ROWS)]
     cols = [r[1] for r in c.execute("PRAGMA table_info(users)")]
     assert "access_key" not in cols and "secret_key" not in cols
