@@ -12,7 +12,11 @@ Principals are our users: ``"*"`` (everyone, anonymous included), ``{"AWS": ...}
 ``arn:aws:iam:::user/NAME`` (Ceph RGW's spelling), ``arn:aws:iam::ACCOUNT:user/NAME``, a bare
 ``NAME``, ``arn:aws:iam:::group/NAME`` for a group, ``arn:aws:iam::ACCOUNT:root`` (every
 signed-in user: the store is one account), and ``{"CanonicalUser": NAME}`` (our canonical ID is
-the user name). ``Service`` principals are accepted and match no request.
+the user name). ``Service`` principals are accepted and match no request. A bare name is a
+user's, even when it is all digits (AWS would read twelve digits as an account).
+
+The request path uses :func:`load_policy` (parsed once per process) and :func:`request_keys`
+(the condition keys of a request); PutBucketPolicy uses :func:`parse_policy` with ``known``.
 
 >>> p = parse_policy('''{"Version": "2012-10-17", "Statement": [
 ...   {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::pics/pub/*"},
@@ -31,8 +35,10 @@ True
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -42,7 +48,8 @@ from protocols.s3.policy_match import Context, Glob, norm_key
 from protocols.s3.policy_public import statement_is_public
 
 __all__ = ["ACTIONS", "Decision", "Effect", "Level", "OpAction", "Policy", "PolicyError", "PolicyRequest",
-           "Principal", "Statement", "evaluate", "iam_action", "is_public", "parse_policy", "resource_arn"]
+           "Principal", "Statement", "evaluate", "iam_action", "is_public", "load_policy", "parse_policy",
+           "request_keys", "resource_arn"]
 
 MAX_POLICY = 20 * 1024
 VERSIONS = ("2012-10-17", "2008-10-17")
@@ -230,12 +237,13 @@ def _principal(value: object, known: Known | None) -> Principal:
                      groups=frozenset().union(*(p.groups for p in parts)))
 
 
-def _action(text: str) -> tuple[Glob, set[Level]]:
+@functools.lru_cache(maxsize=1024)
+def _action(text: str) -> tuple[Glob, frozenset[Level]]:
     """An action pattern and the levels of the known actions it names (none: invalid)."""
     if not _ACTION.match(text):
         raise PolicyError("Policy has invalid action")
     g = Glob.parse(text, variables=False, fold=True)
-    levels = {KNOWN[name] for low, name in KNOWN_LOWER.items() if g.matches(low)}
+    levels = frozenset(KNOWN[name] for low, name in KNOWN_LOWER.items() if g.matches(low))
     if not levels:
         raise PolicyError("Policy has invalid action")
     return g, levels
@@ -263,7 +271,7 @@ def _reaches(g: Glob, bucket: str, level: Level) -> bool:
     return rest.startswith("/") or (rest[:1] in ("*", "$") and rest != "")
 
 
-def _check_applicable(actions: list[tuple[Glob, set[Level]]], resources: tuple[Glob, ...], bucket: str) -> None:
+def _check_applicable(actions: list[tuple[Glob, frozenset[Level]]], resources: tuple[Glob, ...], bucket: str) -> None:
     """AWS refuses a statement whose action cannot apply to any of its resources."""
     for _, levels in actions:
         if not any(_reaches(r, bucket, lvl) for r in resources for lvl in levels):
@@ -340,6 +348,52 @@ def parse_policy(text: str | bytes, bucket: str, *, known: Known | None = None) 
         raise PolicyError("Statement IDs (SID) in a single policy must be unique")
     return Policy(statements, str(version), None if pid is None else str(pid),
                   text if isinstance(text, str) else bytes(text).decode())
+
+
+@functools.lru_cache(maxsize=256)
+def load_policy(text: str, bucket: str) -> Policy:
+    """A stored policy, parsed once per process (the request path; users named in it need not exist)."""
+    return parse_policy(text, bucket)
+
+
+_QUERY_KEYS = {"prefix": "s3:prefix", "delimiter": "s3:delimiter", "max-keys": "s3:max-keys",
+               "versionId": "s3:versionid"}
+_HEADER_KEYS = ("x-amz-acl", "x-amz-grant-read", "x-amz-grant-write", "x-amz-grant-read-acp",
+                "x-amz-grant-write-acp", "x-amz-grant-full-control", "x-amz-copy-source", "x-amz-metadata-directive",
+                "x-amz-server-side-encryption", "x-amz-storage-class", "x-amz-content-sha256")
+
+
+def request_keys(*, source_ip: str, secure: bool, now: float, query: Mapping[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None, existing_tags: Mapping[str, str] | None = None,
+                 request_tags: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    """The condition keys of one request, from its facts (``headers`` with lower-case names).
+    A key the request does not have is left out, so that conditions see it as absent.
+
+    >>> k = request_keys(source_ip="10.0.0.7", secure=False, now=0, query={"prefix": "", "list-type": "2"},
+    ...                  existing_tags={"team": "a"})
+    >>> k["aws:SourceIp"], k["aws:SecureTransport"], k["aws:CurrentTime"], k["s3:prefix"]
+    (['10.0.0.7'], ['false'], ['1970-01-01T00:00:00Z'], [''])
+    >>> k["s3:ExistingObjectTag/team"], "s3:delimiter" in k
+    (['a'], False)
+    """
+    keys: dict[str, list[str]] = {
+        "aws:SourceIp": [source_ip], "aws:SecureTransport": ["true" if secure else "false"],
+        "aws:CurrentTime": [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))],
+        "aws:EpochTime": [str(int(now))],
+    }
+    for param, key in _QUERY_KEYS.items():
+        if query is not None and param in query:
+            keys[key] = [query[param]]
+    for h in _HEADER_KEYS:
+        if headers is not None and h in headers:
+            keys[f"s3:{h}"] = [headers[h]]
+    for tk, tv in (existing_tags or {}).items():
+        keys[f"s3:ExistingObjectTag/{tk}"] = [tv]
+    if request_tags is not None:
+        for tk, tv in request_tags.items():
+            keys[f"s3:RequestObjectTag/{tk}"] = [tv]
+        keys["s3:RequestObjectTagKeys"] = list(request_tags)
+    return keys
 
 
 # -- evaluation -------------------------------------------------------------------------------

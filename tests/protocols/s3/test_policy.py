@@ -17,7 +17,9 @@ from protocols.s3.policy import (
     PolicyRequest,
     evaluate,
     iam_action,
+    load_policy,
     parse_policy,
+    request_keys,
     resource_arn,
 )
 from protocols.s3.policy_actions import KNOWN, Level
@@ -396,3 +398,59 @@ def test_table_names_known_actions_at_their_level() -> None:
     assert iam_action("GetObject", version_id="v1") == "s3:GetObjectVersion"
     assert iam_action("PutObject", version_id="v1") == "s3:PutObject"
     assert resource_arn() == "*"
+
+
+# -- the request path: stored policy + a request's keys ------------------------------------------
+
+def test_home_directories_policy_with_request_keys() -> None:
+    """AWS's "home folder" example: list only your own prefix, over TLS, from the office network."""
+    text = doc(
+        stmt(principal={"AWS": "arn:aws:iam::123456789012:root"}, action="s3:ListBucket", resource=BUCKET,
+             Condition={"StringLike": {"s3:prefix": ["", "home/", "home/${aws:username}/*"]},
+                        "StringEquals": {"s3:delimiter": "/"}}),
+        stmt(principal={"AWS": "arn:aws:iam::123456789012:root"}, action=["s3:GetObject", "s3:PutObject"],
+             resource=f"{BUCKET}/home/${{aws:username}}/*"),
+        stmt(effect="Deny", action="s3:*", resource=[BUCKET, OBJ],
+             Condition={"Bool": {"aws:SecureTransport": "false"}}),
+        stmt(effect="Deny", action="s3:*", resource=[BUCKET, OBJ],
+             Condition={"NotIpAddress": {"aws:SourceIp": ["10.0.0.0/8", "fd00::/8"]}}),
+    )
+    p = load_policy(text, B)
+    assert load_policy(text, B) is p  # parsed once
+
+    def d(user: str | None, action: str, key: str | None, query: dict[str, str] | None = None,
+          secure: bool = True, ip: str = "10.1.1.1") -> Decision:
+        keys = request_keys(source_ip=ip, secure=secure, now=time.time(), query=query)
+        return evaluate(p, PolicyRequest(user, frozenset(), action, resource_arn(B, key), keys))
+
+    assert d("ann", "s3:ListBucket", None, {"prefix": "home/ann/", "delimiter": "/"}) is Decision.ALLOW
+    assert d("ann", "s3:ListBucket", None, {"prefix": "", "delimiter": "/"}) is Decision.ALLOW
+    assert d("ann", "s3:ListBucket", None, {"prefix": "home/bob/", "delimiter": "/"}) is Decision.NONE
+    assert d("ann", "s3:ListBucket", None, {"prefix": "home/ann/"}) is Decision.NONE  # no delimiter
+    assert d("ann", "s3:ListBucket", None, {"delimiter": "/"}) is Decision.NONE  # no prefix parameter
+    assert d(None, "s3:ListBucket", None, {"prefix": "", "delimiter": "/"}) is Decision.NONE
+    assert d("ann", "s3:PutObject", "home/ann/a.txt") is Decision.ALLOW
+    assert d("ann", "s3:PutObject", "home/bob/a.txt") is Decision.NONE
+    assert d("ann", "s3:PutObject", "home/ann/a.txt", secure=False) is Decision.DENY
+    assert d("ann", "s3:PutObject", "home/ann/a.txt", ip="192.0.2.1") is Decision.DENY
+    assert d("ann", "s3:PutObject", "home/ann/a.txt", ip="fd00::1") is Decision.ALLOW
+
+
+def test_tag_keys_from_request_keys() -> None:
+    text = doc(stmt(action="s3:PutObject", Condition={
+        "StringEquals": {"s3:RequestObjectTag/team": "red"},
+        "ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": ["team", "env"]}}),
+        stmt(action="s3:GetObject", Condition={"StringEquals": {"s3:ExistingObjectTag/public": "yes"}}))
+    p = parse_policy(text, B)
+
+    def d(action: str, **kw: Any) -> Decision:
+        keys = request_keys(source_ip="127.0.0.1", secure=True, now=0, **kw)
+        return evaluate(p, PolicyRequest("ann", frozenset(), action, resource_arn(B, "k"), keys))
+
+    assert d("s3:PutObject", request_tags={"team": "red", "env": "x"}) is Decision.ALLOW
+    assert d("s3:PutObject", request_tags={"team": "red", "owner": "x"}) is Decision.NONE
+    assert d("s3:PutObject", request_tags={"team": "blue"}) is Decision.NONE
+    assert d("s3:PutObject") is Decision.NONE
+    assert d("s3:GetObject", existing_tags={"public": "yes"}) is Decision.ALLOW
+    assert d("s3:GetObject", existing_tags={"Public": "yes"}) is Decision.NONE
+    assert d("s3:GetObject", headers={"x-amz-acl": "private"}) is Decision.NONE
