@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import hypothesis.strategies as st
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from protocols.s3.policy import Decision, PolicyError, PolicyRequest, evaluate, is_public, parse_policy
+from protocols.s3.policy_match import Glob
 
 B = "pics"
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -123,3 +125,18 @@ def test_deep_nesting_and_huge_numbers() -> None:
 
     assert d("9" * 999) is Decision.ALLOW  # < 1e999
     assert d("1" + "0" * 999) is Decision.NONE  # = 1e999
+
+
+def _reference(pattern: str, s: str) -> bool:
+    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, s, re.DOTALL) is not None
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.text("ab*?/", max_size=12) | st.text("a*?", max_size=8),
+       st.text("ab/", max_size=12) | st.text("a", max_size=8))
+@example("*a*a", "a")
+@example("a*a", "a")
+def test_glob_agrees_with_a_regex_reference(pattern: str, s: str) -> None:
+    assert Glob.parse(pattern, variables=False).matches(s) is _reference(pattern, s)
+    assert Glob.parse(pattern, wildcards=False, variables=False).matches(s) is (pattern == s)
