@@ -64,6 +64,7 @@ class S3Config(_Strict):
     domain: str | None = None  # enables virtual-host-style requests: <bucket>.<domain>
     min_part_size: int = Field(5 * 1024 * 1024, ge=0)
     upload_expiry_h: float = Field(24.0, ge=0)  # abandoned multipart uploads are removed after this; 0 = never
+    audit: bool = False  # one JSON line per request on logger tessera.s3.audit
     tls: TlsConfig = TlsConfig()
 
     @field_validator("listen")
@@ -116,6 +117,7 @@ s3:
   region: us-east-1        # reported to clients; requests may sign any region
   domain: null             # set (e.g. s3.example.com) for virtual-host-style buckets
   upload_expiry_h: 24      # remove multipart uploads never completed or aborted (0 = keep)
+  audit: false             # one JSON line per S3 request (who, what, status, bytes, time, from where)
   tls:
     enabled: false         # HTTPS with the pair below ('tessera init' makes a self-signed one)
     cert: tls/cert.pem

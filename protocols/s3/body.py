@@ -1,5 +1,9 @@
 """Reading a request body: stream it, verify it, never keep more than a few MiB.
 
+A body that is not object data has a cap (``request.state.body_cap``, set from
+:func:`protocols.s3.limits.body_cap`): a larger declared length is refused
+before anything is read, a longer stream as soon as it passes the cap.
+
 Handles Content-Length and aws-chunked bodies (signed or not, with trailers),
 checks Content-MD5, the x-amz-content-sha256 digest and x-amz-checksum-*
 (header or trailer), and computes the ETag MD5.  Work on each buffer (hashing,
@@ -24,6 +28,7 @@ from protocols.s3 import checksums
 from protocols.s3.auth import STREAM_SIGNED, STREAMING, UNSIGNED, Auth
 from protocols.s3.chunked import ChunkedDecoder
 from protocols.s3.errors import S3Error
+from protocols.s3.limits import too_big
 
 BATCH = 2 * 1024 * 1024
 INLINE_BODY = 256 * 1024
@@ -67,6 +72,10 @@ async def read_body(request: Request, auth: Auth, headers: Mapping[str, list[str
         raise S3Error("InvalidArgument", "Content-Length is not a number", 400) from None
     if expect is not None and (expect < 0 or expect > MAX_OBJECT):
         raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.", 400)
+    cap: int | None = getattr(request.state, "body_cap", None)  # set per operation (limits.body_cap)
+    if cap is not None and expect is not None and expect > cap:
+        raise too_big(cap)  # refused before a byte is read
+    raw_cap = None if cap is None else 2 * cap + 64 * 1024  # aws-chunked framing around at most cap bytes
     md5_hdr = _h1(headers, "content-md5")
     want_md5 = None
     if md5_hdr is not None:
@@ -81,7 +90,7 @@ async def read_body(request: Request, auth: Auth, headers: Mapping[str, list[str
     sha = hashlib.sha256() if auth.payload not in STREAMING and auth.payload != UNSIGNED else None
     md5 = hashlib.md5()
     decoder = ChunkedDecoder(auth.signer if auth.payload.startswith(STREAM_SIGNED) else None) if chunked else None
-    size = 0
+    size = raw = 0
 
     def hash_work(pieces: list[bytes]) -> None:
         for b in pieces:
@@ -118,11 +127,16 @@ async def read_body(request: Request, auth: Auth, headers: Mapping[str, list[str
 
     try:
         async for piece in request.stream():
+            raw += len(piece)
+            if raw_cap is not None and raw > raw_cap:
+                raise too_big(cap or 0)
             pieces = decoder.feed(piece) if decoder is not None else [piece]
             for p in pieces:
                 size += len(p)
                 if expect is not None and size > expect:
                     raise S3Error("IncompleteBody", "The request body is longer than its declared length", 400)
+                if cap is not None and size > cap:
+                    raise too_big(cap)
                 batch.append(p)
                 batched += len(p)
             if batched >= BATCH:

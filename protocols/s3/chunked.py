@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import string
 from dataclasses import dataclass, field
 
 from protocols.s3 import sigv4
@@ -32,14 +33,14 @@ class ChunkSigner:
 
     def check_chunk(self, sig: str, digest: str) -> None:
         want = sigv4.sign(self.key, sigv4.chunk_string(self.amz_date, self.scope, self.prev, digest))
-        if not hmac.compare_digest(want, sig):
+        if not (want.isascii() and sig.isascii() and hmac.compare_digest(want, sig)):
             raise S3Error("SignatureDoesNotMatch", "The chunk signature does not match", 403)
         self.prev = sig
 
     def check_trailer(self, sig: str, trailer_text: str) -> None:
         digest = hashlib.sha256(trailer_text.encode()).hexdigest()
         want = sigv4.sign(self.key, sigv4.trailer_string(self.amz_date, self.scope, self.prev, digest))
-        if not hmac.compare_digest(want, sig):
+        if not (want.isascii() and sig.isascii() and hmac.compare_digest(want, sig)):
             raise S3Error("SignatureDoesNotMatch", "The trailer signature does not match", 403)
 
 
@@ -119,11 +120,11 @@ class ChunkedDecoder:
 
     def _start_chunk(self, line: str) -> None:
         size_s, _, ext = line.partition(";")
-        try:
-            size = int(size_s.strip(), 16)
-        except ValueError:
-            raise _bad(f"bad chunk size {size_s!r}") from None
-        if size < 0 or size > MAX_CHUNK:
+        size_s = size_s.strip()
+        if not 0 < len(size_s) <= 16 or not all(c in string.hexdigits for c in size_s):
+            raise _bad(f"bad chunk size {size_s[:32]!r}")  # hex digits only: int() would take '0x', '_', '+'
+        size = int(size_s, 16)
+        if size > MAX_CHUNK:
             raise _bad("chunk size out of range")
         self._sig = ""
         if ext.startswith("chunk-signature="):

@@ -20,11 +20,27 @@ from protocols.s3.errors import S3Error
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 MAX_KEY = 1024
 
 
 def valid_bucket(name: str) -> bool:
-    return bool(_BUCKET.match(name)) and ".." not in name and not _IP.match(name) and not name.startswith("xn--")
+    """AWS's rules for general purpose bucket names.
+
+    3-63 characters of lowercase letters, digits, '.' and '-', starting and
+    ending with a letter or digit; no '..', '.-' or '-.'; not shaped like an
+    IPv4 address; none of the prefixes and suffixes AWS reserves.
+
+    >>> [valid_bucket(n) for n in ("photos", "my.bucket-1", "a1b")]
+    [True, True, True]
+    >>> [valid_bucket(n) for n in ("ok.-bad", "ok-.bad", "a..b", "Up", "ab", "-ab", "192.168.5.4", "xn--ab",
+    ...                            "sthree-x", "x-s3alias", "x--ol-s3", "a" * 64, "under_score")]
+    [False, False, False, False, False, False, False, False, False, False, False, False, False]
+    """
+    return (bool(_BUCKET.match(name)) and ".." not in name and ".-" not in name and "-." not in name
+            and not _IP.match(name) and not name.startswith(_RESERVED_PREFIXES)
+            and not name.endswith(_RESERVED_SUFFIXES))
 
 
 def check_bucket(name: str) -> None:

@@ -54,7 +54,8 @@ def cli(data: Path, *args: str) -> str:
                           check=True, capture_output=True, text=True).stdout
 
 
-def _start(tmp: Path, tls: bool) -> Iterator[S3Server]:
+def _start(tmp: Path, tls: bool, env: dict[str, str] | None = None, s3_yaml: str = "",
+           stderr: Path | None = None) -> Iterator[S3Server]:
     data = tmp / "data"
     cli(data, "init")
     user = json.loads(cli(data, "user", "add", "tester", "--password", "pw", "--json"))
@@ -62,8 +63,10 @@ def _start(tmp: Path, tls: bool) -> Iterator[S3Server]:
     cfg = data / "tessera.yaml"
     cfg.write_text(f"admin:\n  enabled: false\nlog:\n  level: warning\ns3:\n  listen: 127.0.0.1:{port}\n"
                    f"  workers: 2\n  domain: s3.localtest\n  tls:\n    enabled: {str(tls).lower()}\n"
-                   "maintenance:\n  gc_interval_s: 0\n")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(data), "serve"], cwd=ROOT)
+                   f"{s3_yaml}maintenance:\n  gc_interval_s: 0\n")
+    err = open(stderr, "wb") if stderr else None  # noqa: SIM115 (closed with the server)
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(data), "serve"], cwd=ROOT,
+                            env={**os.environ, **(env or {})}, stderr=err)
     scheme = "https" if tls else "http"
     deadline = time.time() + 60
     while True:
@@ -85,6 +88,8 @@ def _start(tmp: Path, tls: bool) -> Iterator[S3Server]:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if err is not None:
+            err.close()
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +107,16 @@ def bucket(s3: S3Server) -> str:
     name = f"b{next(_names)}-{os.getpid()}"
     s3.client().create_bucket(Bucket=name)
     return name
+
+
+HARD_LIMITS = {"TESSERA_S3_HEADER_TIMEOUT_S": "2", "TESSERA_S3_BODY_IDLE_TIMEOUT_S": "2",
+               "TESSERA_S3_MAX_HEAD_BYTES": "32768", "TESSERA_S3_MAX_HEADERS": "64",
+               "TESSERA_S3_MAX_CONN_PER_IP": "4", "TESSERA_S3_MAX_CONN": "6"}
+
+
+@pytest.fixture(scope="session")
+def s3hard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A server with tight connection limits (2 workers: caps are per worker) and the audit log on;
+    its stderr is in ``<data>/../stderr.log``."""
+    tmp = tmp_path_factory.mktemp("s3hard")
+    yield from _start(tmp, tls=False, env=HARD_LIMITS, s3_yaml="  audit: true\n", stderr=tmp / "stderr.log")
