@@ -14,6 +14,7 @@ from core.errors import IsADirectory, NotFound
 from core.fs.extents import resolve
 from core.fs.fs import FileSystem
 from core.fs.types import Attr
+from core.meta.types import FileType
 from core.store import Store
 from gateway.common import CliError, progress, store
 
@@ -110,9 +111,9 @@ def ls(args: argparse.Namespace) -> int:
             return 0
         for e in fs.listdir(a.ino):
             if args.long:
-                print(_fmt_long(e.name + ("/" if e.type == 2 else ""), fs.getattr(e.ino)))
+                print(_fmt_long(e.name + ("/" if e.type == FileType.DIR else ""), fs.getattr(e.ino)))
             else:
-                print(e.name + ("/" if e.type == 2 else ""))
+                print(e.name + ("/" if e.type == FileType.DIR else ""))
     return 0
 
 

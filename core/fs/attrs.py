@@ -24,7 +24,7 @@ XATTR_VALUE_MAX = 64 * 1024
 
 
 class AttrOps:
-    meta: MetaStore
+    _meta: MetaStore
     cred: Cred
 
     @staticmethod
@@ -39,7 +39,7 @@ class AttrOps:
     # -- extended attributes --------------------------------------------------------
     def getxattr(self, ino: int, name: str) -> bytes:
         self._check_xattr(name)
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             perm.need(t, self.cred, ns.get(t, ino), A.READ_NAMED_ATTRS, "read attributes")
             v = t.xattr(ino, name)
         if v is None:
@@ -61,10 +61,10 @@ class AttrOps:
             t.set_xattr(ino, name, value)
             node.ctime = time.time_ns()
             t.update_inode(node)
-        self.meta.write(apply)
+        self._meta.write(apply)
 
     def listxattr(self, ino: int) -> list[str]:
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             perm.need(t, self.cred, ns.get(t, ino), A.READ_NAMED_ATTRS, "list attributes")
             return [n for n in t.xattrs(ino) if not n.startswith(A.RESERVED_PREFIX)]
 
@@ -75,12 +75,12 @@ class AttrOps:
             perm.need(t, self.cred, ns.get(t, ino), A.WRITE_NAMED_ATTRS, "remove attributes")
             if not t.remove_xattr(ino, name):
                 raise NoAttribute(f"no attribute {name!r}")
-        self.meta.write(apply)
+        self._meta.write(apply)
 
     # -- ACLs -----------------------------------------------------------------------
     def getacl(self, ino: int) -> tuple[A.Acl, bool]:
         """The inode's ACL and whether it is stored (False: rendered from the mode bits)."""
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             node = ns.get(t, ino)
             perm.need(t, self.cred, node, A.READ_ACL, "read the ACL")
             acl = perm.acl_of(t, ino)
@@ -101,7 +101,7 @@ class AttrOps:
                 node.mode = (node.mode & 0o7000) | A.to_mode(acl, node.type == DIR)
             node.ctime = time.time_ns()
             t.update_inode(node)
-        self.meta.write(apply)
+        self._meta.write(apply)
 
     # -- locks and share modes ------------------------------------------------------
     def lock(self, ino: int, owner: str, start: int, length: int, exclusive: bool) -> None:
@@ -109,19 +109,19 @@ class AttrOps:
             node = ns.get(t, ino)
             perm.need(t, self.cred, node, A.WRITE_DATA if exclusive else A.READ_DATA, "lock")
             lk.lock(t, ino, owner, start, length, exclusive)
-        self.meta.write(apply)
+        self._meta.write(apply)
 
     def unlock(self, ino: int, owner: str, start: int, length: int) -> None:
-        self.meta.write(lambda t: lk.unlock(t, ino, owner, start, length))
+        self._meta.write(lambda t: lk.unlock(t, ino, owner, start, length))
 
     def unlock_all(self, owner: str) -> None:
-        self.meta.write(lambda t: lk.unlock_all(t, owner))
+        self._meta.write(lambda t: lk.unlock_all(t, owner))
 
     def test_lock(self, ino: int, owner: str, start: int, length: int, exclusive: bool) -> LockInfo | None:
-        return self.meta.write(lambda t: lk.conflict(t, ino, owner, start, length, exclusive))
+        return self._meta.write(lambda t: lk.conflict(t, ino, owner, start, length, exclusive))
 
     def locks(self, ino: int) -> list[LockInfo]:
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             return lk.held(t, ino)
 
     def open_share(self, ino: int, owner: str, access: int, share: int) -> int:
@@ -130,7 +130,7 @@ class AttrOps:
         def apply(t: Txn) -> int:
             perm.need(t, self.cred, ns.get(t, ino), want, "open")
             return lk.open_share(t, ino, owner, access, share)
-        return self.meta.write(apply)
+        return self._meta.write(apply)
 
     def close_share(self, open_id: int) -> None:
-        self.meta.write(lambda t: lk.close_share(t, open_id))
+        self._meta.write(lambda t: lk.close_share(t, open_id))

@@ -27,7 +27,7 @@ class CompactReport:
 
 def compact_chunk(fs: FileSystem, ino: int, chunk: int) -> int:
     """Rewrite one chunk; returns bytes rewritten (0 if skipped)."""
-    with fs.meta.read() as t:
+    with fs._meta.read() as t:
         node = t.inode(ino)
         if node is None or node.inline_data is not None:
             return 0
@@ -53,16 +53,16 @@ def compact_chunk(fs: FileSystem, ino: int, chunk: int) -> int:
         buf = bytearray(run[-1].off + run[-1].len - base)
         view = memoryview(buf)
         for p in run:
-            fs.data.read_into(p.segment, p.seg_off, view[p.off - base: p.off - base + p.len])
+            fs._data.read_into(p.segment, p.seg_off, view[p.off - base: p.off - base + p.len])
         pos = base
-        for e in fs.data.write(buf):
+        for e in fs._data.write(buf):
             rows += to_slices(pos, e.length, e.segment, e.seg_off, fs.chunk)
             exts.append(e)
             pos += e.length
         view.release()
         written += len(buf)
-    fs.data.sync({e.segment for e in exts})
-    marks = fs.data.stripe_marks(exts, fs.data.geo.stripe_data)
+    fs._data.sync({e.segment for e in exts})
+    marks = fs._data.stripe_marks(exts, fs._data.geo.stripe_data)
 
     def swap(t: Txn) -> bool:
         now = sorted(s.id for s in t.slices(ino, chunk, chunk))
@@ -74,17 +74,17 @@ def compact_chunk(fs: FileSystem, ino: int, chunk: int) -> int:
         for seg, hi in marks.items():
             t.bump_stripes(seg, hi)
         return True
-    return written if fs.meta.write(swap) else 0
+    return written if fs._meta.write(swap) else 0
 
 
 def compact(fs: FileSystem, *, min_slices: int = 16, relocate_below: float = 0.5) -> CompactReport:
     """Rewrite fragmented chunks and chunks pinning mostly-dead sealed segments."""
     rep = CompactReport()
-    with fs.meta.read() as t:
+    with fs._meta.read() as t:
         todo = {(ino, c) for ino, c, _ in t.chunk_stats(min_slices)}
         live = t.segment_live_bytes()
         sealed = t.segments("state = 'sealed'")
-        sd = fs.data.geo.stripe_data
+        sd = fs._data.geo.stripe_data
         sparse = [s.id for s in sealed
                   if s.nstripes and live.get(s.id, 0) < relocate_below * s.nstripes * sd and s.id in live]
         for sid in sparse:

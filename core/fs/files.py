@@ -122,7 +122,7 @@ class FileLayer:
 
     def _spill(self, st: FileState, *, full_only: bool) -> None:
         """Send buffered runs to segments: whole stripes, or everything."""
-        sd = self.fs.data.geo.stripe_data
+        sd = self.fs._data.geo.stripe_data
         out: list[Run] = []
         for r in st.runs:
             if r.buf is None or (full_only and len(r.buf) < sd):
@@ -131,7 +131,7 @@ class FileLayer:
             take = len(r.buf) if not full_only else (len(r.buf) // sd) * sd
             view = memoryview(r.buf)
             pos = 0
-            for ext, fut in self.fs.data.write_async(view[:take]):
+            for ext, fut in self.fs._data.write_async(view[:take]):
                 out.append(Run(r.seq, r.off + pos, ext=ext, fut=fut))
                 pos += ext.length
             st.buffered -= take
@@ -155,7 +155,7 @@ class FileLayer:
 
     def _commit(self, st: FileState) -> None:
         fs = self.fs
-        with fs.meta.read() as t:
+        with fs._meta.read() as t:
             node = ns.get(t, st.ino)
         size = max(node.size, st.written_end)
         mtime = st.mtime
@@ -170,17 +170,17 @@ class FileLayer:
                 n.mtime, n.ctime = mtime, time.time_ns()
                 t.delete_slices(st.ino)
                 t.update_inode(n)
-            fs.meta.write(inline)
+            fs._meta.write(inline)
             return
         if node.inline_data:  # converting an inline file: its bytes become the oldest run
             st.runs.insert(0, Run(0, 0, buf=bytearray(node.inline_data)))
         self._spill(st, full_only=False)
         self._wait(st)
         exts = [r.ext for r in st.runs if r.ext is not None]
-        fs.data.sync(e.segment for e in exts)
+        fs._data.sync(e.segment for e in exts)
         rows = [row for off, e in _coalesce(st.runs)
                 for row in to_slices(off, e.length, e.segment, e.seg_off, fs.chunk)]
-        marks = fs.data.stripe_marks(exts, fs.data.geo.stripe_data)
+        marks = fs._data.stripe_marks(exts, fs._data.geo.stripe_data)
         end = st.written_end
 
         def apply(t: Txn) -> None:
@@ -192,7 +192,7 @@ class FileLayer:
             n.size = max(n.size, end)
             n.mtime, n.ctime = mtime, time.time_ns()
             t.update_inode(n)
-        fs.meta.write(apply)
+        fs._meta.write(apply)
 
     @staticmethod
     def _wait(st: FileState) -> None:
@@ -223,7 +223,7 @@ class FileLayer:
                     dst[:] = memoryview(r.buf)[lo - r.off: hi - r.off]
                 elif r.ext is not None and r.fut is not None:
                     r.fut.result()
-                    fs.data.read_into(r.ext.segment, r.ext.seg_off + (lo - r.off), dst)
+                    fs._data.read_into(r.ext.segment, r.ext.seg_off + (lo - r.off), dst)
             return want
 
 

@@ -42,8 +42,8 @@ class FileSystem(AttrOps, JoinOps):
 
     def __init__(self, meta: MetaStore, data: DataStore, *, inline_max: int = 16 * 1024,
                  chunk: int = CHUNK, cred: Cred = ROOT) -> None:
-        self.meta = meta
-        self.data = data
+        self._meta = meta
+        self._data = data
         self.inline_max = inline_max
         self.chunk = chunk
         self.files = FileLayer(self)
@@ -67,39 +67,39 @@ class FileSystem(AttrOps, JoinOps):
 
     def access(self, ino: int, want: int) -> int:
         """Which of the access bits ``want`` (core.fs.acl masks) the caller has on ``ino``."""
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             return perm.granted(t, self.cred, ns.get(t, ino), want)
 
     def _need(self, ino: int, want: int, what: str) -> None:
         if not self.cred.admin:
-            t = self.meta.peek()
+            t = self._meta.peek()
             perm.need(t, self.cred, ns.get(t, ino), want, what)
 
     # -- attributes and lookup ------------------------------------------------------
     def getattr(self, ino: int, gen: int | None = None) -> Attr:
-        attr = Attr.of(ns.get(self.meta.peek(), ino, gen))
+        attr = Attr.of(ns.get(self._meta.peek(), ino, gen))
         st = self.files.state(ino, create=False)
         if st is not None and st.written_end > attr.size:  # our own uncommitted growth
             attr = _with_size(attr, st.written_end)
         return attr
 
     def size_of(self, ino: int) -> int:
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             return ns.get(t, ino).size
 
     def lookup(self, parent: int, name: str) -> Attr:
         raw = names.encode(name)
         self._need(parent, A.EXECUTE, "search the directory")
-        node = self.meta.peek().lookup_inode(parent, raw)
+        node = self._meta.peek().lookup_inode(parent, raw)
         if node is not None:
             return Attr.of(node)
-        with self.meta.read() as t:  # a miss: say precisely why
+        with self._meta.read() as t:  # a miss: say precisely why
             ns.get_dir(t, parent)
         raise NotFound(f"{name!r} not found")
 
     def resolve(self, path: str) -> Attr:
         parts = [names.encode(p) for p in names.split_path(path)]
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             node = ns.walk(t, self.cred, parts)
         return self.getattr(node.ino) if node.type == REG else Attr.of(node)
 
@@ -115,7 +115,7 @@ class FileSystem(AttrOps, JoinOps):
 
     def readdir(self, ino: int, cookie: int = 0, limit: int = 1024) -> list[DirEntry]:
         """Entries after ``cookie`` (0 = from the start), in byte order of name."""
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             perm.need(t, self.cred, ns.get_dir(t, ino), A.LIST_DIRECTORY, "list the directory")
             after = None
             if cookie:
@@ -140,14 +140,14 @@ class FileSystem(AttrOps, JoinOps):
                exclusive: bool = True, acl: A.Acl | None = None) -> Attr:
         raw = names.encode(name)
         node = ns.new_inode(REG, mode, *self._ids(uid, gid))
-        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node, exclusive=exclusive,
+        return Attr.of(self._meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node, exclusive=exclusive,
                                                               acl=acl)))
 
     def mkdir(self, parent: int, name: str, mode: int = 0o755, uid: int | None = None, gid: int | None = None,
               acl: A.Acl | None = None) -> Attr:
         raw = names.encode(name)
         node = ns.new_inode(DIR, mode, *self._ids(uid, gid))
-        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node, acl=acl)))
+        return Attr.of(self._meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node, acl=acl)))
 
     def makedirs(self, path: str, mode: int = 0o755, uid: int | None = None, gid: int | None = None) -> Attr:
         attr = self.getattr(self.root)
@@ -164,7 +164,7 @@ class FileSystem(AttrOps, JoinOps):
         raw, tgt = names.encode(name), target.encode("utf-8", "surrogateescape")
         ns.check_symlink(tgt)
         node = ns.new_inode(LNK, 0o777, *self._ids(uid, gid), size=len(tgt), symlink=tgt)
-        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node)))
+        return Attr.of(self._meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node)))
 
     def mknod(self, parent: int, name: str, kind: FileType, mode: int = 0o644, uid: int | None = None,
               gid: int | None = None, rdev: int = 0) -> Attr:
@@ -174,10 +174,10 @@ class FileSystem(AttrOps, JoinOps):
             raise NotPermitted("only an admin may make device nodes")
         raw = names.encode(name)
         node = ns.new_inode(kind, mode, *self._ids(uid, gid), rdev=rdev)
-        return Attr.of(self.meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node)))
+        return Attr.of(self._meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node)))
 
     def readlink(self, ino: int) -> str:
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             node = ns.get(t, ino)
         if node.type != LNK or node.symlink is None:
             raise InvalidArgument("not a symbolic link")
@@ -185,19 +185,19 @@ class FileSystem(AttrOps, JoinOps):
 
     def link(self, ino: int, parent: int, name: str) -> Attr:
         raw = names.encode(name)
-        return Attr.of(self.meta.write(lambda t: ns.link(t, self.cred, ino, parent, raw)))
+        return Attr.of(self._meta.write(lambda t: ns.link(t, self.cred, ino, parent, raw)))
 
     def unlink(self, parent: int, name: str) -> None:
         raw = names.encode(name)
-        self.meta.write(lambda t: ns.unlink(t, self.cred, parent, raw))
+        self._meta.write(lambda t: ns.unlink(t, self.cred, parent, raw))
 
     def rmdir(self, parent: int, name: str) -> None:
         raw = names.encode(name)
-        self.meta.write(lambda t: ns.unlink(t, self.cred, parent, raw, want_dir=True))
+        self._meta.write(lambda t: ns.unlink(t, self.cred, parent, raw, want_dir=True))
 
     def rename(self, src_parent: int, src: str, dst_parent: int, dst: str, *, replace: bool = True) -> None:
         a, b = names.encode(src), names.encode(dst)
-        self.meta.write(lambda t: ns.rename(t, self.cred, src_parent, a, dst_parent, b, replace=replace))
+        self._meta.write(lambda t: ns.rename(t, self.cred, src_parent, a, dst_parent, b, replace=replace))
 
     def setattr(self, ino: int, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None) -> Attr:
@@ -238,7 +238,7 @@ class FileSystem(AttrOps, JoinOps):
             node.ctime = ts
             t.update_inode(node)
             return node
-        return Attr.of(self.meta.write(apply))
+        return Attr.of(self._meta.write(apply))
 
     def _check_setattr(self, t: Txn, node: Inode, mode: int | None, uid: int | None, gid: int | None,
                        size: int | None, atime_ns: int | None, mtime_ns: int | None) -> None:
@@ -303,7 +303,7 @@ class FileSystem(AttrOps, JoinOps):
         """Read committed bytes at ``off``; returns how many (short at EOF)."""
         if off < 0:
             raise InvalidArgument("negative offset")
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             node = ns.get(t, ino)
             if node.type != REG:
                 raise IsADirectory("is a directory") if node.type == DIR else InvalidArgument("not a file")
@@ -329,7 +329,7 @@ class FileSystem(AttrOps, JoinOps):
         queries per file with one transaction and two queries per batch.
         """
         uniq = list(dict.fromkeys(inos))
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             nodes = t.inodes(uniq)
             for n in nodes.values():
                 perm.need(t, self.cred, n, A.READ_DATA, "read")
@@ -355,7 +355,7 @@ class FileSystem(AttrOps, JoinOps):
     def _piece_jobs(self, pieces: list[Any], base: int, out: memoryview,
                     jobs: list[tuple[int, int, memoryview]]) -> None:
         """Stripe-sized read jobs (segment, offset, destination) for pieces; holes are zeroed here."""
-        sd = self.data.geo.stripe_data
+        sd = self._data.geo.stripe_data
         for p in pieces:
             dst = out[p.off - base: p.off - base + p.len]
             if p.segment == 0:
@@ -376,15 +376,15 @@ class FileSystem(AttrOps, JoinOps):
         """
         if len(jobs) <= 2 or sum(len(j[2]) for j in jobs) < len(jobs) * 512 * 1024:
             for seg, so, dst in jobs:
-                self.data.read_into(seg, so, dst)
+                self._data.read_into(seg, so, dst)
             return
         n = min(lanes, len(jobs))
         groups = [jobs[i::n] for i in range(n)]
 
         def run(group: list[tuple[int, int, memoryview]]) -> None:
             for seg, so, dst in group:
-                self.data.read_into(seg, so, dst)
-        list(self.data.pool().map(run, groups))
+                self._data.read_into(seg, so, dst)
+        list(self._data.pool().map(run, groups))
 
     def _read_pieces(self, pieces: list[Any], base: int, out: memoryview) -> None:
         jobs: list[tuple[int, int, memoryview]] = []
@@ -414,7 +414,7 @@ class FileSystem(AttrOps, JoinOps):
         rows = []
         for fo, e in exts:
             rows += to_slices(fo, e.length, e.segment, e.seg_off, self.chunk)
-        marks = self.data.stripe_marks((e for _, e in exts), self.data.geo.stripe_data)
+        marks = self._data.stripe_marks((e for _, e in exts), self._data.geo.stripe_data)
         node = ns.new_inode(REG, mode, *self._ids(uid, gid), size=stg.size, ts=mtime_ns)
         node.inline_data = inline
 
@@ -425,7 +425,7 @@ class FileSystem(AttrOps, JoinOps):
                 t.bump_stripes(sid, hi)
             self._set_xattrs(t, node.ino, xattrs)
             return node
-        return Attr.of(self.meta.write(apply))
+        return Attr.of(self._meta.write(apply))
 
     def _place(self, t: Txn, parent: int, raw: bytes, node: Inode, exclusive: bool) -> None:
         """Link a new inode as ``parent/raw``, replacing a non-directory there unless ``exclusive``."""
@@ -455,7 +455,7 @@ class FileSystem(AttrOps, JoinOps):
         if not self.cred.admin:
             raise NotPermitted("system directories are for the admin")
         key = f"sysdir:{name}"
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             val = t.info(key)
         if val is not None:
             return int(val)
@@ -468,19 +468,19 @@ class FileSystem(AttrOps, JoinOps):
             t.insert_inode(node)
             t.set_info(key, str(node.ino))
             return node.ino
-        return self.meta.write(make)
+        return self._meta.write(make)
 
     # -- the store as a whole -------------------------------------------------------
     def statfs(self) -> StatFs:
-        geo = self.data.geo
+        geo = self._data.geo
         total = free = 0
-        for info in self.data.target_infos():
+        for info in self._data.target_infos():
             if info.state != "ok":
                 continue
-            tb, fb = self.data.target(info.id).capacity()
+            tb, fb = self._data.target(info.id).capacity()
             total += tb
             free += fb
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             files = t.count_inodes()
         ratio = geo.k / geo.n
         return StatFs(int(total * ratio), int(free * ratio), files + (1 << 32), 1 << 32, geo.cell)

@@ -30,8 +30,8 @@ Staged = dict[int, tuple[int, list[tuple[int, Extent]]]]
 
 
 class JoinOps:
-    meta: MetaStore
-    data: DataStore
+    _meta: MetaStore
+    _data: DataStore
     cred: Cred
     chunk: int
     inline_max: int
@@ -48,7 +48,7 @@ class JoinOps:
         ctimes: dict[int, int] = {}
         staged: Staged = {}
         for src in sources:
-            with self.meta.read() as t:
+            with self._meta.read() as t:
                 node = ns.get(t, src)
                 perm.need(t, self.cred, node, A.READ_DATA, "read a source")
             if node.type != REG:
@@ -56,7 +56,7 @@ class JoinOps:
             st = self.files.state(src, create=False)
             if st is not None:
                 self.files.commit(st)
-                with self.meta.read() as t:
+                with self._meta.read() as t:
                     node = ns.get(t, src)
             ctimes[src] = node.ctime
             if stage_inline and node.inline_data:
@@ -88,7 +88,7 @@ class JoinOps:
 
         Sources are left as they are (the caller removes them).
         """
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             dnode = ns.get(t, dst)
             perm.need(t, self.cred, dnode, A.WRITE_DATA, "write the target")
         ctimes, staged = self._prepare([dst, *sources], stage_inline=True)
@@ -107,7 +107,7 @@ class JoinOps:
             d.mtime = d.ctime = time.time_ns()
             t.update_inode(d)
             return d
-        return Attr.of(self.meta.write(apply))
+        return Attr.of(self._meta.write(apply))
 
     def clone(self, parent: int, name: str, sources: list[int], *, mode: int = 0o644, uid: int | None = None,
               gid: int | None = None, xattrs: dict[str, bytes] | None = None, exclusive: bool = False,
@@ -115,7 +115,7 @@ class JoinOps:
         """Create or atomically replace ``parent/name`` with the concatenated contents of ``sources``,
         sharing their data (no copy).  Readers see the old file or the new one, never a mix."""
         raw = names.encode(name)
-        with self.meta.read() as t:
+        with self._meta.read() as t:
             nodes = [ns.get(t, s) for s in sources]
         small = sum(n.size for n in nodes) <= self.inline_max and all(n.inline_data is not None or not n.size
                                                                        for n in nodes)
@@ -135,20 +135,20 @@ class JoinOps:
             t.add_slices(node.ino, rows)
             self._set_xattrs(t, node.ino, xattrs)
             return node
-        return Attr.of(self.meta.write(apply))
+        return Attr.of(self._meta.write(apply))
 
     def _stage_force(self, data: bytes) -> list[tuple[int, Extent]]:
         """Write bytes to segments even if small (joins need slices); (file offset, extent) pairs."""
-        exts = self.data.write(data)
-        self.data.sync({e.segment for e in exts})
+        exts = self._data.write(data)
+        self._data.sync({e.segment for e in exts})
         out, pos = [], 0
         for e in exts:
             out.append((pos, e))
             pos += e.length
-        marks = self.data.stripe_marks(exts, self.data.geo.stripe_data)
+        marks = self._data.stripe_marks(exts, self._data.geo.stripe_data)
 
         def bump(t: Txn) -> None:
             for sid, hi in marks.items():
                 t.bump_stripes(sid, hi)
-        self.meta.write(bump)
+        self._meta.write(bump)
         return out

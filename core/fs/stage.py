@@ -25,7 +25,7 @@ class Stager:
     def __init__(self, fs: FileSystem) -> None:
         self.fs = fs
         self.size = 0
-        self._flush_at = max(2 * 1024 * 1024, 2 * fs.data.geo.stripe_data)
+        self._flush_at = max(2 * 1024 * 1024, 2 * fs._data.geo.stripe_data)
         self._buf = bytearray(0)  # grows to a full batch only once the file outgrows inline size
         self._fill = 0
         self._pending: list[tuple[int, list[tuple[Extent, Future[None]]]]] = []
@@ -53,7 +53,7 @@ class Stager:
                 self._submit(full, self.size - (len(mv) - pos) - len(full))
 
     def _submit(self, data: bytearray | bytes, start: int) -> None:
-        self._pending.append((start, self.fs.data.write_async(data)))
+        self._pending.append((start, self.fs._data.write_async(data)))
         if len(self._pending) > MAX_PENDING:
             for _, fut in self._pending[-MAX_PENDING - 1][1]:
                 fut.result()
@@ -81,7 +81,7 @@ class Stager:
                         continue
                 exts.append((pos, e))
                 pos += e.length
-        self.fs.data.sync({e.segment for _, e in exts})
+        self.fs._data.sync({e.segment for _, e in exts})
         self._done = (None, exts)
         return self._done
 

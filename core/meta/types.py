@@ -22,7 +22,7 @@ class FileType(IntEnum):
 REG, DIR, LNK, CHR, BLK, FIFO, SOCK = (FileType.REG, FileType.DIR, FileType.LNK, FileType.CHR, FileType.BLK,
                                        FileType.FIFO, FileType.SOCK)
 
-_TYPE_BITS = {
+_TYPE_BITS: dict[int, int] = {
     REG: _stat.S_IFREG, DIR: _stat.S_IFDIR, LNK: _stat.S_IFLNK, CHR: _stat.S_IFCHR,
     BLK: _stat.S_IFBLK, FIFO: _stat.S_IFIFO, SOCK: _stat.S_IFSOCK,
 }

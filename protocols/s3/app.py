@@ -19,19 +19,17 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from core.errors import CoreError
-from core.store import Store, open_store
-from protocols.s3 import buckets, listing, multipart, objects
-from protocols.s3.auth import authenticate
+from core.fs import ROOT, Volume, open_volume
+from protocols.s3 import access_ops, audit, authz, buckets, limits, listing, multipart, objects
+from protocols.s3.auth import Auth, authenticate
 from protocols.s3.context import Ctx, Settings
 from protocols.s3.errors import S3Error, error_xml, from_core
-from protocols.s3.router import route, split_host
-from protocols.s3.service import S3Fs
+from protocols.s3.router import Route, route, split_host
+from protocols.s3.service import S3Fs, S3Service
 
 log = logging.getLogger("tessera.s3")
 Handler = Callable[[Ctx], Awaitable[Response]]
 MAX_HEADER_BYTES = 16 * 1024
-READ_ONLY = {"GetObject", "HeadObject", "ListObjects", "ListObjectsV2", "HeadBucket", "GetBucketLocation",
-             "ListObjectVersions"}
 
 HANDLERS: dict[str, Handler] = {
     "ListBuckets": buckets.list_buckets,
@@ -40,8 +38,15 @@ HANDLERS: dict[str, Handler] = {
     "HeadBucket": buckets.head_bucket,
     "GetBucketLocation": buckets.location,
     "GetBucketVersioning": buckets.versioning,
-    "GetBucketAcl": buckets.get_acl,
-    "PutBucketAcl": buckets.put_acl,
+    "GetBucketAcl": lambda c: access_ops.get_acl(c, is_bucket=True),
+    "PutBucketAcl": lambda c: access_ops.put_acl(c, is_bucket=True),
+    "GetBucketPolicy": access_ops.get_policy,
+    "PutBucketPolicy": access_ops.put_policy,
+    "DeleteBucketPolicy": access_ops.delete_policy,
+    "GetBucketPolicyStatus": access_ops.policy_status,
+    "GetPublicAccessBlock": access_ops.get_pab,
+    "PutPublicAccessBlock": access_ops.put_pab,
+    "DeletePublicAccessBlock": access_ops.delete_pab,
     "ListObjects": lambda c: listing.list_objects(c, v2=False),
     "ListObjectsV2": lambda c: listing.list_objects(c, v2=True),
     "ListObjectVersions": listing.list_versions,
@@ -53,8 +58,8 @@ HANDLERS: dict[str, Handler] = {
     "GetObjectTagging": objects.get_tagging,
     "PutObjectTagging": objects.put_tagging,
     "DeleteObjectTagging": lambda c: objects.put_tagging(c, delete=True),
-    "GetObjectAcl": objects.get_object_acl,
-    "PutObjectAcl": objects.put_object_acl,
+    "GetObjectAcl": lambda c: access_ops.get_acl(c, is_bucket=False),
+    "PutObjectAcl": lambda c: access_ops.put_acl(c, is_bucket=False),
     "CreateMultipartUpload": multipart.create,
     "UploadPart": multipart.upload_part,
     "CompleteMultipartUpload": multipart.complete,
@@ -101,7 +106,7 @@ def _error(e: S3Error, rid: str, head: bool) -> Response:
     return Response(body, status_code=e.status, media_type="application/xml", headers=headers)
 
 
-async def handle(s3: S3Fs, settings: Settings, request: Request) -> Response:
+async def handle(service: S3Service, settings: Settings, request: Request) -> Response:
     rid = os.urandom(8).hex().upper()
     method = request.method
     raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
@@ -118,19 +123,21 @@ async def handle(s3: S3Fs, settings: Settings, request: Request) -> Response:
         host = (headers.get("host") or [""])[0]
         r = route(method, raw_path, q, host, domain=settings.domain)
         op = r.op
+        audit.note(request.scope, route=r)
         vb = split_host(host, settings.domain)
-        auth = authenticate(method, raw_path, raw_query, headers, s3.user,  # user lookups are cached
+        auth = authenticate(method, raw_path, raw_query, headers, service.user,  # user lookups are cached
                             resource_prefix=f"/{vb}" if vb else "")
-        if auth.user is None and not (r.op in READ_ONLY and r.bucket and
-                                      await to_thread.run_sync(s3.is_public, r.bucket)):
-            raise S3Error("AccessDenied", "Access Denied", 403)
+        audit.note(request.scope, user=auth.user.name if auth.user else None)
+        limits.check(r, q, anonymous=auth.user is None)
+        request.state.body_cap = limits.body_cap(r)
         handler = HANDLERS.get(r.op)
         if handler is None:
             if r.op.startswith(("GetBucket", "DeleteBucket", "GetObjectLock")):
                 handler = buckets.not_configured
             else:
                 raise S3Error("NotImplemented", f"{r.op} is not implemented by Tessera", 501)
-        ctx = Ctx(s3, request, r, auth, q, headers, rid, settings)
+        view, info = await to_thread.run_sync(_authorize, service, auth, r, q, headers, request)
+        ctx = Ctx(view, request, r, auth, q, headers, rid, settings, info)
         resp = await handler(ctx)
     except S3Error as e:
         if not e.resource:
@@ -153,16 +160,51 @@ async def handle(s3: S3Fs, settings: Settings, request: Request) -> Response:
     return resp
 
 
-def create_app(store: Store, settings: Settings | None = None, root: str = "/") -> FastAPI:
-    s3 = S3Fs(store.fs, root)
+def _authorize(service: S3Service, auth: Auth, r: Route, q: dict[str, str], headers: dict[str, list[str]],
+               request: Request) -> tuple[S3Fs, authz.BucketInfo | None]:
+    """Who this request runs as (protocols/s3/authz.py), and its bucket's S3 settings."""
+    admin_view = service.view(ROOT)
+    info = None
+    if r.bucket is not None and r.op != "CreateBucket":
+        try:
+            b = admin_view.bucket(r.bucket)
+            info = authz.load_bucket(admin_view.admin, r.bucket, b.ino, b.uid)
+        except S3Error:
+            info = None  # the handler answers NoSuchBucket (or creates it)
+    facts = authz.RequestFacts(r.op, r.bucket, r.key, request.client.host if request.client else "",
+                               request.url.scheme == "https", q, headers)
+    if info is not None and r.key is not None and authz.policy_mentions_tags(info):
+        try:
+            facts.existing_tags = authz.existing_tags(admin_view.admin, admin_view.lookup(r.bucket or "", r.key))
+        except S3Error:
+            facts.existing_tags = {}
+    cred = authz.decide(auth.user, info, facts)
+    if info is not None and "x-amz-expected-bucket-owner" in headers:
+        authz.check_expected_owner(headers["x-amz-expected-bucket-owner"][0], info,
+                                   admin_view.owner_name(info.owner))
+    return service.view(cred), info
+
+
+def create_app(store: Volume, settings: Settings | None = None, root: str = "/", *,
+               audit_log: bool = False, bucket_mode: int = 0o700, object_mode: int = 0o600) -> FastAPI:
+    s3 = S3Service(store, root, bucket_mode, object_mode)
     cfg = settings or Settings()
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    if audit_log:
+        audit.setup()
 
     async def s3_asgi(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        resp = await handle(s3, cfg, Request(scope, receive))
-        await resp(scope, receive, send)
+        rec = audit.Recorder(scope, receive, send) if audit_log else None
+        if rec is not None:
+            receive, send = rec.receive, rec.send
+        try:
+            resp = await handle(s3, cfg, Request(scope, receive))
+            await resp(scope, receive, send)
+        finally:
+            if rec is not None:
+                rec.emit()
 
     app.mount("/", s3_asgi)  # every path is S3's: one ASGI handler, no per-route dispatch
     app.state.store = store
@@ -193,4 +235,7 @@ def app_from_env() -> FastPath:
                         domain=os.environ.get("TESSERA_S3_DOMAIN") or None,
                         min_part_size=int(os.environ.get("TESSERA_S3_MIN_PART", str(5 * 1024 * 1024))))
     threads = int(os.environ.get("TESSERA_IO_THREADS", "4"))
-    return FastPath(create_app(open_store(data, threads=threads), settings, os.environ.get("TESSERA_S3_ROOT", "/")))
+    return FastPath(create_app(open_volume(data, threads=threads), settings, os.environ.get("TESSERA_S3_ROOT", "/"),
+                               audit_log=audit.enabled_from_env(os.environ),
+                               bucket_mode=int(os.environ.get("TESSERA_S3_BUCKET_MODE", "0o700"), 0),
+                               object_mode=int(os.environ.get("TESSERA_S3_OBJECT_MODE", "0o600"), 0)))

@@ -1,16 +1,14 @@
-"""Bucket operations: list, create, delete, head, location, versioning, ACL."""
+"""Bucket operations: list, create, delete, head, location, versioning."""
 
 from __future__ import annotations
 
 from starlette.responses import Response
 
-from protocols.s3 import xmlio
+from protocols.s3 import access_ops, grants, xmlio
 from protocols.s3.body import read_body
 from protocols.s3.context import Ctx
 from protocols.s3.errors import S3Error
-from protocols.s3.objects import acl_xml, owner_xml
-
-CANNED = {"private": False, "public-read": True, "public-read-write": True, "authenticated-read": False}
+from protocols.s3.objects import owner_xml
 
 
 def _xml(data: bytes, status: int = 200) -> Response:
@@ -18,7 +16,7 @@ def _xml(data: bytes, status: int = 200) -> Response:
 
 
 async def list_buckets(ctx: Ctx) -> Response:
-    if ctx.auth.user is None:
+    if ctx.s3.cred.anonymous:
         raise S3Error("AccessDenied", "Access Denied", 403)
     buckets = await ctx.run(ctx.s3.buckets)
     body = "".join(f"<Bucket>{xmlio.el('Name', n)}{xmlio.el('CreationDate', xmlio.iso(a.btime_ns))}</Bucket>"
@@ -27,6 +25,8 @@ async def list_buckets(ctx: Ctx) -> Response:
 
 
 async def create_bucket(ctx: Ctx) -> Response:
+    if ctx.s3.cred.anonymous:
+        raise S3Error("AccessDenied", "Access Denied", 403)
     raw = bytearray()
     await read_body(ctx.request, ctx.auth, ctx.headers, raw.extend)
     if raw.strip():
@@ -34,10 +34,14 @@ async def create_bucket(ctx: Ctx) -> Response:
         loc = xmlio.text(root, "LocationConstraint")
         if loc is not None and not loc.replace("-", "").isalnum():
             raise S3Error("InvalidLocationConstraint", "The specified location-constraint is not valid", 400)
-    acl = ctx.h("x-amz-acl") or "private"
-    if acl not in CANNED:
-        raise S3Error("InvalidArgument", f"Unsupported canned ACL {acl!r}", 400)
-    await ctx.run(ctx.s3.create_bucket, ctx.bucket, ctx.auth.user, CANNED[acl])
+
+    def make() -> None:
+        me = ctx.s3.cred.name or str(ctx.s3.cred.uid)
+        acl = access_ops.requested_acl(ctx, me, b"")
+        mode = ctx.s3.service.bucket_mode
+        core = grants.to_core(acl, mode, is_bucket=True, uid_of=ctx.s3.uid_of) if acl is not None else None
+        ctx.s3.create_bucket(ctx.bucket, core)
+    await ctx.run(make)
     return Response(status_code=200, headers={"Location": f"/{ctx.bucket}"})
 
 
@@ -61,24 +65,6 @@ async def location(ctx: Ctx) -> Response:
 async def versioning(ctx: Ctx) -> Response:
     await ctx.run(ctx.s3.bucket, ctx.bucket)
     return _xml(xmlio.doc("VersioningConfiguration", ""))
-
-
-async def get_acl(ctx: Ctx) -> Response:
-    public = await ctx.run(ctx.s3.is_public, ctx.bucket)
-    await ctx.run(ctx.s3.bucket, ctx.bucket)
-    return _xml(acl_xml(ctx, public))
-
-
-async def put_acl(ctx: Ctx) -> Response:
-    raw = bytearray()
-    await read_body(ctx.request, ctx.auth, ctx.headers, raw.extend)
-    acl = ctx.h("x-amz-acl")
-    if acl is None:
-        raise S3Error("NotImplemented", "Only canned ACLs (x-amz-acl) are supported", 501)
-    if acl not in CANNED:
-        raise S3Error("InvalidArgument", f"Unsupported canned ACL {acl!r}", 400)
-    await ctx.run(ctx.s3.set_public, ctx.bucket, CANNED[acl])
-    return Response(status_code=200)
 
 
 _MISSING = {

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from core.errors import CoreError, Exists
 from core.fs import Attr
-from protocols.s3 import checksums, conditions, objmeta, uploads, xmlio
+from protocols.s3 import authz, checksums, conditions, objmeta, uploads, xmlio
 from protocols.s3.body import read_body
 from protocols.s3.context import Ctx
 from protocols.s3.errors import S3Error, from_core
@@ -153,7 +153,7 @@ def _replay(ctx: Ctx, upload_id: str, done: dict[str, object], digest: str) -> R
 def _join(ctx: Ctx, d: int, info: dict[str, object], plan: Plan, exclusive: bool) -> dict[str, object] | None:
     """Join the parts into place (in a worker thread); the 'done' record, or None while another Complete
     holds the upload (or finished it since ``info`` was read)."""
-    fs = ctx.s3.fs
+    fs = ctx.s3.admin  # the upload's bookkeeping; the object is placed as the caller
     if not uploads.claim(fs, d):
         return None
     if uploads.record(fs, d).get("done"):
@@ -161,16 +161,12 @@ def _join(ctx: Ctx, d: int, info: dict[str, object], plan: Plan, exclusive: bool
         return None
     try:
         conditions.check_write_target(ctx)
-        parent, name, _ = ctx.s3.parent_for(ctx.bucket, ctx.key, ctx.auth.user)
-        uid, gid = ctx.uid_gid()
+        parent, name, _ = ctx.s3.parent_for(ctx.bucket, ctx.key)
         now = time.time_ns()
         plan.meta.mtime = now
-        t = fs.write_file(d, uploads.FINAL, b"", uid=uid, gid=gid)
-        fs.concat(t.ino, plan.inos)
-        fs.setattr(t.ino, mtime_ns=now)
-        fs.setxattr(t.ino, objmeta.XATTR, plan.meta.encode())
-        fs.rename(d, uploads.FINAL, parent, name, replace=not exclusive)
-        a = fs.lookup(parent, name)
+        # one atomic clone into place, as the caller: core.fs decides whether it may write there
+        a = ctx.s3.fs.clone(parent, name, plan.inos, mode=ctx.s3.service.object_mode, exclusive=exclusive,
+                            xattrs={objmeta.XATTR: plan.meta.encode()}, mtime_ns=now)
     except BaseException as e:
         uploads.release(fs, d)
         if isinstance(e, Exists):
@@ -189,8 +185,9 @@ def _join(ctx: Ctx, d: int, info: dict[str, object], plan: Plan, exclusive: bool
 
 async def complete(ctx: Ctx) -> Response:
     upload_id = ctx.q.get("uploadId", "")
-    fs = ctx.s3.fs
-    await ctx.run(uploads.load, fs, upload_id, ctx.bucket, ctx.key)  # NoSuchUpload before reading a body
+    fs = ctx.s3.admin  # the upload's bookkeeping; the object is placed as the caller
+    _, first = await ctx.run(uploads.load, fs, upload_id, ctx.bucket, ctx.key)  # NoSuchUpload before the body
+    authz.may_use_upload(ctx.s3.cred, first, ctx.bucket_info)
     raw = bytearray()
     body_headers = {k: v for k, v in ctx.headers.items() if not k.startswith("x-amz-checksum-")}
     await read_body(ctx.request, ctx.auth, body_headers, raw.extend)  # x-amz-checksum-* name the object

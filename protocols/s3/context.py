@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from protocols.s3.auth import Auth
+from protocols.s3.authz import BucketInfo
 from protocols.s3.errors import S3Error
 from protocols.s3.router import Route
 from protocols.s3.service import S3Fs
@@ -37,6 +38,7 @@ class Ctx:
     headers: dict[str, list[str]]
     rid: str
     settings: Settings
+    bucket_info: BucketInfo | None = None
 
     @property
     def bucket(self) -> str:
@@ -57,8 +59,9 @@ class Ctx:
         return await asyncio.get_running_loop().run_in_executor(POOL, fn, *args)
 
     def uid_gid(self) -> tuple[int, int]:
-        u = self.auth.user
-        return (u.uid, u.gid) if u is not None else (0, 0)
+        """Owner of what this request creates: the caller (anonymous writes are nobody's)."""
+        c = self.s3.cred
+        return c.uid, c.gid
 
 
 def parse_http_date(value: str) -> float:

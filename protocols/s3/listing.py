@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
-from core.errors import CoreError, NoAttribute
-from core.fs.fs import FileSystem
-from core.meta.types import DIR
+from core.errors import CoreError, NoAttribute, NotADirectory, NotFound, PermissionDenied
+from core.fs import ROOT, FileSystem, FileType, acl
 from protocols.s3 import objmeta, xmlio
 from protocols.s3.context import Ctx
 from protocols.s3.errors import S3Error
@@ -39,12 +38,16 @@ class Item:
 def walk(fs: FileSystem, ino: int, base: str, prefix: str, after: str, collapse: str | None) -> Iterator[Item]:
     """Keys (and collapsed prefixes) under directory ``ino`` in S3 order, > after, starting with prefix."""
     entries = []
-    for e in fs.listdir(ino):
-        key = base + e.name + ("/" if e.type == DIR else "")
+    try:
+        listed = fs.listdir(ino)
+    except PermissionDenied:
+        return  # a subtree the caller may not list is left out, as `find` leaves it
+    for e in listed:
+        key = base + e.name + ("/" if e.type == FileType.DIR else "")
         entries.append((key.encode("utf-8", "surrogateescape"), key, e))
     entries.sort(key=lambda t: t[0])
     for _, key, e in entries:
-        if e.type == DIR:
+        if e.type == FileType.DIR:
             if not (key.startswith(prefix) or prefix.startswith(key)):
                 continue  # subtree holds no key with the prefix
             if after >= key and not after.startswith(key):
@@ -57,11 +60,12 @@ def walk(fs: FileSystem, ino: int, base: str, prefix: str, after: str, collapse:
             if key > after and key.startswith(prefix) and _dir_is_object(fs, e.ino):
                 yield Item(key, e.ino, is_dir=True)
             yield from walk(fs, e.ino, key, prefix, after, collapse)
-        elif e.type == 1 and key.startswith(prefix) and key > after:
+        elif e.type == FileType.REG and key.startswith(prefix) and key > after:
             yield Item(key, e.ino)
 
 
 def _dir_is_object(fs: FileSystem, ino: int) -> bool:
+    fs = fs.as_user(ROOT)  # S3's own marker on a directory the caller may list
     if not fs.readdir(ino, limit=1):
         return True
     try:
@@ -79,7 +83,7 @@ def start_dir(fs: FileSystem, bucket_ino: int, prefix: str) -> tuple[int, str]:
             break
         try:
             a = fs.lookup(ino, part)
-        except (CoreError, ValueError):
+        except (NotFound, NotADirectory, ValueError):
             return 0, base
         if not a.is_dir:
             return 0, base
@@ -127,7 +131,7 @@ def _enc(ctx: Ctx, s: str) -> str:
 
 
 def _contents(ctx: Ctx, items: list[Item], owner: bool) -> tuple[str, str]:
-    fs = ctx.s3.fs
+    fs = ctx.s3.admin  # a listing shows what the caller may list: S3's ETag and size of each entry, like stat
     body, prefixes = [], []
     for it in items:
         if it.prefix:
@@ -159,8 +163,16 @@ def _untoken(tok: str) -> str:
         raise S3Error("InvalidArgument", "The continuation token provided is incorrect", 400) from None
 
 
+def may_list(ctx: Ctx, ino: int) -> None:
+    """Listing a bucket needs list + search on its directory (or a policy grant, or the admin)."""
+    want = acl.LIST_DIRECTORY | acl.EXECUTE
+    if not ctx.s3.cred.admin and ctx.s3.fs.access(ino, want) != want:
+        raise S3Error("AccessDenied", "Access Denied", 403)
+
+
 async def list_objects(ctx: Ctx, v2: bool) -> Response:
     b = await ctx.run(ctx.s3.bucket, ctx.bucket)
+    await ctx.run(may_list, ctx, b.ino)
     prefix = ctx.q.get("prefix", "")
     delim = ctx.q.get("delimiter") or None
     max_keys = _max_keys(ctx)
@@ -199,6 +211,7 @@ async def list_objects(ctx: Ctx, v2: bool) -> Response:
 async def list_versions(ctx: Ctx) -> Response:
     """An unversioned bucket: every object is its only ('null') version."""
     b = await ctx.run(ctx.s3.bucket, ctx.bucket)
+    await ctx.run(may_list, ctx, b.ino)
     prefix = ctx.q.get("prefix", "")
     delim = ctx.q.get("delimiter") or None
     max_keys = _max_keys(ctx)
@@ -207,12 +220,14 @@ async def list_versions(ctx: Ctx) -> Response:
     contents, prefixes = await ctx.run(_contents, ctx, items, True)
     versions = contents.replace("<Contents>", "<Version>").replace("</Contents>", "</Version>").replace(
         "<LastModified>", "<VersionId>null</VersionId><IsLatest>true</IsLatest><LastModified>")
-    parts = [xmlio.el("Name", ctx.bucket), xmlio.el("Prefix", _enc(ctx, prefix)), xmlio.el("KeyMarker", after),
-             xmlio.el("VersionIdMarker", ""), xmlio.el("MaxKeys", max_keys),
+    parts = [xmlio.el("Name", ctx.bucket), xmlio.el("Prefix", _enc(ctx, prefix)),
+             xmlio.el("KeyMarker", _enc(ctx, after)), xmlio.el("VersionIdMarker", ""), xmlio.el("MaxKeys", max_keys),
              xmlio.el("IsTruncated", "true" if truncated else "false")]
     if delim:
-        parts.append(xmlio.el("Delimiter", delim))
+        parts.append(xmlio.el("Delimiter", _enc(ctx, delim)))
+    if "encoding-type" in ctx.q:  # without it a client cannot know the keys above are %-encoded
+        parts.append(xmlio.el("EncodingType", ctx.q["encoding-type"]))
     if truncated and items:
-        parts += [xmlio.el("NextKeyMarker", items[-1].key), xmlio.el("NextVersionIdMarker", "null")]
+        parts += [xmlio.el("NextKeyMarker", _enc(ctx, items[-1].key)), xmlio.el("NextVersionIdMarker", "null")]
     return Response(xmlio.doc("ListVersionsResult", "".join(parts) + versions + prefixes),
                     media_type="application/xml")

@@ -11,8 +11,8 @@ import uuid
 
 from starlette.responses import Response
 
-from core.fs import FileSystem
-from protocols.s3 import checksums, objmeta, uploads, xmlio
+from core.fs import FileSystem, acl
+from protocols.s3 import authz, checksums, objmeta, uploads, xmlio
 from protocols.s3.body import checksum_algo, read_body
 from protocols.s3.complete import complete
 from protocols.s3.context import Ctx
@@ -47,10 +47,11 @@ async def create(ctx: Ctx) -> Response:
     upload_id = uuid.uuid4().hex
     info = {"v": uploads.VERSION, "bucket": ctx.bucket, "key": ctx.key, "initiated": time.time_ns(),
             "meta": meta.encode().decode(), "algorithm": algo or "", "type": kind,
-            "user": ctx.auth.user.name if ctx.auth.user else ""}
-    fs = ctx.s3.fs
+            "user": ctx.s3.cred.name, "uid": ctx.s3.cred.uid}
+    fs = ctx.s3.admin  # uploads are S3's bookkeeping; who may touch one is decided here (_may_use)
 
     def make() -> None:
+        _may_write_bucket(ctx)
         d = fs.mkdir(uploads.root(fs), upload_id, 0o700)
         fs.setxattr(d.ino, uploads.UPLOAD, json.dumps(info).encode())
     await ctx.run(make)
@@ -61,12 +62,23 @@ async def create(ctx: Ctx) -> Response:
                     media_type="application/xml", headers=headers)
 
 
+def _may_write_bucket(ctx: Ctx) -> None:
+    """CreateMultipartUpload: the caller must be able to add objects to the bucket (checked again,
+    by core.fs, when Complete places the object)."""
+    c = ctx.s3.cred
+    b = ctx.s3.bucket(ctx.bucket)
+    want = acl.ADD_FILE | acl.EXECUTE
+    if not c.admin and ctx.s3.fs.access(b.ino, want) != want:
+        raise S3Error("AccessDenied", "Access Denied", 403)
+
+
 async def upload_part(ctx: Ctx) -> Response:
     if ctx.h("x-amz-copy-source"):
         return await upload_part_copy(ctx)
     part = _part_no(ctx)
-    d, _ = await ctx.run(uploads.active, ctx.s3.fs, ctx.q.get("uploadId", ""), ctx.bucket, ctx.key)
-    fs = ctx.s3.fs
+    d, info = await ctx.run(uploads.active, ctx.s3.admin, ctx.q.get("uploadId", ""), ctx.bucket, ctx.key)
+    authz.may_use_upload(ctx.s3.cred, info, ctx.bucket_info)
+    fs = ctx.s3.admin
     stager = fs.stager()
     try:
         body = await read_body(ctx.request, ctx.auth, ctx.headers, stager.write)
@@ -117,24 +129,27 @@ def copy_range(value: str | None, size: int) -> tuple[int, int]:
 
 async def upload_part_copy(ctx: Ctx) -> Response:
     part = _part_no(ctx)
-    fs = ctx.s3.fs
+    fs = ctx.s3.admin
     d, info = await ctx.run(uploads.active, fs, ctx.q.get("uploadId", ""), ctx.bucket, ctx.key)
+    authz.may_use_upload(ctx.s3.cred, info, ctx.bucket_info)
     sb, sk = copy_source(ctx)
     src = await ctx.run(ctx.s3.lookup, sb, sk)
     if not src.is_file:
         raise S3Error("InvalidRequest", "The copy source is a directory", 400)
-    sm = await ctx.run(objmeta.load, fs, src)
+    sm = await ctx.run(objmeta.load, ctx.s3.fs, src)  # the source is read as the caller
     check_conditions(ctx, sm.etag, src.mtime_ns, prefix="x-amz-copy-source-")
     start, end = copy_range(ctx.h("x-amz-copy-source-range"), src.size)
     algo = str(info.get("algorithm") or "")
-    etag, cs = await ctx.run(_copy_part, fs, src.ino, start, end, d, part, algo)
+    etag, cs = await ctx.run(_copy_part, ctx.s3.fs, src.ino, start, end, d, part, algo, fs)
     extra = xmlio.el(f"Checksum{algo}", cs) if algo else ""
     return Response(xmlio.doc("CopyPartResult", xmlio.el("LastModified", xmlio.iso(time.time_ns())) +
                               xmlio.el("ETag", quoted(etag)) + extra), media_type="application/xml")
 
 
-def _copy_part(fs: FileSystem, ino: int, start: int, end: int, d: int, part: int, algo: str) -> tuple[str, str]:
-    """Copy bytes start..end of ``ino`` into part ``part``: (ETag, checksum in the upload's algorithm)."""
+def _copy_part(fs: FileSystem, ino: int, start: int, end: int, d: int, part: int, algo: str,
+               admin: FileSystem) -> tuple[str, str]:
+    """Copy bytes start..end of ``ino`` (read as the caller) into part ``part`` (written by ``admin``):
+    (ETag, checksum in the upload's algorithm)."""
     md5 = hashlib.md5()
     summer = checksums.Hasher(algo) if algo else None
     stg = fs.stager()
@@ -153,7 +168,7 @@ def _copy_part(fs: FileSystem, ino: int, start: int, end: int, d: int, part: int
             raise S3Error("InvalidRange", "The copy source changed size while it was copied", 416)
         cs = summer.b64() if summer is not None else ""
         pm = {"etag": md5.hexdigest(), "size": stg.size, "checksum": [algo, cs] if algo else None}
-        fs.write_file(d, f"{part:05d}", stg, xattrs={uploads.PART: json.dumps(pm).encode()})
+        admin.write_file(d, f"{part:05d}", stg, xattrs={uploads.PART: json.dumps(pm).encode()})
     except BaseException:
         stg.abort()
         raise
@@ -162,15 +177,17 @@ def _copy_part(fs: FileSystem, ino: int, start: int, end: int, d: int, part: int
 
 async def abort(ctx: Ctx) -> Response:
     upload_id = ctx.q.get("uploadId", "")
-    await ctx.run(uploads.active, ctx.s3.fs, upload_id, ctx.bucket, ctx.key)
-    await ctx.run(uploads.remove, ctx.s3.fs, upload_id)
+    _, info = await ctx.run(uploads.active, ctx.s3.admin, upload_id, ctx.bucket, ctx.key)
+    authz.may_use_upload(ctx.s3.cred, info, ctx.bucket_info)
+    await ctx.run(uploads.remove, ctx.s3.admin, upload_id)
     return Response(status_code=204)
 
 
 async def list_parts(ctx: Ctx) -> Response:
     upload_id = ctx.q.get("uploadId", "")
-    d, info = await ctx.run(uploads.active, ctx.s3.fs, upload_id, ctx.bucket, ctx.key)
-    have = await ctx.run(uploads.parts, ctx.s3.fs, d)
+    d, info = await ctx.run(uploads.active, ctx.s3.admin, upload_id, ctx.bucket, ctx.key)
+    authz.may_use_upload(ctx.s3.cred, info, ctx.bucket_info)
+    have = await ctx.run(uploads.parts, ctx.s3.admin, d)
     try:
         marker = int(ctx.q.get("part-number-marker", "0") or 0)
         max_parts = min(1000, int(ctx.q.get("max-parts", "1000")))
@@ -196,8 +213,10 @@ async def list_parts(ctx: Ctx) -> Response:
 
 
 async def list_uploads(ctx: Ctx) -> Response:
-    await ctx.run(ctx.s3.bucket, ctx.bucket)
-    fs = ctx.s3.fs
+    b = await ctx.run(ctx.s3.bucket, ctx.bucket)
+    if not ctx.s3.cred.admin and not await ctx.run(ctx.s3.fs.access, b.ino, acl.LIST_DIRECTORY):
+        raise S3Error("AccessDenied", "Access Denied", 403)
+    fs = ctx.s3.admin
     prefix = ctx.q.get("prefix", "")
     key_marker = ctx.q.get("key-marker", "")
     id_marker = ctx.q.get("upload-id-marker", "")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
-import uuid
 from collections.abc import AsyncIterator
 
 from starlette.responses import Response, StreamingResponse
@@ -116,12 +115,12 @@ async def put_object(ctx: Ctx) -> Response:
         body = await read_body(ctx.request, ctx.auth, ctx.headers, stager.write)
         now = time.time_ns()
         meta = request_meta(ctx, body.md5, body.size, now, body.checksum)
-        uid, gid = ctx.uid_gid()
 
         def link() -> None:  # one worker-thread hop: directories, then the atomic create-or-replace
-            parent, name, _ = ctx.s3.parent_for(ctx.bucket, ctx.key, ctx.auth.user)
-            fs.write_file(parent, name, stager, uid=uid, gid=gid, exclusive=exclusive,
-                          xattrs={objmeta.XATTR: meta.encode()}, mtime_ns=now)
+            parent, name, _ = ctx.s3.parent_for(ctx.bucket, ctx.key)
+            a = fs.write_file(parent, name, stager, mode=ctx.s3.service.object_mode, exclusive=exclusive,
+                              xattrs={objmeta.XATTR: meta.encode()}, mtime_ns=now)
+            apply_request_acl(ctx, a)
         await ctx.run(link)
     except Exists:
         stager.abort()
@@ -148,7 +147,7 @@ async def _put_dir(ctx: Ctx) -> Response:
     await read_body(ctx.request, ctx.auth, ctx.headers, chunks.extend)
     if chunks:
         raise S3Error("InvalidArgument", "A key ending in '/' is a directory and cannot hold data", 400)
-    await ctx.run(ctx.s3.make_dir_marker, ctx.bucket, ctx.key, ctx.auth.user)
+    await ctx.run(ctx.s3.make_dir_marker, ctx.bucket, ctx.key)
     return Response(status_code=200, headers={"ETag": quoted(EMPTY_MD5)})
 
 
@@ -322,37 +321,32 @@ async def copy_object(ctx: Ctx) -> Response:
     if not replace:
         m.checksum = dict(sm.checksum)
     m.tags = parse_tag_header(ctx.h("x-amz-tagging")) if tag_replace else dict(sm.tags)
-    parent, name, _ = await ctx.run(ctx.s3.parent_for, ctx.bucket, ctx.key, ctx.auth.user)
-    uid, gid = ctx.uid_gid()
-    await ctx.run(clone, ctx, src, parent, name, m, uid, gid, now)
+    parent, name, _ = await ctx.run(ctx.s3.parent_for, ctx.bucket, ctx.key)
+    a = await ctx.run(clone, ctx, src, parent, name, m, now)
+    await ctx.run(apply_request_acl, ctx, a)
     return Response(xmlio.doc("CopyObjectResult", xmlio.el("LastModified", xmlio.iso(now)) +
                               xmlio.el("ETag", quoted(m.etag))), media_type="application/xml")
 
 
-def clone(ctx: Ctx, src: Attr, parent: int, name: str, m: ObjMeta, uid: int, gid: int, now: int) -> None:
-    """Copy an object's bytes: re-pointing slices (no data copy) unless it is tiny."""
-    fs = ctx.s3.fs
+def clone(ctx: Ctx, src: Attr, parent: int, name: str, m: ObjMeta, now: int) -> Attr:
+    """Copy an object as the caller: one atomic clone into place (slices shared, no data copied)."""
     try:
-        if src.size <= fs.inline_max:
-            data = fs.read(src.ino, 0, src.size)
-            fs.write_file(parent, name, data, uid=uid, gid=gid, xattrs={objmeta.XATTR: m.encode()}, mtime_ns=now)
-            return
-        tmp_dir = fs.system_dir("s3-tmp")
-        tmp = f"copy-{uuid.uuid4().hex}"
-        t = fs.write_file(tmp_dir, tmp, b"", uid=uid, gid=gid)
-        try:
-            fs.concat(t.ino, [src.ino])
-            fs.setattr(t.ino, mtime_ns=now)
-            fs.setxattr(t.ino, objmeta.XATTR, m.encode())
-            fs.rename(tmp_dir, tmp, parent, name)
-        except BaseException:
-            try:
-                fs.unlink(tmp_dir, tmp)
-            except CoreError:
-                pass
-            raise
+        return ctx.s3.fs.clone(parent, name, [src.ino], mode=ctx.s3.service.object_mode,
+                               xattrs={objmeta.XATTR: m.encode()}, mtime_ns=now)
     except CoreError as e:
         raise from_core(e, ctx.key) from None
+
+
+def apply_request_acl(ctx: Ctx, a: Attr) -> None:
+    """x-amz-acl / x-amz-grant-* on PutObject, CopyObject and CreateMultipartUpload."""
+    if "x-amz-acl" not in ctx.headers and not any(h.startswith("x-amz-grant-") for h in ctx.headers):
+        return
+    from protocols.s3 import access_ops, grants
+
+    me = ctx.s3.owner_name(a.uid)
+    acl = access_ops.requested_acl(ctx, me, b"", ctx.s3.owner_name(ctx.s3.bucket(ctx.bucket).uid))
+    if acl is not None:
+        ctx.s3.fs.setacl(a.ino, grants.to_core(acl, a.perm, is_bucket=False, uid_of=ctx.s3.uid_of))
 
 
 # -- tagging and ACLs --------------------------------------------------------------------
@@ -383,30 +377,6 @@ async def put_tagging(ctx: Ctx, delete: bool = False) -> Response:
 
 
 def owner_xml(ctx: Ctx) -> str:
-    u = ctx.auth.user
-    name = u.name if u else "anonymous"
+    c = ctx.s3.cred
+    name = c.name or str(c.uid)
     return f"<Owner>{xmlio.el('ID', name)}{xmlio.el('DisplayName', name)}</Owner>"
-
-
-def acl_xml(ctx: Ctx, public: bool) -> bytes:
-    grant = ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser">'
-             f"{owner_xml(ctx)[7:-8]}</Grantee><Permission>FULL_CONTROL</Permission></Grant>")
-    if public:
-        grant += ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Group">'
-                  "<URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee>"
-                  "<Permission>READ</Permission></Grant>")
-    return xmlio.doc("AccessControlPolicy", owner_xml(ctx) + f"<AccessControlList>{grant}</AccessControlList>")
-
-
-async def get_object_acl(ctx: Ctx) -> Response:
-    await ctx.run(ctx.s3.lookup, ctx.bucket, ctx.key)
-    public = await ctx.run(ctx.s3.is_public, ctx.bucket)
-    return Response(acl_xml(ctx, public), media_type="application/xml")
-
-
-async def put_object_acl(ctx: Ctx) -> Response:
-    await ctx.run(ctx.s3.lookup, ctx.bucket, ctx.key)
-    acl = ctx.h("x-amz-acl") or "private"
-    if acl not in ("private", "bucket-owner-full-control", "bucket-owner-read"):
-        raise S3Error("NotImplemented", "Per-object ACLs are not supported; use a public bucket", 501)
-    return Response(status_code=200)

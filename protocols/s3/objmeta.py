@@ -16,8 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from core.errors import NoAttribute
-from core.fs.fs import FileSystem
-from core.fs.types import Attr
+from core.fs import Attr, FileSystem
 
 XATTR = "tessera.s3"
 MARKER = "tessera.s3.dir"  # set on directories created as 'key/' objects

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from core.fs import FileType
+from protocols.torch.errors import os_error
+
 MiB = 1024 * 1024
 PART = 8 * MiB
 
@@ -39,35 +42,44 @@ def _match(path: str, base: str, pattern: str | None) -> bool:
 
 @dataclass
 class CoreBackend:
-    """core.fs in this process: paths are absolute store paths."""
+    """core.fs in this process: paths are absolute store paths.
+
+    Every call runs as ``user`` (a Tessera user name: that user's uid, groups and
+    permissions, exactly what S3, NFS and SMB decide for them), or as the admin when
+    ``user`` is None.
+    """
 
     data: str
     threads: int = 8  # stripe I/O threads: more outstanding reads for cold data
+    user: str | None = None
     _pid: int = field(default=0, repr=False, compare=False)
     _store: Any = field(default=None, repr=False, compare=False)
     _lock: Any = field(default=None, repr=False, compare=False)
+    _fs: Any = field(default=None, repr=False, compare=False)
     _inos: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         # the inodes the index found travel with it, so workers read without resolving paths
-        return {"data": self.data, "threads": self.threads, "inos": self._inos}
+        return {"data": self.data, "threads": self.threads, "user": self.user, "inos": self._inos}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.data, self.threads = state["data"], state.get("threads", 8)
+        self.data, self.threads, self.user = state["data"], state.get("threads", 8), state.get("user")
         self._pid, self._store, self._lock = 0, None, None
         self._inos = dict(state.get("inos", {}))
 
     @property
     def fs(self) -> Any:
         if self._store is None or self._pid != os.getpid():
-            from core.store import open_store
+            from core.fs import open_volume
             if self._lock is None or self._pid != os.getpid():
                 self._lock = threading.Lock()
             with self._lock:
                 if self._store is None or self._pid != os.getpid():
-                    self._store = open_store(self.data, threads=self.threads)
+                    vol = open_volume(self.data, threads=self.threads)
+                    cred = vol.identity.cred_for(self.user) if self.user is not None else vol.fs.cred
+                    self._store, self._fs = vol, vol.fs.as_user(cred)
                     self._pid = os.getpid()
-        return self._store.fs
+        return self._fs
 
     def uri(self, path: str) -> str:
         return f"tessera://{path}"
@@ -76,8 +88,8 @@ class CoreBackend:
         from core.errors import CoreError
         try:
             return self.fs.resolve(path)
-        except CoreError:
-            raise FileNotFoundError(f"tessera://{path}: no such file") from None
+        except CoreError as e:
+            raise os_error(e, f"tessera://{path}") from None
 
     def _cached(self, path: str) -> tuple[int, int]:
         """(inode, generation) of a path, resolved once per process."""
@@ -119,18 +131,18 @@ class CoreBackend:
             for e in fs.listdir(p.ino):
                 if e.name.startswith(stem):
                     path = f"{parent}/{e.name}"
-                    if e.type == 2:
+                    if e.type == FileType.DIR:
                         roots.append((path, e.ino))
-                    elif e.type == 1 and _match(path, base, pattern):
+                    elif e.type == FileType.REG and _match(path, base, pattern):
                         out.append(self._found(path, fs.getattr(e.ino)))
         stack = list(roots)
         while stack:
             d, ino = stack.pop()
             for e in fs.listdir(ino):
                 path = f"{d}/{e.name}"
-                if e.type == 2:
+                if e.type == FileType.DIR:
                     stack.append((path, e.ino))
-                elif e.type == 1 and _match(path, base, pattern):
+                elif e.type == FileType.REG and _match(path, base, pattern):
                     out.append(self._found(path, fs.getattr(e.ino)))
         return sorted(out)
 
@@ -296,9 +308,12 @@ def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
 
 
 def from_uri(uri: str, *, data: str | None = None, endpoint: str | None = None, key: str | None = None,
-             secret: str | None = None, region: str = "us-east-1", verify: bool | str | None = None
-             ) -> tuple[Backend, str]:
-    """(backend, path) for ``tessera:///path`` or ``s3://bucket/prefix``."""
+             secret: str | None = None, region: str = "us-east-1", verify: bool | str | None = None,
+             user: str | None = None) -> tuple[Backend, str]:
+    """(backend, path) for ``tessera:///path`` or ``s3://bucket/prefix``.
+
+    ``tessera://`` runs as ``user`` (or $TESSERA_USER); without either, as the admin.
+    """
     u = urlsplit(uri)
     if u.scheme == "tessera":
         store = data or os.environ.get("TESSERA_DATA")
@@ -306,7 +321,7 @@ def from_uri(uri: str, *, data: str | None = None, endpoint: str | None = None, 
             raise ValueError(f"{uri}: say where the store is (data=DIR or $TESSERA_DATA)")
         if u.netloc:
             raise ValueError(f"{uri}: use tessera:///absolute/path (three slashes)")
-        return CoreBackend(os.path.abspath(store)), (u.path or "/")
+        return CoreBackend(os.path.abspath(store), user=user or os.environ.get("TESSERA_USER") or None), (u.path or "/")
     if u.scheme == "s3":
         if not u.netloc:
             raise ValueError(f"{uri}: no bucket")

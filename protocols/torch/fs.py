@@ -20,12 +20,12 @@ class TesseraFileSystem(AbstractFileSystem):  # type: ignore[misc]
     protocol = "tessera"
     root_marker = "/"
 
-    def __init__(self, data: str | None = None, **kw: Any) -> None:
+    def __init__(self, data: str | None = None, user: str | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         store = data or os.environ.get("TESSERA_DATA")
         if not store:
             raise ValueError("tessera:// needs the store: pass data=DIR or set $TESSERA_DATA")
-        self.backend = CoreBackend(os.path.abspath(store))
+        self.backend = CoreBackend(os.path.abspath(store), user=user or os.environ.get("TESSERA_USER") or None)
 
     @classmethod
     def _strip_protocol(cls, path: str | list[str]) -> Any:
@@ -112,9 +112,7 @@ class TesseraFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def cp_file(self, path1: str, path2: str, **kw: Any) -> None:
         src = self._attr(path1)
         parent, name = self._fs.resolve_parent(self._strip_protocol(path2))
-        t = self._fs.write_file(parent, name, b"")
-        if src.size:
-            self._fs.concat(t.ino, [src.ino])  # no data copied
+        self._fs.clone(parent, name, [src.ino], mode=src.perm)  # no data copied, atomic
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kw: Any) -> bytes:
         a = self._attr(path)

@@ -191,8 +191,10 @@ def test_signed_streaming_upload_and_tampering(s3: S3Server, bucket: str) -> Non
 def test_public_bucket_allows_anonymous_reads_only(s3: S3Server) -> None:
     c = s3.client()
     c.create_bucket(Bucket="public-one", ACL="public-read")
-    c.put_object(Bucket="public-one", Key="open.txt", Body=b"everyone")
+    c.put_object(Bucket="public-one", Key="open.txt", Body=b"everyone", ACL="public-read")
+    c.put_object(Bucket="public-one", Key="closed.txt", Body=b"owner only")  # a bucket ACL lists, not reads
     assert requests.get(f"{s3.endpoint}/public-one/open.txt", timeout=10).content == b"everyone"
+    assert requests.get(f"{s3.endpoint}/public-one/closed.txt", timeout=10).status_code == 403
     assert "open.txt" in requests.get(f"{s3.endpoint}/public-one?list-type=2", timeout=10).text
     r = requests.put(f"{s3.endpoint}/public-one/nope", data=b"x", timeout=10)
     assert r.status_code == 403

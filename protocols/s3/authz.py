@@ -1,0 +1,142 @@
+"""S3 authorization: what S3 adds on top of core.fs's one permission decision.
+
+A request runs as its principal's credential (anonymous: ``ANONYMOUS``), and
+core.fs decides every file operation with it, exactly as for NFS, SMB and the
+PyTorch adapter.  S3 adds only what S3 defines:
+
+1. The admin may do anything.
+2. A bucket policy (``tessera.s3.policy`` on the bucket directory) is evaluated
+   first: an explicit Deny refuses the request, for everyone but the admin.
+   An Allow is the bucket owner's grant: that one request then runs with the
+   owner's authority (the requester's uid, so what it writes is the
+   requester's, with permission checks passed), limited to the bucket and key
+   the request names.
+3. Bucket configuration (policy, public access block, deletion) is the owner's.
+4. Otherwise the file permissions decide: S3 ACLs are stored as the core ACL
+   of the bucket directory or object file (protocols/s3/grants.py), so an ACL
+   grant is seen by every protocol.
+5. A Public Access Block (``tessera.s3.pab``) refuses public ACLs and policies
+   when asked to, ignores public ACL grants for anonymous requests
+   (IgnorePublicAcls), and keeps public policy grants from anonymous requests
+   (RestrictPublicBuckets).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from core.errors import NoAttribute
+from core.fs import ANONYMOUS, Attr, Cred, FileSystem
+from core.identity import KeyMatch
+from protocols.s3.errors import S3Error
+from protocols.s3.pab import PublicAccessBlock
+from protocols.s3.policy import Decision, Policy, PolicyError, PolicyRequest, evaluate, load_policy, request_keys
+from protocols.s3.policy_actions import ACTIONS, Level, iam_action, resource_arn
+
+POLICY_XATTR = "tessera.s3.policy"
+PAB_XATTR = "tessera.s3.pab"
+OWNER_OPS = {"PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy", "GetBucketPolicyStatus",
+             "PutPublicAccessBlock", "GetPublicAccessBlock", "DeletePublicAccessBlock", "DeleteBucket"}
+
+
+def denied() -> S3Error:
+    return S3Error("AccessDenied", "Access Denied", 403)
+
+
+@dataclass
+class BucketInfo:
+    name: str
+    ino: int
+    owner: int  # uid
+    policy: Policy | None = None
+    pab: PublicAccessBlock = field(default_factory=PublicAccessBlock)
+
+
+def load_bucket(admin: FileSystem, name: str, ino: int, owner: int) -> BucketInfo:
+    info = BucketInfo(name, ino, owner)
+    try:
+        text = admin.getxattr(ino, POLICY_XATTR).decode()
+        info.policy = load_policy(text, name)
+    except NoAttribute:
+        pass
+    except PolicyError:  # stored before a stricter parser: refuse everything but the admin and owner
+        info.policy = None
+    try:
+        info.pab = PublicAccessBlock.from_json(admin.getxattr(ino, PAB_XATTR).decode())
+    except (NoAttribute, ValueError):
+        pass
+    return info
+
+
+@dataclass
+class RequestFacts:
+    """What conditions may test about a request."""
+
+    op: str
+    bucket: str | None
+    key: str | None
+    source_ip: str
+    secure: bool
+    query: dict[str, str]
+    headers: dict[str, list[str]]
+    existing_tags: dict[str, str] | None = None
+
+    def context(self) -> dict[str, list[str]]:
+        heads = {k: v[0] for k, v in self.headers.items() if v}
+        return request_keys(source_ip=self.source_ip, secure=self.secure, now=time.time(), query=self.query,
+                            headers=heads, existing_tags=self.existing_tags)
+
+
+def policy_request(user: KeyMatch | None, facts: RequestFacts) -> PolicyRequest:
+    op = ACTIONS[facts.op]
+    key = facts.key if op.level is Level.OBJECT else None
+    return PolicyRequest(user.name if user else None, frozenset(user.user.groups) if user else frozenset(),
+                         iam_action(facts.op, version_id=facts.query.get("versionId")),
+                         resource_arn(facts.bucket, key), facts.context())
+
+
+def decide(user: KeyMatch | None, info: BucketInfo | None, facts: RequestFacts) -> Cred:
+    """The credential this request runs with, or AccessDenied."""
+    cred = user.cred if user is not None else ANONYMOUS
+    if cred.admin or info is None or facts.op not in ACTIONS:
+        return cred
+    is_owner = user is not None and cred.uid == info.owner
+    dec = Decision.NONE
+    if info.policy is not None:
+        dec = evaluate(info.policy, policy_request(user, facts), restrict_public=info.pab.restrict_public_buckets)
+    if dec is Decision.DENY:
+        raise denied()
+    if dec is Decision.ALLOW:
+        return Cred(cred.uid, cred.gid, cred.groups, admin=True, name=f"{cred.name} (bucket policy)")
+    if facts.op in OWNER_OPS and not is_owner:
+        raise denied()
+    if user is None and info.pab.ignore_public_acls:
+        raise denied()
+    return cred
+
+
+def policy_mentions_tags(info: BucketInfo | None) -> bool:
+    return info is not None and info.policy is not None and "existingobjecttag" in info.policy.text.lower()
+
+
+def existing_tags(admin: FileSystem, a: Attr) -> dict[str, str]:
+    """The object's tags, for s3:ExistingObjectTag conditions."""
+    from protocols.s3 import objmeta
+    return dict(objmeta.load(admin, a, need_etag=False).tags)
+
+
+def check_expected_owner(header: str | None, info: BucketInfo | None, owner_name: str | None) -> None:
+    """``x-amz-expected-bucket-owner``: the owner's user name or uid; 403 when it differs."""
+    if header is None or info is None:
+        return
+    if header.strip() not in {str(info.owner), owner_name or ""}:
+        raise denied()
+
+
+def may_use_upload(cred: Cred, upload: dict[str, object], info: BucketInfo | None) -> None:
+    """Parts, listing, abort and complete of a multipart upload: its initiator, the bucket's owner,
+    a policy grant or the admin."""
+    owner = info.owner if info is not None else None
+    if not (cred.admin or upload.get("uid", cred.uid) == cred.uid or cred.uid == owner):
+        raise denied()
