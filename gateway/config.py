@@ -65,7 +65,20 @@ class S3Config(_Strict):
     min_part_size: int = Field(5 * 1024 * 1024, ge=0)
     upload_expiry_h: float = Field(24.0, ge=0)  # abandoned multipart uploads are removed after this; 0 = never
     audit: bool = False  # one JSON line per request on logger tessera.s3.audit
+    bucket_mode: int = Field(0o700, ge=0, le=0o7777)  # a new bucket's directory, owned by its creator
+    object_mode: int = Field(0o600, ge=0, le=0o777)  # a new object's file, owned by its writer
     tls: TlsConfig = TlsConfig()
+
+    @field_validator("bucket_mode", "object_mode", mode="before")
+    @classmethod
+    def _octal(cls, v: object) -> object:
+        """Modes are octal: 0o700, '0700' or '700' (YAML 1.1 reads a bare 0700 as octal already)."""
+        if isinstance(v, str):
+            try:
+                return int(v.strip().removeprefix("0o").removeprefix("0O") or "0", 8)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an octal mode such as 0o700") from None
+        return v
 
     @field_validator("listen")
     @classmethod
@@ -118,6 +131,8 @@ s3:
   domain: null             # set (e.g. s3.example.com) for virtual-host-style buckets
   upload_expiry_h: 24      # remove multipart uploads never completed or aborted (0 = keep)
   audit: false             # one JSON line per S3 request (who, what, status, bytes, time, from where)
+  bucket_mode: 0o700       # a new bucket's directory (owner = its creator); NFS and SMB see the same
+  object_mode: 0o600       # a new object's file (owner = its writer); S3 ACLs add grants on top
   tls:
     enabled: false         # HTTPS with the pair below ('tessera init' makes a self-signed one)
     cert: tls/cert.pem

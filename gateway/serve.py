@@ -73,7 +73,8 @@ def s3_child(cfg: Config, data_dir: str) -> Child:
            "TESSERA_S3_WORKERS": str(s3.workers), "TESSERA_S3_ROOT": s3.root, "TESSERA_S3_REGION": s3.region,
            "TESSERA_S3_DOMAIN": s3.domain or "", "TESSERA_S3_MIN_PART": str(s3.min_part_size),
            "TESSERA_IO_THREADS": str(cfg.store.io_threads), "TESSERA_LOG": cfg.log.level,
-           "TESSERA_S3_AUDIT": "1" if s3.audit else "0"}
+           "TESSERA_S3_AUDIT": "1" if s3.audit else "0", "TESSERA_S3_BUCKET_MODE": oct(s3.bucket_mode),
+           "TESSERA_S3_OBJECT_MODE": oct(s3.object_mode)}
     if s3.tls.enabled:
         cert = os.path.join(data_dir, s3.tls.cert)
         key = os.path.join(data_dir, s3.tls.key)
