@@ -33,8 +33,6 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.config import parse_listen
-
 
 @dataclass(frozen=True)
 class ConnLimits:
@@ -208,10 +206,12 @@ class S3HttpProtocol(HttpToolsProtocol):
 
 
 def main() -> int:
-    host, port = parse_listen(os.environ.get("TESSERA_S3_LISTEN", "0.0.0.0:9000"))
+    # validated by gateway.config (s3.listen) before this process starts; protocols do not import the gateway
+    host, _, port = os.environ.get("TESSERA_S3_LISTEN", "0.0.0.0:9000").rpartition(":")
+    host = host.strip("[]")
     workers = int(os.environ.get("TESSERA_S3_WORKERS", "2"))
     cert, key = os.environ.get("TESSERA_S3_CERT"), os.environ.get("TESSERA_S3_KEY")
-    uvicorn.run("protocols.s3.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("protocols.s3.app:app_from_env", factory=True, host=host, port=int(port), workers=workers,
                 http="protocols.s3.server:S3HttpProtocol",
                 ssl_certfile=cert or None, ssl_keyfile=key or None, log_level=os.environ.get("TESSERA_LOG", "warning"),
                 access_log=False, timeout_keep_alive=30, server_header=False, date_header=True)
