@@ -19,13 +19,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from core.errors import CoreError
-from core.fs import ROOT, Volume, open_volume
+from core.fs import Volume, open_volume
 from protocols.s3 import access_ops, audit, authz, buckets, limits, listing, multipart, objects
-from protocols.s3.auth import Auth, authenticate
+from protocols.s3.auth import authenticate
 from protocols.s3.context import Ctx, Settings
 from protocols.s3.errors import S3Error, error_xml, from_core
-from protocols.s3.router import Route, route, split_host
-from protocols.s3.service import S3Fs, S3Service
+from protocols.s3.router import route, split_host
+from protocols.s3.service import S3Service
 
 log = logging.getLogger("tessera.s3")
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -136,8 +136,10 @@ async def handle(service: S3Service, settings: Settings, request: Request) -> Re
                 handler = buckets.not_configured
             else:
                 raise S3Error("NotImplemented", f"{r.op} is not implemented by Tessera", 501)
-        view, info = await to_thread.run_sync(_authorize, service, auth, r, q, headers, request)
-        ctx = Ctx(view, request, r, auth, q, headers, rid, settings, info)
+        facts = authz.RequestFacts(r.op, r.bucket, r.key, request.client.host if request.client else "",
+                                   request.url.scheme == "https", q, headers)
+        view, info = await to_thread.run_sync(authz.authorize, service, auth.user, facts)
+        ctx = Ctx(view, request, r, auth, q, headers, rid, settings, info, facts)
         resp = await handler(ctx)
     except S3Error as e:
         if not e.resource:
@@ -158,31 +160,6 @@ async def handle(service: S3Service, settings: Settings, request: Request) -> Re
     log.debug("s3 request", extra={"op": op, "method": method, "status": resp.status_code, "request_id": rid,
                                    "ms": round((time.perf_counter() - started) * 1000, 2)})
     return resp
-
-
-def _authorize(service: S3Service, auth: Auth, r: Route, q: dict[str, str], headers: dict[str, list[str]],
-               request: Request) -> tuple[S3Fs, authz.BucketInfo | None]:
-    """Who this request runs as (protocols/s3/authz.py), and its bucket's S3 settings."""
-    admin_view = service.view(ROOT)
-    info = None
-    if r.bucket is not None and r.op != "CreateBucket":
-        try:
-            b = admin_view.bucket(r.bucket)
-            info = authz.load_bucket(admin_view.admin, r.bucket, b.ino, b.uid)
-        except S3Error:
-            info = None  # the handler answers NoSuchBucket (or creates it)
-    facts = authz.RequestFacts(r.op, r.bucket, r.key, request.client.host if request.client else "",
-                               request.url.scheme == "https", q, headers)
-    if info is not None and r.key is not None and authz.policy_mentions_tags(info):
-        try:
-            facts.existing_tags = authz.existing_tags(admin_view.admin, admin_view.lookup(r.bucket or "", r.key))
-        except S3Error:
-            facts.existing_tags = {}
-    cred = authz.decide(auth.user, info, facts)
-    if info is not None and "x-amz-expected-bucket-owner" in headers:
-        authz.check_expected_owner(headers["x-amz-expected-bucket-owner"][0], info,
-                                   admin_view.owner_name(info.owner))
-    return service.view(cred), info
 
 
 def create_app(store: Volume, settings: Settings | None = None, root: str = "/", *,

@@ -27,12 +27,13 @@ import time
 from dataclasses import dataclass, field
 
 from core.errors import NoAttribute
-from core.fs import ANONYMOUS, Attr, Cred, FileSystem
+from core.fs import ANONYMOUS, ROOT, Attr, Cred, FileSystem
 from core.identity import KeyMatch
 from protocols.s3.errors import S3Error
 from protocols.s3.pab import PublicAccessBlock
 from protocols.s3.policy import Decision, Policy, PolicyError, PolicyRequest, evaluate, load_policy, request_keys
 from protocols.s3.policy_actions import ACTIONS, Level, iam_action, resource_arn
+from protocols.s3.service import S3Fs, S3Service
 
 POLICY_XATTR = "tessera.s3.policy"
 PAB_XATTR = "tessera.s3.pab"
@@ -140,3 +141,25 @@ def may_use_upload(cred: Cred, upload: dict[str, object], info: BucketInfo | Non
     owner = info.owner if info is not None else None
     if not (cred.admin or upload.get("uid", cred.uid) == cred.uid or cred.uid == owner):
         raise denied()
+
+
+def authorize(service: S3Service, user: KeyMatch | None, facts: RequestFacts) -> tuple[S3Fs, BucketInfo | None]:
+    """The view a request (or one key of it: DeleteObjects, a copy source) runs with, and its bucket's
+    S3 settings (None: no such bucket; the handler answers NoSuchBucket, or creates it)."""
+    admin_view = service.view(ROOT)
+    info = None
+    if facts.bucket is not None and facts.op != "CreateBucket":
+        try:
+            b = admin_view.bucket(facts.bucket)
+            info = load_bucket(admin_view.admin, facts.bucket, b.ino, b.uid)
+        except S3Error:
+            info = None
+    if info is not None and facts.key is not None and policy_mentions_tags(info):
+        try:
+            facts.existing_tags = existing_tags(admin_view.admin, admin_view.lookup(info.name, facts.key))
+        except S3Error:
+            facts.existing_tags = {}
+    cred = decide(user, info, facts)
+    if info is not None and "x-amz-expected-bucket-owner" in facts.headers:
+        check_expected_owner(facts.headers["x-amz-expected-bucket-owner"][0], info, admin_view.owner_name(info.owner))
+    return service.view(cred), info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from protocols.s3.auth import Auth
-from protocols.s3.authz import BucketInfo
+from protocols.s3.authz import BucketInfo, RequestFacts, authorize
 from protocols.s3.errors import S3Error
 from protocols.s3.router import Route
 from protocols.s3.service import S3Fs
@@ -39,6 +40,13 @@ class Ctx:
     rid: str
     settings: Settings
     bucket_info: BucketInfo | None = None
+    facts: RequestFacts | None = None
+
+    def view_for(self, op: str, bucket: str, key: str | None) -> S3Fs:
+        """The view one part of this request runs with: each key of DeleteObjects, a copy's source."""
+        assert self.facts is not None
+        facts = dataclasses.replace(self.facts, op=op, bucket=bucket, key=key, existing_tags=None)
+        return authorize(self.s3.service, self.auth.user, facts)[0]
 
     @property
     def bucket(self) -> str:

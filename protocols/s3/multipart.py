@@ -12,12 +12,20 @@ import uuid
 from starlette.responses import Response
 
 from core.fs import FileSystem, acl
-from protocols.s3 import authz, checksums, objmeta, uploads, xmlio
+from protocols.s3 import authz, checksums, uploads, xmlio
 from protocols.s3.body import checksum_algo, read_body
 from protocols.s3.complete import complete
 from protocols.s3.context import Ctx
 from protocols.s3.errors import S3Error
-from protocols.s3.objects import check_conditions, copy_source, owner_xml, quoted, request_meta, upload_response
+from protocols.s3.objects import (
+    check_conditions,
+    copy_source,
+    owner_xml,
+    quoted,
+    read_source,
+    request_meta,
+    upload_response,
+)
 
 MAX_PARTS = 10000
 MAX_COPY_PART = 5 * 1024**3
@@ -133,14 +141,12 @@ async def upload_part_copy(ctx: Ctx) -> Response:
     d, info = await ctx.run(uploads.active, fs, ctx.q.get("uploadId", ""), ctx.bucket, ctx.key)
     authz.may_use_upload(ctx.s3.cred, info, ctx.bucket_info)
     sb, sk = copy_source(ctx)
-    src = await ctx.run(ctx.s3.lookup, sb, sk)
-    if not src.is_file:
-        raise S3Error("InvalidRequest", "The copy source is a directory", 400)
-    sm = await ctx.run(objmeta.load, ctx.s3.fs, src)  # the source is read as the caller
+    src, sm = await ctx.run(read_source, ctx, sb, sk)  # checked as s3:GetObject on the source
     check_conditions(ctx, sm.etag, src.mtime_ns, prefix="x-amz-copy-source-")
     start, end = copy_range(ctx.h("x-amz-copy-source-range"), src.size)
     algo = str(info.get("algorithm") or "")
-    etag, cs = await ctx.run(_copy_part, ctx.s3.fs, src.ino, start, end, d, part, algo, fs)
+    reader = ctx.view_for("GetObject", sb, sk).fs
+    etag, cs = await ctx.run(_copy_part, reader, src.ino, start, end, d, part, algo, fs)
     extra = xmlio.el(f"Checksum{algo}", cs) if algo else ""
     return Response(xmlio.doc("CopyPartResult", xmlio.el("LastModified", xmlio.iso(time.time_ns())) +
                               xmlio.el("ETag", quoted(etag)) + extra), media_type="application/xml")

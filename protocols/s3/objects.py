@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 from starlette.responses import Response, StreamingResponse
 
 from core.errors import CoreError, Exists
-from core.fs import Attr
+from core.fs import Attr, acl
 from protocols.s3 import checksums, conditions, keys, objmeta, xmlio
 from protocols.s3.body import Body, read_body
 from protocols.s3.context import Ctx, parse_http_date
@@ -279,8 +280,9 @@ async def delete_objects(ctx: Ctx) -> Response:
         asked.append((key, conditions.delete_if_xml(xmlio.text(o, "ETag"), xmlio.text(o, "LastModifiedTime"),
                                                     xmlio.text(o, "Size"))))
     for key, cond in asked:
-        try:
-            await ctx.run(conditions.delete, ctx, key, cond)
+        try:  # each key is authorized as its own DeleteObject (a policy may deny some keys)
+            kctx = dataclasses.replace(ctx, s3=await ctx.run(ctx.view_for, "DeleteObject", ctx.bucket, key))
+            await ctx.run(conditions.delete, kctx, key, cond)
             if not quiet:
                 out.append(f"<Deleted>{xmlio.el('Key', key)}</Deleted>")
         except S3Error as e:
@@ -300,13 +302,21 @@ def copy_source(ctx: Ctx) -> tuple[str, str]:
     return bucket, key
 
 
-async def copy_object(ctx: Ctx) -> Response:
-    fs = ctx.s3.fs
-    sb, sk = copy_source(ctx)
-    src = await ctx.run(ctx.s3.lookup, sb, sk)
+def read_source(ctx: Ctx, bucket: str, key: str) -> tuple[Attr, ObjMeta]:
+    """A copy's source, checked as s3:GetObject on its own bucket (policy, ACL and file permissions):
+    a grant to write the destination never lends read access to the source."""
+    view = ctx.view_for("GetObject", bucket, key)
+    src = view.lookup(bucket, key)
     if not src.is_file:
         raise S3Error("InvalidRequest", "The copy source is a directory", 400)
-    sm = await ctx.run(objmeta.load, fs, src)
+    if not view.cred.admin and not view.fs.access(src.ino, acl.READ_DATA):
+        raise S3Error("AccessDenied", "Access Denied", 403)
+    return src, objmeta.load(view.fs, src)
+
+
+async def copy_object(ctx: Ctx) -> Response:
+    sb, sk = copy_source(ctx)
+    src, sm = await ctx.run(read_source, ctx, sb, sk)
     check_conditions(ctx, sm.etag, src.mtime_ns, prefix="x-amz-copy-source-")
     replace = (ctx.h("x-amz-metadata-directive") or "COPY").upper() == "REPLACE"
     tag_replace = (ctx.h("x-amz-tagging-directive") or "COPY").upper() == "REPLACE"

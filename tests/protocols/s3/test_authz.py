@@ -200,3 +200,37 @@ def test_expected_bucket_owner(s3: S3Server, people: dict[str, Any]) -> None:
     a.create_bucket(Bucket="expect")
     a.put_object(Bucket="expect", Key="k", Body=b"v", ExpectedBucketOwner="alice")
     assert denied(a.get_object, Bucket="expect", Key="k", ExpectedBucketOwner="carol") == "AccessDenied"
+
+
+def test_delete_objects_authorizes_each_key(s3: S3Server, people: dict[str, Any]) -> None:
+    a = people["alice"]
+    a.create_bucket(Bucket="perkey")
+    for k in ("pub/a", "secret/b"):
+        a.put_object(Bucket="perkey", Key=k, Body=b"x")
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
+                                                    "Resource": "arn:aws:s3:::perkey/secret/*"}]}
+    a.put_bucket_policy(Bucket="perkey", Policy=json.dumps(deny))
+    r = a.delete_objects(Bucket="perkey", Delete={"Objects": [{"Key": "pub/a"}, {"Key": "secret/b"}]})
+    assert [d["Key"] for d in r.get("Deleted", [])] == ["pub/a"]
+    assert [(e["Key"], e["Code"]) for e in r["Errors"]] == [("secret/b", "AccessDenied")]
+    assert a.get_object(Bucket="perkey", Key="secret/b")["Body"].read() == b"x"
+
+
+def test_copy_source_is_authorized_on_its_own(s3: S3Server, people: dict[str, Any]) -> None:
+    """A policy that lets carol write into bob's bucket lends her no read access to alice's objects."""
+    a, b, c = people["alice"], people["bob"], people["carol"]
+    a.create_bucket(Bucket="src-private")
+    a.put_object(Bucket="src-private", Key="secret", Body=b"alice only")
+    b.create_bucket(Bucket="dst-open")
+    grant = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "carol"},
+                                                     "Action": ["s3:PutObject", "s3:GetObject"],
+                                                     "Resource": "arn:aws:s3:::dst-open/*"}]}
+    b.put_bucket_policy(Bucket="dst-open", Policy=json.dumps(grant))
+    c.put_object(Bucket="dst-open", Key="mine", Body=b"carol's")
+    assert denied(c.copy_object, Bucket="dst-open", Key="stolen",
+                  CopySource={"Bucket": "src-private", "Key": "secret"}) == "AccessDenied"
+    up = c.create_multipart_upload(Bucket="dst-open", Key="stolen2")["UploadId"]
+    assert denied(c.upload_part_copy, Bucket="dst-open", Key="stolen2", UploadId=up, PartNumber=1,
+                  CopySource={"Bucket": "src-private", "Key": "secret"}) == "AccessDenied"
+    c.copy_object(Bucket="dst-open", Key="copy", CopySource={"Bucket": "dst-open", "Key": "mine"})
+    assert c.get_object(Bucket="dst-open", Key="copy")["Body"].read() == b"carol's"
