@@ -31,7 +31,6 @@ from core.fs.extents import CHUNK
 from core.fs.fs import FileSystem
 from core.identity import KEY_FILE, Identity, StoreKey
 from core.identity.sids import domain_sid
-from core.meta.idtxn import register_secret_opener
 from core.meta.sqlite import SqliteMeta
 from core.meta.txn import Txn
 
@@ -154,7 +153,6 @@ def open_store(data_dir: str, *, codec: str = "isal", threads: int = 4,
         identity = Identity(meta, key)
         if identity.resealed:  # no schema-1 secret left in the WAL either
             meta.checkpoint()
-        register_secret_opener(meta.path, key.open)  # until protocols/s3 calls identity.lookup_key
         with meta.read() as t:
             info = {k: t.info(k) for k in ("store_id", "k", "m", "cell", "inline_max", "chunk",
                                            "segment_stripes")}

@@ -8,13 +8,10 @@ same transaction, which is how other processes notice it.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from core.meta.types import User
 
 Row = tuple[Any, ...]
 FIRST_ID = 1000  # first uid/gid handed out
@@ -216,32 +213,3 @@ class IdentityTxn:
     def unsealed_keys(self) -> list[KeyRow]:
         """Keys whose secret is still in clear (carried over from schema 1)."""
         return [_key(r) for r in self.all(f"SELECT {_K} FROM user_keys WHERE secret LIKE 'plain:%'")]
-
-    # -- compatibility --------------------------------------------------------------
-    def user_by_key(self, access_key: str) -> User | None:
-        """DEPRECATED: the schema-1 view of an active key's user, secret in clear.
-
-        Kept only until protocols/s3 calls ``core.identity.Identity.lookup_key``;
-        it opens the secret with the opener the store registered for this
-        database (``register_secret_opener``) and is uncached.
-        """
-        k = self.access_key(access_key)
-        u = None if k is None or k.status != "active" else self.user(k.user)
-        opener = _OPENERS.get(_db_file(self))
-        secret = opener(k.secret, k.access_key) if opener is not None and k is not None else None
-        if k is None or u is None or secret is None:
-            return None
-        return User(u.name, u.uid, u.gid, k.access_key, secret, u.nt_hash, u.pw_hash)
-
-
-# database file -> fn(sealed secret, access key) -> secret; see Txn.user_by_key.
-_OPENERS: dict[str, Callable[[str, str], str | None]] = {}
-
-
-def register_secret_opener(db_path: str, opener: Callable[[str, str], str | None]) -> None:
-    _OPENERS[os.path.realpath(db_path)] = opener
-
-
-def _db_file(t: IdentityTxn) -> str:
-    row = t.one("PRAGMA database_list")
-    return os.path.realpath(str(row[2])) if row and row[2] else ""

@@ -92,14 +92,3 @@ class TargetInfo:
     state: str
     weight: float
     domain: str
-
-
-@dataclass(slots=True, frozen=True)
-class User:
-    name: str
-    uid: int
-    gid: int
-    access_key: str
-    secret_key: str
-    nt_hash: bytes | None
-    pw_hash: str | None

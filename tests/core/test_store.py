@@ -62,23 +62,7 @@ def test_copied_metadata_without_the_key_file_gives_no_secrets(mem_store: Store,
         assert os.path.exists(key_path(copy))  # a new key, not the original one
         assert s.identity.user("alice") is not None  # the accounts are there...
         assert s.identity.lookup_key(pair.access_key) is None  # ...their S3 secrets are not
-        with s.meta.read() as t:
-            assert t.user_by_key(pair.access_key) is None
     assert "store key other than this store.key" in caplog.text
     with open_store(d) as s:  # the original, with its key file, still works
         m = s.identity.lookup_key(pair.access_key)
         assert m is not None and m.secret_key == pair.secret_key
-
-
-def test_schema_1_user_by_key_still_answers(mem_store: Store) -> None:
-    """protocols/s3 still calls Txn.user_by_key until it uses Identity.lookup_key."""
-    u, pair = mem_store.identity.add_user("alice", "pw")
-    assert pair is not None
-    with mem_store.meta.read() as t:
-        old = t.user_by_key(pair.access_key)
-        assert old is not None
-        assert (old.name, old.uid, old.gid, old.access_key, old.secret_key, old.nt_hash) == (
-            "alice", u.uid, u.gid, pair.access_key, pair.secret_key, u.nt_hash)
-    mem_store.identity.disable_key("alice", pair.access_key)
-    with mem_store.meta.read() as t:
-        assert t.user_by_key(pair.access_key) is None and t.user_by_key("nokey") is None
