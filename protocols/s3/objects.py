@@ -17,6 +17,7 @@ from protocols.s3.body import Body, read_body
 from protocols.s3.context import Ctx, parse_http_date
 from protocols.s3.errors import S3Error, from_core
 from protocols.s3.objmeta import ObjMeta
+from protocols.s3.router import decode
 
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 READ_CHUNK = 4 * 1024 * 1024
@@ -294,7 +295,7 @@ async def delete_objects(ctx: Ctx) -> Response:
 # -- CopyObject --------------------------------------------------------------------------
 def copy_source(ctx: Ctx) -> tuple[str, str]:
     raw = ctx.h("x-amz-copy-source") or ""
-    src = urllib.parse.unquote(raw.split("?", 1)[0]).lstrip("/")
+    src = decode(raw.split("?", 1)[0]).lstrip("/")  # not UTF-8: InvalidURI, never U+FFFD
     bucket, _, key = src.partition("/")
     if not bucket or not key:
         raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: "

@@ -310,3 +310,11 @@ def test_unimplemented_object_subresources_do_not_overwrite(s3: S3Server, bucket
     assert send(s3, "PUT", f"/{bucket}/k?restore", b"<RestoreRequest/>").code == "NotImplemented"
     assert c.get_object(Bucket=bucket, Key="k")["Body"].read() == b"precious"
 
+
+
+def test_copy_source_that_is_not_utf8_is_refused(s3: S3Server, bucket: str) -> None:
+    s3.client().put_object(Bucket=bucket, Key="\ufffd", Body=b"replacement character")
+    r = send(s3, "PUT", f"/{bucket}/copy", headers={"x-amz-copy-source": f"/{bucket}/%ff"})
+    assert (r.status, r.code) == (400, "InvalidURI")
+    with pytest.raises(ClientError):
+        s3.client().head_object(Bucket=bucket, Key="copy")
