@@ -37,6 +37,7 @@ from protocols.s3.service import S3Fs, S3Service
 
 POLICY_XATTR = "tessera.s3.policy"
 PAB_XATTR = "tessera.s3.pab"
+POLICY_OPS = {"PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy"}
 OWNER_OPS = {"PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy", "GetBucketPolicyStatus",
              "PutPublicAccessBlock", "GetPublicAccessBlock", "DeletePublicAccessBlock", "DeleteBucket"}
 
@@ -106,8 +107,8 @@ def decide(user: KeyMatch | None, info: BucketInfo | None, facts: RequestFacts) 
     dec = Decision.NONE
     if info.policy is not None:
         dec = evaluate(info.policy, policy_request(user, facts), restrict_public=info.pab.restrict_public_buckets)
-    if dec is Decision.DENY:
-        raise denied()
+    if dec is Decision.DENY and not (is_owner and facts.op in POLICY_OPS):
+        raise denied()  # (the owner can always read, replace or delete the policy: no lock-out, as on AWS)
     if dec is Decision.ALLOW:
         return Cred(cred.uid, cred.gid, cred.groups, admin=True, name=f"{cred.name} (bucket policy)")
     if facts.op in OWNER_OPS and not is_owner:
