@@ -110,7 +110,7 @@ def decide(user: KeyMatch | None, info: BucketInfo | None, facts: RequestFacts) 
     if dec is Decision.DENY and not (is_owner and facts.op in POLICY_OPS):
         raise denied()  # (the owner can always read, replace or delete the policy: no lock-out, as on AWS)
     if dec is Decision.ALLOW:
-        return Cred(cred.uid, cred.gid, cred.groups, admin=True, name=f"{cred.name} (bucket policy)")
+        return Cred(cred.uid, cred.gid, cred.groups, admin=True, name=cred.name)  # the owner's grant
     if facts.op in OWNER_OPS and not is_owner:
         raise denied()
     if user is None and info.pab.ignore_public_acls:

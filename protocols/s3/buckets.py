@@ -21,7 +21,8 @@ async def list_buckets(ctx: Ctx) -> Response:
     buckets = await ctx.run(ctx.s3.buckets)
     body = "".join(f"<Bucket>{xmlio.el('Name', n)}{xmlio.el('CreationDate', xmlio.iso(a.btime_ns))}</Bucket>"
                    for n, a in buckets)
-    return _xml(xmlio.doc("ListAllMyBucketsResult", owner_xml(ctx) + f"<Buckets>{body}</Buckets>"))
+    me = owner_xml(ctx.s3.cred.name or str(ctx.s3.cred.uid))
+    return _xml(xmlio.doc("ListAllMyBucketsResult", me + f"<Buckets>{body}</Buckets>"))
 
 
 async def create_bucket(ctx: Ctx) -> Response:

@@ -146,7 +146,7 @@ def _contents(ctx: Ctx, items: list[Item], owner: bool) -> tuple[str, str]:
         body.append(f"<Contents>{xmlio.el('Key', _enc(ctx, it.key))}"
                     f"{xmlio.el('LastModified', xmlio.iso(a.mtime_ns))}{xmlio.el('ETag', quoted(m.etag))}"
                     + (f"<ChecksumAlgorithm>{m.checksum['algorithm']}</ChecksumAlgorithm>" if m.checksum else "")
-                    + f"{xmlio.el('Size', size)}{owner_xml(ctx) if owner else ''}"
+                    + f"{xmlio.el('Size', size)}{owner_xml(ctx.s3.owner_name(a.uid)) if owner else ''}"
                     f"<StorageClass>STANDARD</StorageClass></Contents>")
     return "".join(body), "".join(prefixes)
 

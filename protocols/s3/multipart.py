@@ -208,8 +208,9 @@ async def list_parts(ctx: Ctx) -> Response:
         extra = xmlio.el(f"Checksum{cs[0]}", cs[1]) if isinstance(cs, list) else ""
         body.append(f"<Part>{xmlio.el('PartNumber', n)}{xmlio.el('LastModified', xmlio.iso(a.mtime_ns))}"
                     f"{xmlio.el('ETag', quoted(str(pm['etag'])))}{xmlio.el('Size', a.size)}{extra}</Part>")
+    who = str(info.get("user") or "")  # the initiator, who also owns the object Complete makes
     head = (xmlio.el("Bucket", ctx.bucket) + xmlio.el("Key", ctx.key) + xmlio.el("UploadId", upload_id) +
-            owner_xml(ctx).replace("Owner>", "Initiator>") + owner_xml(ctx) + "<StorageClass>STANDARD</StorageClass>"
+            owner_xml(who, "Initiator") + owner_xml(who) + "<StorageClass>STANDARD</StorageClass>"
             + xmlio.el("PartNumberMarker", marker) + xmlio.el("NextPartNumberMarker", shown[-1] if shown else 0) +
             xmlio.el("MaxParts", max_parts) + xmlio.el("IsTruncated", "true" if truncated else "false"))
     if info.get("algorithm"):
@@ -228,20 +229,20 @@ async def list_uploads(ctx: Ctx) -> Response:
     id_marker = ctx.q.get("upload-id-marker", "")
     max_up = min(1000, int(ctx.q.get("max-uploads", "1000") or 1000))
 
-    def collect() -> list[tuple[str, str, int]]:
+    def collect() -> list[tuple[str, str, int, str]]:
         out = []
         for e in fs.listdir(uploads.root(fs)):
             info = uploads.record(fs, e.ino)
             if (info and not info.get("done") and info.get("bucket") == ctx.bucket
                     and str(info.get("key", "")).startswith(prefix)):
-                out.append((str(info["key"]), e.name, int(str(info.get("initiated", 0)))))
+                out.append((str(info["key"]), e.name, int(str(info.get("initiated", 0))), str(info.get("user", ""))))
         return sorted(out)
     ups = [u for u in await ctx.run(collect) if (u[0], u[1]) > (key_marker, id_marker if key_marker else "")]
     shown, truncated = ups[:max_up], len(ups) > max_up
     body = "".join(f"<Upload>{xmlio.el('Key', k)}{xmlio.el('UploadId', i)}"
-                   f"{owner_xml(ctx).replace('Owner>', 'Initiator>')}{owner_xml(ctx)}"
+                   f"{owner_xml(who, 'Initiator')}{owner_xml(who)}"
                    f"<StorageClass>STANDARD</StorageClass>{xmlio.el('Initiated', xmlio.iso(t))}</Upload>"
-                   for k, i, t in shown)
+                   for k, i, t, who in shown)
     head = (xmlio.el("Bucket", ctx.bucket) + xmlio.el("KeyMarker", key_marker) +
             xmlio.el("UploadIdMarker", id_marker) + xmlio.el("Prefix", prefix) + xmlio.el("MaxUploads", max_up) +
             xmlio.el("IsTruncated", "true" if truncated else "false"))

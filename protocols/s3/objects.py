@@ -387,7 +387,6 @@ async def put_tagging(ctx: Ctx, delete: bool = False) -> Response:
     return Response(status_code=204 if delete else 200)
 
 
-def owner_xml(ctx: Ctx) -> str:
-    c = ctx.s3.cred
-    name = c.name or str(c.uid)
-    return f"<Owner>{xmlio.el('ID', name)}{xmlio.el('DisplayName', name)}</Owner>"
+def owner_xml(name: str, tag: str = "Owner") -> str:
+    """An Owner (or Initiator) element naming a user (its canonical ID is its user name)."""
+    return f"<{tag}>{xmlio.el('ID', name)}{xmlio.el('DisplayName', name)}</{tag}>"

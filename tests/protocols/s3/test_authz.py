@@ -234,3 +234,21 @@ def test_copy_source_is_authorized_on_its_own(s3: S3Server, people: dict[str, An
                   CopySource={"Bucket": "src-private", "Key": "secret"}) == "AccessDenied"
     c.copy_object(Bucket="dst-open", Key="copy", CopySource={"Bucket": "dst-open", "Key": "mine"})
     assert c.get_object(Bucket="dst-open", Key="copy")["Body"].read() == b"carol's"
+
+
+def test_owner_and_initiator_name_the_real_owner(s3: S3Server, people: dict[str, Any]) -> None:
+    a, b = people["alice"], people["bob"]
+    a.create_bucket(Bucket="owners")
+    grant = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "bob"},
+                                                     "Action": ["s3:PutObject", "s3:ListBucket",
+                                                                "s3:ListBucketMultipartUploads"],
+                                                     "Resource": ["arn:aws:s3:::owners", "arn:aws:s3:::owners/*"]}]}
+    a.put_bucket_policy(Bucket="owners", Policy=json.dumps(grant))
+    b.put_object(Bucket="owners", Key="bobs", Body=b"b")
+    a.put_object(Bucket="owners", Key="alices", Body=b"a")
+    listed = b.list_objects_v2(Bucket="owners", FetchOwner=True)["Contents"]
+    assert {o["Key"]: o["Owner"]["ID"] for o in listed} == {"alices": "alice", "bobs": "bob"}
+    up = b.create_multipart_upload(Bucket="owners", Key="big")["UploadId"]
+    ups = a.list_multipart_uploads(Bucket="owners")["Uploads"]
+    assert [(u["UploadId"], u["Initiator"]["ID"], u["Owner"]["ID"]) for u in ups] == [(up, "bob", "bob")]
+    assert a.list_parts(Bucket="owners", Key="big", UploadId=up)["Initiator"]["ID"] == "bob"
