@@ -7,13 +7,15 @@ import time
 
 import pytest
 
-from core.meta.types import User
+from core.fs import Cred
+from core.identity import KeyMatch, User
 from protocols.s3.auth import STREAM_SIGNED, authenticate
 from protocols.s3.chunked import ChunkedDecoder
 from protocols.s3.errors import S3Error
 
 AK, SK = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-USER = User("example", 1000, 1000, AK, SK, None, None)
+USER = KeyMatch(User("example", 1000, 1000, (), frozenset(), False, 1000, "S-1-5-21-1-2-3-1000", 0), AK, SK,
+                Cred(1000, 1000, name="example"))
 NOW = calendar.timegm(time.strptime("20130524T000000Z", "%Y%m%dT%H%M%SZ"))
 EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
