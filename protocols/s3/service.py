@@ -215,15 +215,15 @@ class S3Fs:
         except CoreError as e:
             raise from_core(e, key) from None
         for i in range(len(parts) - 1, 0, -1):  # remove empty implicit parents up to the bucket
-            d = self.admin.lookup(chain[i - 1], parts[i - 1])
-            if self.admin.readdir(d.ino, limit=1):
-                break
-            try:
-                self.admin.getxattr(d.ino, MARKER)
-                break  # created as an object: it stays
-            except NoAttribute:
-                pass
-            try:
+            try:  # (a concurrent delete may be pruning the same parents: whatever it removed is done)
+                d = self.admin.lookup(chain[i - 1], parts[i - 1])
+                if self.admin.readdir(d.ino, limit=1):
+                    break
+                try:
+                    self.admin.getxattr(d.ino, MARKER)
+                    break  # created as an object: it stays
+                except NoAttribute:
+                    pass
                 self.admin.rmdir(chain[i - 1], parts[i - 1])  # housekeeping: the empty implicit parent
             except CoreError:
                 break
