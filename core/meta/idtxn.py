@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 Row = tuple[Any, ...]
 FIRST_ID = 1000  # first uid/gid handed out
@@ -68,20 +68,12 @@ def _key(r: Row) -> KeyRow:
 class IdentityTxn:
     """Txn's identity methods (Txn supplies the primitives below)."""
 
-    def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
-        raise NotImplementedError
-
-    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        raise NotImplementedError
-
-    def exec(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
-        raise NotImplementedError
-
-    def info(self, key: str) -> str | None:
-        raise NotImplementedError
-
-    def set_info(self, key: str, value: str) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # Txn's own
+        def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None: ...
+        def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]: ...
+        def exec(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor: ...
+        def info(self, key: str) -> str | None: ...
+        def set_info(self, key: str, value: str) -> None: ...
 
     # -- counters -------------------------------------------------------------------
     def identity_epoch(self) -> int:
