@@ -83,7 +83,7 @@ class AttrOps:
         with self._meta.read() as t:
             node = ns.get(t, ino)
             perm.need(t, self.cred, node, A.READ_ACL, "read the ACL")
-            acl = perm.acl_of(t, ino)
+            acl = perm.acl_of(t, node)
         return (acl, True) if acl is not None else (A.from_mode(node.mode, node.type == DIR), False)
 
     def setacl(self, ino: int, acl: A.Acl | None) -> None:
@@ -94,10 +94,8 @@ class AttrOps:
         def apply(t: Txn) -> None:
             node = ns.get(t, ino)
             perm.need(t, self.cred, node, A.WRITE_ACL, "change the ACL")
-            if acl is None:
-                t.remove_xattr(ino, A.ACL_XATTR)
-            else:
-                t.set_xattr(ino, A.ACL_XATTR, A.encode(acl))
+            perm.store_acl(t, node, acl)
+            if acl is not None:
                 node.mode = (node.mode & 0o7000) | A.to_mode(acl, node.type == DIR)
             node.ctime = time.time_ns()
             t.update_inode(node)

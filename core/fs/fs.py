@@ -223,9 +223,9 @@ class FileSystem(AttrOps, JoinOps):
                 node.mtime = ts if mtime_ns in (None, NOW) else mtime_ns
             if mode is not None:
                 node.mode = perm.chmod_bits(self.cred, node, mode)
-                acl = perm.acl_of(t, ino)
+                acl = perm.acl_of(t, node)
                 if acl is not None:
-                    t.set_xattr(ino, A.ACL_XATTR, A.encode(A.chmod(acl, node.mode, node.type == DIR)))
+                    perm.store_acl(t, node, A.chmod(acl, node.mode, node.type == DIR))
             if (uid is not None and uid != node.uid) or (gid is not None and gid != node.gid):
                 if node.type == REG and mode is None:  # a new owner never inherits set-id bits (as Linux does)
                     node.mode &= ~0o6000
@@ -291,10 +291,11 @@ class FileSystem(AttrOps, JoinOps):
 
     def read(self, ino: int, off: int, n: int) -> bytes:
         """Read without a handle (each call is checked, as NFS READ is)."""
-        self._need(ino, A.READ_DATA, "read")
         buf = bytearray(max(0, n))
         st = self.files.state(ino, create=False)
-        with memoryview(buf) as view:
+        if st is not None:  # this process has buffered writes: read through them (checked here)
+            self._need(ino, A.READ_DATA, "read")
+        with memoryview(buf) as view:  # read_committed checks inside its own snapshot
             got = self.files.read_into(st, off, view) if st else self.read_committed(ino, off, view)
         del buf[got:]
         return bytes(buf)
@@ -307,6 +308,7 @@ class FileSystem(AttrOps, JoinOps):
             node = ns.get(t, ino)
             if node.type != REG:
                 raise IsADirectory("is a directory") if node.type == DIR else InvalidArgument("not a file")
+            perm.need(t, self.cred, node, A.READ_DATA, "read")
             n = max(0, min(len(out), node.size - off))
             if n == 0:
                 return 0

@@ -25,7 +25,7 @@ from core.fs import acl as A
 from core.fs import perm
 from core.fs.types import Cred
 from core.meta.txn import Txn
-from core.meta.types import DIR, LNK, REG, Inode
+from core.meta.types import DIR, HAS_ACL, LNK, REG, Inode
 
 ROOT = 1
 LINK_MAX = 65000
@@ -92,10 +92,13 @@ def add_entry(t: Txn, cred: Cred, parent: int, name: bytes, node: Inode, *, excl
         node.mode = (node.mode & 0o7000) | A.to_mode(acl, node.type == DIR)
     if node.type == DIR:
         node.parent = parent
+    own = acl if acl is not None else inherited
+    if own is not None:
+        node.flags |= HAS_ACL
     t.insert_inode(node)
     t.add_dentry(parent, name, node.ino, node.type)
-    if acl is not None or inherited is not None:
-        t.set_xattr(node.ino, A.ACL_XATTR, A.encode(acl if acl is not None else inherited or []))
+    if own is not None:
+        perm.store_acl(t, node, own)
     _touch_dir(t, d, node.ctime, 1 if node.type == DIR else 0)
     return node
 

@@ -20,18 +20,38 @@ Rules beyond plain access masks, as Linux applies them:
 
 from __future__ import annotations
 
+import functools
 import stat
 
 from core.errors import NotPermitted, PermissionDenied
 from core.fs import acl as A
 from core.fs.types import Cred
 from core.meta.txn import Txn
-from core.meta.types import DIR, Inode
+from core.meta.types import DIR, HAS_ACL, Inode
 
 
-def acl_of(t: Txn, ino: int) -> A.Acl | None:
-    raw = t.xattr(ino, A.ACL_XATTR)
-    return A.decode(raw) if raw else None
+def acl_of(t: Txn, node: Inode) -> A.Acl | None:
+    """The inode's stored ACL (one lookup, only for inodes flagged as having one)."""
+    if not node.flags & HAS_ACL:
+        return None
+    raw = t.xattr(node.ino, A.ACL_XATTR)
+    return list(_decoded(raw)) if raw else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded(raw: bytes) -> tuple[A.Ace, ...]:
+    """ACLs repeat (inherited down a tree): decode each distinct one once per process."""
+    return tuple(A.decode(raw))
+
+
+def store_acl(t: Txn, node: Inode, acl: A.Acl | None) -> None:
+    """Set or drop the inode's ACL and its flag (the caller writes the inode)."""
+    if acl is None:
+        t.remove_xattr(node.ino, A.ACL_XATTR)
+        node.flags &= ~HAS_ACL
+    else:
+        t.set_xattr(node.ino, A.ACL_XATTR, A.encode(acl))
+        node.flags |= HAS_ACL
 
 
 def mode_granted(cred: Cred, node: Inode, want: int) -> int:
@@ -49,7 +69,7 @@ def granted(t: Txn, cred: Cred, node: Inode, want: int) -> int:
     """The subset of ``want`` that ``cred`` may do to ``node`` (the ACCESS question)."""
     if cred.admin:
         return want
-    acl = acl_of(t, node.ino)
+    acl = acl_of(t, node)
     if acl is None:
         return mode_granted(cred, node, want)
     always = A.OWNER_ALWAYS if cred.uid == node.uid else A.ALWAYS
@@ -121,7 +141,7 @@ def new_entry(t: Txn, cred: Cred, d: Inode, node: Inode) -> A.Acl | None:
             node.mode |= stat.S_ISGID
     elif not cred.admin and not cred.in_group(node.gid):
         node.gid = cred.gid
-    parent_acl = acl_of(t, d.ino)
+    parent_acl = acl_of(t, d)
     if not A.inheritable(parent_acl):
         return None
     inherited = A.inherit(parent_acl or [], node.type == DIR)

@@ -11,7 +11,9 @@ Tables
                process, ``nstripes`` the committed high-water mark.
 ``shards``     segment shard index -> target (the recorded placement).
 ``inodes``     attributes; ``inline_data`` holds small files; ``parent`` is a
-               directory's ``..``; times are nanoseconds.
+               directory's ``..``; times are nanoseconds; ``flags`` bit 1 = the
+               inode has an ACL (xattr ``system.tessera.acl``), so permission
+               checks of the many inodes without one need no second lookup.
 ``dentries``   (parent, name) -> inode; ``id`` is the readdir cookie.
 ``dentry_tombs`` cookies of removed entries, so a readdir resumes after them.
 ``slices``     file chunk -> segment range; a higher ``id`` wins on overlap.
@@ -112,6 +114,7 @@ V2 = [
     "CREATE INDEX group_members_user ON group_members (user_name)",
     "INSERT INTO info (key, value) SELECT 'next_rid', CAST(1000 + COUNT(*) AS TEXT) FROM users",
     "INSERT INTO info (key, value) VALUES ('identity_epoch', '0')",
+    "ALTER TABLE inodes ADD COLUMN flags INTEGER NOT NULL DEFAULT 0",
 ]
 
 # version -> statements that bring the schema from version-1 to version.

@@ -55,10 +55,10 @@ class Txn(IdentityTxn):
         cols = INODE_COLS.split(", ")[1:]
         vals = [getattr(node, c) for c in cols]
         if node.ino:
-            cur = self.exec(f"INSERT INTO inodes ({INODE_COLS}) VALUES ({', '.join('?' * 16)})",
+            cur = self.exec(f"INSERT INTO inodes ({INODE_COLS}) VALUES ({', '.join('?' * (len(cols) + 1))})",
                             [node.ino, *vals])
         else:
-            cur = self.exec(f"INSERT INTO inodes ({', '.join(cols)}) VALUES ({', '.join('?' * 15)})", vals)
+            cur = self.exec(f"INSERT INTO inodes ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals)
         node.ino = int(cur.lastrowid or node.ino)
         return node.ino
 

@@ -33,7 +33,8 @@ def type_bits(kind: int) -> int:
 
 
 INODE_COLS = ("ino, gen, type, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, btime, "
-              "parent, symlink, inline_data")
+              "parent, symlink, inline_data, flags")
+HAS_ACL = 1  # Inode.flags
 
 
 @dataclass(slots=True)
@@ -54,6 +55,7 @@ class Inode:
     parent: int  # a directory's '..'; 0 for other types
     symlink: bytes | None
     inline_data: bytes | None
+    flags: int = 0  # HAS_ACL
 
     @property
     def st_mode(self) -> int:

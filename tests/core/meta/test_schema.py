@@ -70,6 +70,7 @@ def _downgrade_to_v1(data_dir: str) -> None:
     c.executemany("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)", V1_USER_ROWS)
     c.execute("DELETE FROM info WHERE key IN ('next_rid', 'identity_epoch', 'domain_sid')")
     c.execute("UPDATE info SET value = '1' WHERE key = 'schema_version'")
+    c.execute("ALTER TABLE inodes DROP COLUMN flags")  # schema 2 added it
     c.commit()
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     c.close()
