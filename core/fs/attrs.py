@@ -46,6 +46,14 @@ class AttrOps:
             raise NoAttribute(f"no attribute {name!r}")
         return v
 
+    def getxattrs(self, ino: int, names: list[str]) -> dict[str, bytes]:
+        """Several attributes at once (one snapshot); names that are absent are left out."""
+        for n in names:
+            self._check_xattr(n)
+        with self._meta.read() as t:
+            perm.need(t, self.cred, ns.get(t, ino), A.READ_NAMED_ATTRS, "read attributes")
+            return t.xattr_values(ino, names)
+
     def setxattr(self, ino: int, name: str, value: bytes, *, create: bool = False,
                  replace: bool = False) -> None:
         self._check_xattr(name, value)
@@ -72,9 +80,12 @@ class AttrOps:
         self._check_xattr(name)
 
         def apply(t: Txn) -> None:
-            perm.need(t, self.cred, ns.get(t, ino), A.WRITE_NAMED_ATTRS, "remove attributes")
+            node = ns.get(t, ino)
+            perm.need(t, self.cred, node, A.WRITE_NAMED_ATTRS, "remove attributes")
             if not t.remove_xattr(ino, name):
                 raise NoAttribute(f"no attribute {name!r}")
+            node.ctime = time.time_ns()  # as setxattr: caches keyed by ctime see the change
+            t.update_inode(node)
         self._meta.write(apply)
 
     # -- ACLs -----------------------------------------------------------------------

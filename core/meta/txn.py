@@ -196,6 +196,14 @@ class Txn(IdentityTxn):
     def remove_xattr(self, ino: int, name: str) -> bool:
         return self.exec("DELETE FROM xattrs WHERE ino = ? AND name = ?", (ino, name)).rowcount > 0
 
+    def xattr_values(self, ino: int, names: Sequence[str]) -> dict[str, bytes]:
+        """Several attributes of one inode in one statement (those that exist)."""
+        if not names:
+            return {}
+        rows = self.all(f"SELECT name, value FROM xattrs WHERE ino = ? AND name IN ({', '.join('?' * len(names))})",
+                        (ino, *names))
+        return {str(r[0]): bytes(r[1]) for r in rows}
+
     def xattrs(self, ino: int) -> list[str]:
         return [str(r[0]) for r in self.all("SELECT name FROM xattrs WHERE ino = ? ORDER BY name", (ino,))]
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from core.errors import NoAttribute
 from core.fs import ANONYMOUS, ROOT, Attr, Cred, FileSystem
 from core.identity import KeyMatch
 from protocols.s3.errors import S3Error
@@ -55,19 +54,31 @@ class BucketInfo:
     pab: PublicAccessBlock = field(default_factory=PublicAccessBlock)
 
 
-def load_bucket(admin: FileSystem, name: str, ino: int, owner: int) -> BucketInfo:
-    info = BucketInfo(name, ino, owner)
-    try:
-        text = admin.getxattr(ino, POLICY_XATTR).decode()
-        info.policy = load_policy(text, name)
-    except NoAttribute:
-        pass
-    except PolicyError:  # stored before a stricter parser: refuse everything but the admin and owner
-        info.policy = None
-    try:
-        info.pab = PublicAccessBlock.from_json(admin.getxattr(ino, PAB_XATTR).decode())
-    except (NoAttribute, ValueError):
-        pass
+_BUCKETS: dict[str, tuple[int, int, BucketInfo]] = {}  # name -> (ino, ctime, info), this process's
+_BUCKETS_MAX = 4096
+
+
+def load_bucket(admin: FileSystem, name: str, a: Attr) -> BucketInfo:
+    """The bucket's S3 settings, read in one snapshot and kept per process while the bucket
+    directory's ctime is unchanged (setting a policy or an access block changes it)."""
+    hit = _BUCKETS.get(name)
+    if hit is not None and hit[0] == a.ino and hit[1] == a.ctime_ns and hit[2].owner == a.uid:
+        return hit[2]
+    info = BucketInfo(name, a.ino, a.uid)
+    got = admin.getxattrs(a.ino, [POLICY_XATTR, PAB_XATTR])
+    if POLICY_XATTR in got:
+        try:
+            info.policy = load_policy(got[POLICY_XATTR].decode(), name)
+        except (PolicyError, UnicodeDecodeError):  # not valid under this parser: ignored, file permissions decide
+            info.policy = None
+    if PAB_XATTR in got:
+        try:
+            info.pab = PublicAccessBlock.from_json(got[PAB_XATTR].decode())
+        except ValueError:
+            pass
+    if len(_BUCKETS) >= _BUCKETS_MAX:
+        _BUCKETS.clear()
+    _BUCKETS[name] = (a.ino, a.ctime_ns, info)
     return info
 
 
@@ -149,10 +160,11 @@ def authorize(service: S3Service, user: KeyMatch | None, facts: RequestFacts) ->
     S3 settings (None: no such bucket; the handler answers NoSuchBucket, or creates it)."""
     admin_view = service.view(ROOT)
     info = None
+    b = None
     if facts.bucket is not None and facts.op != "CreateBucket":
         try:
             b = admin_view.bucket(facts.bucket)
-            info = load_bucket(admin_view.admin, facts.bucket, b.ino, b.uid)
+            info = load_bucket(admin_view.admin, facts.bucket, b)
         except S3Error:
             info = None
     if info is not None and facts.key is not None and policy_mentions_tags(info):
@@ -163,4 +175,7 @@ def authorize(service: S3Service, user: KeyMatch | None, facts: RequestFacts) ->
     cred = decide(user, info, facts)
     if info is not None and "x-amz-expected-bucket-owner" in facts.headers:
         check_expected_owner(facts.headers["x-amz-expected-bucket-owner"][0], info, admin_view.owner_name(info.owner))
-    return service.view(cred), info
+    view = service.view(cred)
+    if b is not None and facts.bucket is not None:
+        view.known[facts.bucket] = b  # the handler needs it again: one lookup per request
+    return view, info

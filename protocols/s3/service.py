@@ -7,7 +7,7 @@ unless they were created as objects themselves ('key/').
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.errors import CoreError, Exists, NoAttribute, NotADirectory, NotEmpty, NotFound, Stale
 from core.fs import Acl, Attr, Cred, FileSystem, FileType, Volume, acl
@@ -52,6 +52,7 @@ class S3Fs:
     admin: FileSystem
     root: int
     service: S3Service
+    known: dict[str, Attr] = field(default_factory=dict)  # buckets this request already looked up
 
     @property
     def cred(self) -> Cred:
@@ -83,7 +84,7 @@ class S3Fs:
         from protocols.s3 import authz, policy
 
         a = self.admin.lookup(self.root, name)
-        info = authz.load_bucket(self.admin, name, a.ino, a.uid)
+        info = authz.load_bucket(self.admin, name, a)
         if info.policy is None:
             return False
         c = self.cred
@@ -94,6 +95,8 @@ class S3Fs:
                    and s.action_matches("s3:listbucket") for s in info.policy.statements)
 
     def bucket(self, name: str) -> Attr:
+        if name in self.known:
+            return self.known[name]
         if not keys.valid_bucket(name):
             raise no_such_bucket(name)
         try:
