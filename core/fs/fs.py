@@ -89,8 +89,13 @@ class FileSystem(AttrOps, JoinOps):
 
     def lookup(self, parent: int, name: str) -> Attr:
         raw = names.encode(name)
-        self._need(parent, A.EXECUTE, "search the directory")
-        node = self._meta.peek().lookup_inode(parent, raw)
+        t = self._meta.peek()
+        if self.cred.admin:
+            node = t.lookup_inode(parent, raw)
+        else:  # the directory comes along in the same statement, for the search check
+            d, node = t.lookup_with_parent(parent, raw)
+            if d is not None and d.type == DIR:
+                perm.may_search(t, self.cred, d)
         if node is not None:
             return Attr.of(node)
         with self._meta.read() as t:  # a miss: say precisely why

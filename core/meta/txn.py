@@ -86,6 +86,17 @@ class Txn(IdentityTxn):
                        "WHERE d.parent = ? AND d.name = ?", (parent, name))
         return None if row is None else Inode(*row)
 
+    def lookup_with_parent(self, parent: int, name: bytes) -> tuple[Inode | None, Inode | None]:
+        """(the directory, the inode ``name`` names in it) in one statement (a permission-checked lookup)."""
+        n = len(INODE_COLS.split(", "))
+        pcols = ", ".join("p." + c for c in INODE_COLS.split(", "))
+        icols = ", ".join("i." + c for c in INODE_COLS.split(", "))
+        row = self.one(f"SELECT {pcols}, {icols} FROM inodes p LEFT JOIN dentries d ON d.parent = p.ino "
+                       "AND d.name = ? LEFT JOIN inodes i ON i.ino = d.ino WHERE p.ino = ?", (name, parent))
+        if row is None:
+            return None, None
+        return Inode(*row[:n]), (Inode(*row[n:]) if row[n] is not None else None)
+
     def lookup(self, parent: int, name: bytes) -> tuple[int, int, int] | None:
         """(ino, type, cookie) of ``name`` in ``parent``."""
         row = self.one("SELECT ino, type, id FROM dentries WHERE parent = ? AND name = ?", (parent, name))

@@ -139,7 +139,7 @@ class S3Fs:
         b = self.bucket(bucket)
         parts, is_dir = keys.key_parts(key)
         try:
-            a = self.fs.getattr(b.ino)
+            a = b
             for p in parts:
                 if not a.is_dir:
                     raise no_such_key(key)
