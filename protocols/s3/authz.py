@@ -36,6 +36,10 @@ from protocols.s3.service import S3Fs, S3Service
 
 POLICY_XATTR = "tessera.s3.policy"
 PAB_XATTR = "tessera.s3.pab"
+# bucket-level operations decided by the file permissions of the bucket directory (listing) or
+# by their own checks (ACLs, each key of DeleteObjects); every other bucket-level one is the owner's
+FILE_DECIDED = {"ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads", "HeadBucket",
+                "GetBucketAcl", "PutBucketAcl", "DeleteObjects", "CreateBucket"}
 POLICY_OPS = {"PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy"}
 OWNER_OPS = {"PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy", "GetBucketPolicyStatus",
              "PutPublicAccessBlock", "GetPublicAccessBlock", "DeletePublicAccessBlock", "DeleteBucket"}
@@ -122,8 +126,9 @@ def decide(user: KeyMatch | None, info: BucketInfo | None, facts: RequestFacts) 
         raise denied()  # (the owner can always read, replace or delete the policy: no lock-out, as on AWS)
     if dec is Decision.ALLOW:
         return Cred(cred.uid, cred.gid, cred.groups, admin=True, name=cred.name)  # the owner's grant
-    if facts.op in OWNER_OPS and not is_owner:
-        raise denied()
+    if not is_owner and (facts.op in OWNER_OPS or (ACTIONS[facts.op].level is Level.BUCKET
+                                                  and facts.op not in FILE_DECIDED)):
+        raise denied()  # bucket configuration: the owner's (or a policy's, or the admin's)
     if user is None and info.pab.ignore_public_acls:
         raise denied()
     return cred

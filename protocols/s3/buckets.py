@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from protocols.s3 import access_ops, grants, xmlio
+from protocols.s3 import access_ops, grants, listing, xmlio
 from protocols.s3.body import read_body
 from protocols.s3.context import Ctx
 from protocols.s3.errors import S3Error
@@ -52,7 +52,8 @@ async def delete_bucket(ctx: Ctx) -> Response:
 
 
 async def head_bucket(ctx: Ctx) -> Response:
-    await ctx.run(ctx.s3.bucket, ctx.bucket)
+    b = await ctx.run(ctx.s3.bucket, ctx.bucket)
+    await ctx.run(listing.may_list, ctx, b.ino)  # as AWS: 403 without s3:ListBucket
     return Response(status_code=200, headers={"x-amz-bucket-region": ctx.settings.region})
 
 

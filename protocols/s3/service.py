@@ -159,15 +159,14 @@ class S3Fs:
         b = self.bucket(bucket)
         parts, is_dir = keys.key_parts(key)
         ino = b.ino
-        if len(parts) > 1 and not self.cred.admin:
-            want = acl.ADD_FILE | acl.ADD_SUBDIRECTORY | acl.EXECUTE
-            if self.fs.access(b.ino, want) != want:
-                raise S3Error("AccessDenied", "Access Denied", 403)
+        want = acl.ADD_SUBDIRECTORY | acl.EXECUTE
         for i, p in enumerate(parts[:-1]):
             try:
                 try:
                     a = self.fs.lookup(ino, p)  # usually there: a read, not a write transaction
                 except NotFound:
+                    if not self.cred.admin and self.fs.access(ino, want) != want:
+                        raise S3Error("AccessDenied", "Access Denied", 403) from None
                     try:
                         a = self.admin.mkdir(ino, p, 0o755, b.uid, b.gid)
                     except Exists:  # made by someone else meanwhile

@@ -252,3 +252,28 @@ def test_owner_and_initiator_name_the_real_owner(s3: S3Server, people: dict[str,
     ups = a.list_multipart_uploads(Bucket="owners")["Uploads"]
     assert [(u["UploadId"], u["Initiator"]["ID"], u["Owner"]["ID"]) for u in ups] == [(up, "bob", "bob")]
     assert a.list_parts(Bucket="owners", Key="big", UploadId=up)["Initiator"]["ID"] == "bob"
+
+
+def test_bucket_reads_need_permission(s3: S3Server, people: dict[str, Any]) -> None:
+    a, c = people["alice"], people["carol"]
+    a.create_bucket(Bucket="quiet")
+    a.head_bucket(Bucket="quiet")
+    with pytest.raises(ClientError) as e:
+        c.head_bucket(Bucket="quiet")
+    assert e.value.response["Error"]["Code"] == "403"
+    assert anon(s3, "HEAD", "/quiet") == 403
+    assert denied(c.get_bucket_location, Bucket="quiet") == "AccessDenied"  # configuration: the owner's
+    assert denied(c.get_bucket_versioning, Bucket="quiet") == "AccessDenied"
+    a.get_bucket_location(Bucket="quiet")
+
+
+def test_implicit_directories_need_write_where_they_are_made(s3: S3Server, people: dict[str, Any]) -> None:
+    a, c = people["alice"], people["carol"]
+    a.create_bucket(Bucket="nested")
+    a.put_object(Bucket="nested", Key="old/x", Body=b"x")  # 'old' exists before the grant
+    a.put_bucket_acl(Bucket="nested", GrantWrite='id="carol"', GrantRead='id="carol"')
+    c.put_object(Bucket="nested", Key="top/y", Body=b"y")  # new prefixes inherit the bucket's grant
+    assert denied(c.put_object, Bucket="nested", Key="old/new/y", Body=b"y") == "AccessDenied"
+    with open_volume(str(s3.data)) as vol:
+        assert [e.name for e in vol.fs.listdir(vol.fs.resolve("/nested/old").ino)] == ["x"]  # nothing made
+        assert vol.fs.resolve("/nested/top").uid == vol.fs.resolve("/nested").uid  # owned by the bucket owner
