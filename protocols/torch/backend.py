@@ -9,12 +9,14 @@ DataLoader workers under fork, spawn and forkserver each get their own.
 from __future__ import annotations
 
 import builtins
+import errno
 import fnmatch
+import functools
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from core.fs import FileType
@@ -38,6 +40,23 @@ def _match(path: str, base: str, pattern: str | None) -> bool:
         return True
     rel = path[len(base):].lstrip("/")
     return fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(os.path.basename(path), pattern)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _os_errors(fn: Callable[Concatenate[CoreBackend, Any, P], R]) -> Callable[Concatenate[CoreBackend, Any, P], R]:
+    """Core errors leave the adapter as the OSErrors Python code expects (protocols/torch/errors.py)."""
+    @functools.wraps(fn)
+    def wrapper(self: CoreBackend, where: Any, /, *args: P.args, **kw: P.kwargs) -> R:
+        from core.errors import CoreError
+        try:
+            return fn(self, where, *args, **kw)
+        except CoreError as e:
+            shown = where if isinstance(where, str) else f"{len(where)} paths"
+            raise os_error(e, f"tessera://{shown}") from None
+    return wrapper
 
 
 @dataclass
@@ -76,7 +95,13 @@ class CoreBackend:
             with self._lock:
                 if self._store is None or self._pid != os.getpid():
                     vol = open_volume(self.data, threads=self.threads)
-                    cred = vol.identity.cred_for(self.user) if self.user is not None else vol.fs.cred
+                    cred = vol.fs.cred
+                    if self.user is not None:
+                        u = vol.identity.user(self.user)
+                        if u is None:
+                            vol.close()
+                            raise PermissionError(errno.EACCES, f"tessera: no user {self.user!r} in {self.data}")
+                        cred = u.cred
                     self._store, self._fs = vol, vol.fs.as_user(cred)
                     self._pid = os.getpid()
         return self._fs
@@ -110,6 +135,7 @@ class CoreBackend:
             ino, _ = self._cached(path)
             return fn(ino)
 
+    @_os_errors
     def list(self, prefix: str, pattern: str | None = None) -> list[tuple[str, int]]:
         """Files under a directory, or whose path starts with ``prefix``, sorted."""
         from core.errors import NotADirectory, NotFound
@@ -150,15 +176,18 @@ class CoreBackend:
         self._inos[path] = (a.ino, a.gen)
         return path, int(a.size)
 
+    @_os_errors
     def size(self, path: str) -> int:
         a = self._ino(path)
         self._inos[path] = (a.ino, a.gen)
         return int(a.size)
 
+    @_os_errors
     def read(self, path: str, off: int, n: int) -> bytes:
         data: bytes = self._with_ino(path, lambda ino: self.fs.read(ino, off, n))
         return data
 
+    @_os_errors
     def read_many(self, paths: Sequence[str]) -> builtins.list[bytes]:
         """Whole files, one metadata snapshot for the batch (falls back per file if one moved)."""
         from core.errors import CoreError
@@ -168,9 +197,11 @@ class CoreBackend:
         except CoreError:
             return [self._with_ino(p, lambda ino: self.fs.read(ino, 0, self.fs.getattr(ino).size)) for p in paths]
 
+    @_os_errors
     def readinto(self, path: str, off: int, buf: memoryview) -> int:
         return int(self._with_ino(path, lambda ino: self.fs.read_committed(ino, off, buf)))
 
+    @_os_errors
     def write(self, path: str, chunks: Iterable[bytes]) -> None:
         fs = self.fs
         parent, _, name = path.rpartition("/")
