@@ -246,22 +246,23 @@ def key_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def key_remove(args: argparse.Namespace) -> int:
+def _key_change(args: argparse.Namespace, change: str) -> int:
+    """``user key remove|disable|enable NAME KEY``: one Identity call."""
     with store(args) as s:
-        s.identity.remove_key(args.name, args.access_key)
+        getattr(s.identity, f"{change}_key")(args.name, args.access_key)
     return 0
+
+
+def key_remove(args: argparse.Namespace) -> int:
+    return _key_change(args, "remove")
 
 
 def key_disable(args: argparse.Namespace) -> int:
-    with store(args) as s:
-        s.identity.disable_key(args.name, args.access_key)
-    return 0
+    return _key_change(args, "disable")
 
 
 def key_enable(args: argparse.Namespace) -> int:
-    with store(args) as s:
-        s.identity.enable_key(args.name, args.access_key)
-    return 0
+    return _key_change(args, "enable")
 
 
 # -- groups -------------------------------------------------------------------------------

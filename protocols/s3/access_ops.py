@@ -61,16 +61,21 @@ async def put_policy(ctx: Ctx) -> Response:
     return Response(status_code=204)
 
 
-async def delete_policy(ctx: Ctx) -> Response:
+async def _drop(ctx: Ctx, record: str) -> Response:
+    """Delete one of S3's records on the bucket (idempotent, 204 as on AWS)."""
     info = _info(ctx)
 
     def drop() -> None:
         try:
-            ctx.s3.admin.removexattr(info.ino, authz.POLICY_XATTR)
+            ctx.s3.admin.removexattr(info.ino, record)
         except NoAttribute:
             pass
     await ctx.run(drop)
     return Response(status_code=204)
+
+
+async def delete_policy(ctx: Ctx) -> Response:
+    return await _drop(ctx, authz.POLICY_XATTR)
 
 
 async def policy_status(ctx: Ctx) -> Response:
@@ -100,15 +105,7 @@ async def put_pab(ctx: Ctx) -> Response:
 
 
 async def delete_pab(ctx: Ctx) -> Response:
-    info = _info(ctx)
-
-    def drop() -> None:
-        try:
-            ctx.s3.admin.removexattr(info.ino, authz.PAB_XATTR)
-        except NoAttribute:
-            pass
-    await ctx.run(drop)
-    return Response(status_code=204)
+    return await _drop(ctx, authz.PAB_XATTR)
 
 
 # -- ACLs ---------------------------------------------------------------------------------------
