@@ -22,17 +22,19 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from core.data import maintenance as mt
 from core.data.layout import BLOCK_SIZE, Geometry, default_geometry
 from core.data.store import DataStore, TargetFactory, default_target
 from core.data.target import DirTarget
-from core.errors import Exists, InvalidArgument, StoreError
+from core.errors import Exists, InvalidArgument, NotFound, StoreError
 from core.fs import namespace as ns
-from core.fs.extents import CHUNK
+from core.fs.extents import CHUNK, Piece, resolve
 from core.fs.fs import FileSystem
 from core.identity import KEY_FILE, Identity, StoreKey
 from core.identity.sids import domain_sid
 from core.meta.sqlite import SqliteMeta
 from core.meta.txn import Txn
+from core.meta.types import SegmentInfo, TargetInfo
 
 DEFAULT_CELL = 256 * 1024
 DEFAULT_SHARD_BYTES = 256 * 1024 * 1024
@@ -67,9 +69,13 @@ def _secure_meta(data_dir: str, *, create: bool = False) -> None:
 
 @dataclass
 class Store:
+    """An opened store.  Protocols see it as a ``core.fs.Volume`` (``fs`` + ``identity``); the
+    gateway's admin plane uses the methods below.  The metadata and data stores stay private to
+    core (``_meta``, ``_data``)."""
+
     data_dir: str
-    meta: SqliteMeta
-    data: DataStore
+    _meta: SqliteMeta
+    _data: DataStore
     fs: FileSystem
     id: uuid.UUID
     identity: Identity
@@ -77,9 +83,66 @@ class Store:
     def close(self) -> None:
         try:
             self.fs.close()
-            self.data.close()
+            self._data.close()
         finally:
-            self.meta.close()
+            self._meta.close()
+
+    # -- the admin plane (CLI, admin endpoint, maintenance loop) ----------------------------
+    @property
+    def geometry(self) -> Geometry:
+        return self._data.geo
+
+    def targets(self) -> list[TargetInfo]:
+        return self._data.target_infos()
+
+    def health(self) -> mt.Health:
+        return mt.health(self._data)
+
+    def scrub(self, *, repair: bool = False, progress: mt.Progress | None = None) -> mt.ScrubReport:
+        return mt.scrub(self._data, repair=repair, progress=progress)
+
+    def rebuild(self, *, progress: mt.Progress | None = None) -> mt.RebuildReport:
+        return mt.rebuild(self._data, progress=progress)
+
+    def collect(self, *, seal: bool = False) -> mt.GcReport:
+        """Segment GC; ``seal`` first seals this process's open segments (the CLI's ``gc``)."""
+        if seal:
+            self._data.seal()
+        return mt.collect(self._data)
+
+    def refresh(self) -> None:
+        """Pick up target changes other processes made."""
+        self._data.refresh()
+
+    def repair_pending(self) -> bool:
+        """Cells found bad by reads and not yet repaired (this process's reports flushed first)."""
+        self._data.flush_repairs()
+        with self._meta.read() as t:
+            return bool(t.repairs())
+
+    def add_target(self, path: str, weight: float, domain: str) -> int:
+        if any(t.path == path for t in self.targets()):
+            raise Exists(f"{path} is already a target")
+        if os.path.exists(os.path.join(path, "target.json")):
+            raise Exists(f"{path} is already a target (of some store)")
+        tid = self._meta.write(lambda t: t.add_target(path, weight, domain, time.time_ns()))
+        DirTarget.format(path, tid, self.id)
+        return tid
+
+    def fail_target(self, tid: int) -> None:
+        if not any(t.id == tid for t in self.targets()):
+            raise NotFound(f"no target {tid}")
+        self._meta.write(lambda t: t.set_target_state(tid, "failed"))
+
+    def layout(self, ino: int, size: int) -> tuple[bool, list[Piece], dict[int, SegmentInfo]]:
+        """Where a file's bytes are: (inline?, its pieces, the segments they name)."""
+        with self._meta.read() as t:
+            node = t.inode(ino)
+            inline = node is not None and node.inline_data is not None
+            slices = t.slices(ino, 0, max(0, (size - 1) // self.fs.chunk)) if size else []
+        pieces = [] if inline else resolve(slices, 0, size, self.fs.chunk)
+        segs = {p.segment: self._data.segment(p.segment) for p in pieces if p.segment}
+        return inline, pieces, segs
 
     def __enter__(self) -> Store:
         return self

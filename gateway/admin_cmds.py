@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
-from core.data import maintenance as mt
 from core.data.layout import parse_ec
-from core.data.target import DirTarget
-from core.errors import Exists, InvalidArgument, NotFound
+from core.errors import Exists, InvalidArgument
 from core.fs.compact import compact
 from core.store import init_store, is_store, open_store
 from gateway import config as cfgmod
@@ -40,16 +37,16 @@ def init(args: argparse.Namespace) -> int:
     from gateway.tls import self_signed
     self_signed(os.path.join(d, "tls", "cert.pem"), os.path.join(d, "tls", "key.pem"))
     with open_store(d) as s:
-        geo = s.data.geo
-        n = len(s.data.target_infos())
+        geo = s.geometry
+        n = len(s.targets())
     print(f"initialised store {sid} in {d}: {n} targets, {geo.k}+{geo.m}, cell {geo.cell // 1024} KiB")
     return 0
 
 
 def status(args: argparse.Namespace) -> int:
     with store(args) as s:
-        h = mt.health(s.data)
-        geo = s.data.geo
+        h = s.health()
+        geo = s.geometry
         fsst = s.fs.statfs()
     doc = {
         "health": h.state,
@@ -77,8 +74,7 @@ def status(args: argparse.Namespace) -> int:
 def scrub(args: argparse.Namespace) -> int:
     with store(args) as s, progress() as bar:
         task = bar.add_task("scrub", total=None)
-        rep = mt.scrub(s.data, repair=args.repair,
-                       progress=lambda done, total: bar.update(task, completed=done, total=total))
+        rep = s.scrub(repair=args.repair, progress=lambda done, total: bar.update(task, completed=done, total=total))
     print(f"blocks checked: {rep.blocks_checked}  bad: {rep.blocks_bad}  "
           f"repaired cells: {rep.cells_repaired}  stripes: {rep.stripes}")
     if rep.unrecoverable:
@@ -90,8 +86,8 @@ def scrub(args: argparse.Namespace) -> int:
 def rebuild(args: argparse.Namespace) -> int:
     with store(args) as s, progress() as bar:
         task = bar.add_task("rebuild", total=None)
-        rep = mt.rebuild(s.data, progress=lambda done, total: bar.update(task, completed=done, total=total))
-        h = mt.health(s.data)
+        rep = s.rebuild(progress=lambda done, total: bar.update(task, completed=done, total=total))
+        h = s.health()
     print(f"rebuilt {rep.shards} shards in {rep.segments} segments ({rep.stripes} stripes); health {h.state}")
     if rep.lost:
         print(f"segments beyond repair (more than m targets lost): {rep.lost}")
@@ -105,8 +101,7 @@ def rebuild(args: argparse.Namespace) -> int:
 def gc(args: argparse.Namespace) -> int:
     with store(args) as s:
         crep = compact(s.fs)
-        s.data.seal()
-        rep = mt.collect(s.data)
+        rep = s.collect(seal=True)
     print(f"compacted {crep.chunks} chunks ({human(crep.bytes_rewritten)} rewritten); "
           f"sealed {rep.sealed} abandoned segments, deleted {rep.deleted_segments} segments "
           f"({human(rep.freed_bytes)}), {rep.orphan_shards} orphan shard files")
@@ -116,21 +111,14 @@ def gc(args: argparse.Namespace) -> int:
 def target_add(args: argparse.Namespace) -> int:
     path = os.path.abspath(args.path)
     with store(args) as s:
-        if any(t.path == path for t in s.data.target_infos()):
-            raise Exists(f"{path} is already a target")
-        if os.path.exists(os.path.join(path, "target.json")):
-            raise Exists(f"{path} is already a target (of some store)")
-        tid = s.meta.write(lambda t: t.add_target(path, args.weight, args.domain, time.time_ns()))
-        DirTarget.format(path, tid, s.id)
+        tid = s.add_target(path, args.weight, args.domain)
     print(f"added target {tid}: {path}")
     return 0
 
 
 def target_fail(args: argparse.Namespace) -> int:
     with store(args) as s:
-        if not any(t.id == args.id for t in s.data.target_infos()):
-            raise NotFound(f"no target {args.id}")
-        s.meta.write(lambda t: t.set_target_state(args.id, "failed"))
+        s.fail_target(args.id)
     print(f"target {args.id} marked failed; run 'tessera rebuild' to restore redundancy")
     return 0
 

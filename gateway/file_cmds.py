@@ -11,10 +11,9 @@ import time
 from collections.abc import Iterator
 
 from core.errors import IsADirectory, NotFound
-from core.fs.extents import resolve
+from core.fs import FileType
 from core.fs.fs import FileSystem
 from core.fs.types import Attr
-from core.meta.types import FileType
 from core.store import Store
 from gateway.common import CliError, progress, store
 
@@ -177,18 +176,10 @@ def layout(s: Store, a: Attr) -> dict[str, object]:
         out["target"] = s.fs.readlink(a.ino)
     if not a.is_file:
         return out
-    with s.meta.read() as t:
-        node = t.inode(a.ino)
-        inline = node is not None and node.inline_data is not None
-        slices = t.slices(a.ino, 0, max(0, (a.size - 1) // s.fs.chunk)) if a.size else []
+    inline, pieces, infos = s.layout(a.ino, a.size)
     out["storage"] = "inline" if inline else "segments"
-    pieces = [] if inline else resolve(slices, 0, a.size, s.fs.chunk)
-    segs: dict[int, dict[str, object]] = {}
-    for p in pieces:
-        if p.segment and p.segment not in segs:
-            info = s.data.segment(p.segment)
-            segs[p.segment] = {"id": info.id, "geometry": f"{info.k}+{info.m}", "cell": info.cell,
-                               "state": info.state, "targets": list(info.targets)}
+    segs = {sid: {"id": info.id, "geometry": f"{info.k}+{info.m}", "cell": info.cell, "state": info.state,
+                  "targets": list(info.targets)} for sid, info in infos.items()}
     out["slices"] = [{"offset": p.off, "length": p.len, "segment": p.segment or None,
                       "segment_offset": p.seg_off if p.segment else None} for p in pieces]
     out["segments"] = list(segs.values())

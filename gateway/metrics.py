@@ -8,7 +8,6 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from core.data import maintenance as mt
 from core.store import Store
 
 
@@ -18,7 +17,7 @@ class StoreCollector(Collector):
         self.counters = counters
 
     def collect(self) -> Iterator[Any]:
-        h = mt.health(self.store.data)
+        h = self.store.health()
         state = GaugeMetricFamily("tessera_health", "1 for the current health state", labels=["state"])
         for s in ("OK", "DEGRADED", "FAILED"):
             state.add_metric([s], 1.0 if h.state == s else 0.0)

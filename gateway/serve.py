@@ -20,7 +20,6 @@ from typing import NoReturn
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from core.data import maintenance as mt
 from core.errors import ConfigError, StoreError
 from core.store import Store, is_store, open_store
 from gateway.config import Config, parse_listen
@@ -123,7 +122,7 @@ class Server:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/healthz":
-                    h = mt.health(server.store.data)
+                    h = server.store.health()
                     body = (h.state + "\n").encode()
                     self._send(503 if h.state == "FAILED" else 200, body, "text/plain")
                 elif self.path == "/metrics":
@@ -155,18 +154,15 @@ class Server:
         while not self.stop.wait(1.0):
             elapsed += 1.0
             try:
-                self.store.data.refresh()
+                self.store.refresh()
                 if m.gc_interval_s and elapsed >= next_gc:
-                    rep = mt.collect(self.store.data)
+                    rep = self.store.collect()
                     self.counters["gc_runs"] += 1
                     self.counters["gc_segments_deleted"] += rep.deleted_segments
                     next_gc = elapsed + m.gc_interval_s
                 if m.repair_interval_s and elapsed >= next_repair:
-                    self.store.data.flush_repairs()
-                    with self.store.meta.read() as t:
-                        pending = t.repairs()
-                    if pending:
-                        rep2 = mt.scrub(self.store.data, repair=True)
+                    if self.store.repair_pending():
+                        rep2 = self.store.scrub(repair=True)
                         self.counters["repairs_run"] += 1
                         self.counters["cells_repaired"] += rep2.cells_repaired
                     next_repair = elapsed + m.repair_interval_s

@@ -40,10 +40,10 @@ def test_kill9_mid_append_keeps_every_acknowledged_commit(dir_store_path: str, k
     got = s.fs.read(a.ino, 0, a.size)
     for i in range(a.size // CHUNK):
         assert got[i * CHUNK:(i + 1) * CHUNK] == block(i), i
-    rep = mt.collect(s.data)  # the dead writer's segment is sealed; its tail is garbage
+    rep = mt.collect(s._data)  # the dead writer's segment is sealed; its tail is garbage
     assert rep.sealed == 1
     assert s.fs.read(a.ino, 0, a.size) == got
-    assert mt.scrub(s.data).blocks_bad == 0
+    assert mt.scrub(s._data).blocks_bad == 0
     s.close()
 
 

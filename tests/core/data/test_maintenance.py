@@ -38,7 +38,7 @@ def test_deleted_target_directories(dir_store_path: str) -> None:
     shutil.rmtree(os.path.join(dir_store_path, "targets", "t4"))
     s = open_store(dir_store_path)
     _check(s, files)
-    h = mt.health(s.data)
+    h = mt.health(s._data)
     assert h.state == "DEGRADED" and h.degraded_stripes > 0
     assert {t["state"] for t in h.targets if t["id"] in (1, 4)} == {"missing"}
     shutil.rmtree(os.path.join(dir_store_path, "targets", "t0"))
@@ -46,7 +46,7 @@ def test_deleted_target_directories(dir_store_path: str) -> None:
     s = open_store(dir_store_path)
     with pytest.raises(DataUnavailable):
         _check(s, files)
-    assert mt.health(s.data).state == "FAILED"
+    assert mt.health(s._data).state == "FAILED"
     s.close()
 
 
@@ -66,11 +66,11 @@ def test_flipped_bytes_are_caught_and_repaired(dir_store_path: str) -> None:
     s.close()
     s = open_store(dir_store_path)
     _check(s, files)  # right bytes despite corruption
-    rep = mt.scrub(s.data)
+    rep = mt.scrub(s._data)
     assert rep.blocks_bad > 0 and rep.cells_repaired == 0
-    rep = mt.scrub(s.data, repair=True)
+    rep = mt.scrub(s._data, repair=True)
     assert rep.cells_repaired == rep.cells_bad > 0 and not rep.unrecoverable
-    rep = mt.scrub(s.data)
+    rep = mt.scrub(s._data)
     assert rep.blocks_bad == 0
     _check(s, files)
     s.close()
@@ -88,9 +88,9 @@ def test_truncated_shard_files(dir_store_path: str) -> None:
     s.close()
     s = open_store(dir_store_path)
     _check(s, files)
-    rep = mt.scrub(s.data, repair=True)
+    rep = mt.scrub(s._data, repair=True)
     assert rep.cells_repaired > 0 and not rep.unrecoverable
-    assert mt.scrub(s.data).blocks_bad == 0
+    assert mt.scrub(s._data).blocks_bad == 0
     _check(s, files)
     s.close()
 
@@ -98,15 +98,15 @@ def test_truncated_shard_files(dir_store_path: str) -> None:
 def test_fail_and_rebuild_onto_a_new_target(dir_store_path: str) -> None:
     s = open_store(dir_store_path)
     files = _fill(s)
-    s.meta.write(lambda t: t.set_target_state(2, "failed"))
-    s.data.refresh()
-    assert mt.health(s.data).state == "DEGRADED"
+    s._meta.write(lambda t: t.set_target_state(2, "failed"))
+    s._data.refresh()
+    assert mt.health(s._data).state == "DEGRADED"
     new = os.path.join(dir_store_path, "targets", "t6")
-    tid = s.meta.write(lambda t: t.add_target(new, 1.0, "", time.time_ns()))
+    tid = s._meta.write(lambda t: t.add_target(new, 1.0, "", time.time_ns()))
     DirTarget.format(new, tid, s.id)
-    rep = mt.rebuild(s.data, wait_open=0)
+    rep = mt.rebuild(s._data, wait_open=0)
     assert rep.shards > 0 and not rep.lost
-    h = mt.health(s.data)
+    h = mt.health(s._data)
     assert h.state == "OK" and h.degraded_stripes == 0
     assert next(t for t in h.targets if t["id"] == 2)["shards"] == 0
     _check(s, files)
@@ -114,7 +114,7 @@ def test_fail_and_rebuild_onto_a_new_target(dir_store_path: str) -> None:
     shutil.rmtree(os.path.join(dir_store_path, "targets", "t2"))  # the old disk is really gone
     s = open_store(dir_store_path)
     _check(s, files)
-    assert mt.scrub(s.data).blocks_bad == 0
+    assert mt.scrub(s._data).blocks_bad == 0
     s.close()
 
 
@@ -124,9 +124,9 @@ def test_rebuild_onto_remaining_targets(dir_store_path: str) -> None:
     s.close()
     shutil.rmtree(os.path.join(dir_store_path, "targets", "t5"))
     s = open_store(dir_store_path)
-    rep = mt.rebuild(s.data, wait_open=0)
+    rep = mt.rebuild(s._data, wait_open=0)
     assert rep.shards > 0
-    assert mt.health(s.data).state == "OK"
+    assert mt.health(s._data).state == "OK"
     _check(s, files)
     s.close()
 
@@ -134,16 +134,16 @@ def test_rebuild_onto_remaining_targets(dir_store_path: str) -> None:
 def test_gc_reclaims_unreferenced_segments(dir_store_path: str) -> None:
     s = open_store(dir_store_path)
     files = _fill(s, n=3)
-    s.data.seal()
+    s._data.seal()
     for name in list(files)[:2]:
         s.fs.unlink(s.fs.root, name)
         del files[name]
     before = sum(os.path.getsize(p) for p in shard_files(dir_store_path))
-    assert mt.collect(s.data).deleted_segments == 0  # the segment still holds a live file
+    assert mt.collect(s._data).deleted_segments == 0  # the segment still holds a live file
     crep = compact(s.fs)  # relocates the live third out of the mostly-dead segment
     assert crep.chunks == 1 and crep.bytes_rewritten == len(next(iter(files.values())))
-    s.data.seal()
-    rep = mt.collect(s.data)
+    s._data.seal()
+    rep = mt.collect(s._data)
     after = sum(os.path.getsize(p) for p in shard_files(dir_store_path))
     _check(s, files)
     assert rep.deleted_segments >= 1 and after < before / 2
@@ -154,17 +154,17 @@ def test_gc_collects_orphans_and_dead_writers(dir_store_path: str) -> None:
     s = open_store(dir_store_path)
     s.fs.write_file(s.fs.root, "keep", os.urandom(300_000))
     # a segment opened by a process that died before committing anything
-    sid = s.meta.write(lambda t: t.new_segment(4, 2, 65536, "nohost-but-local:1:1", 64, 0))
-    s.meta.write(lambda t: t.exec("UPDATE segments SET owner = ? WHERE id = ?",
-                                  (s.data.segment(1).owner.split(":")[0] + ":999999999:1", sid)))
-    s.meta.write(lambda t: t.set_shards(sid, [0, 1, 2, 3, 4, 5]))
+    sid = s._meta.write(lambda t: t.new_segment(4, 2, 65536, "nohost-but-local:1:1", 64, 0))
+    s._meta.write(lambda t: t.exec("UPDATE segments SET owner = ? WHERE id = ?",
+                                  (s._data.segment(1).owner.split(":")[0] + ":999999999:1", sid)))
+    s._meta.write(lambda t: t.set_shards(sid, [0, 1, 2, 3, 4, 5]))
     # and a shard file no metadata knows (GC removed the row, then crashed)
-    gone = s.meta.write(lambda t: t.new_segment(4, 2, 65536, "x:1:1", 64, 0))
-    s.meta.write(lambda t: t.delete_segment(gone))
+    gone = s._meta.write(lambda t: t.new_segment(4, 2, 65536, "x:1:1", 64, 0))
+    s._meta.write(lambda t: t.delete_segment(gone))
     orphan = os.path.join(dir_store_path, "targets", "t0", "shards", f"{gone:016x}.0")
     with open(orphan, "wb") as f:
         f.write(b"junk")
-    rep = mt.collect(s.data)
+    rep = mt.collect(s._data)
     assert rep.sealed == 1 and rep.deleted_segments >= 1 and rep.orphan_shards == 1
     assert not os.path.exists(orphan)
     assert s.fs.read(s.fs.lookup(s.fs.root, "keep").ino, 0, 10) != b""

@@ -21,7 +21,7 @@ def _read_back(ds: DataStore, exts: list[Extent]) -> bytes:
 
 
 def test_write_read_extents(mem_store: Store) -> None:
-    ds = mem_store.data
+    ds = mem_store._data
     data = os.urandom(ds.geo.stripe_data * 3 + 100)
     exts = ds.write(data)
     ds.sync(e.segment for e in exts)
@@ -29,18 +29,18 @@ def test_write_read_extents(mem_store: Store) -> None:
 
 
 def test_segments_roll_over_when_full(mem_store: Store) -> None:
-    ds = mem_store.data
+    ds = mem_store._data
     per_seg = ds.segment_stripes * ds.geo.stripe_data
     data = os.urandom(per_seg + ds.geo.stripe_data)
     exts = ds.write(data)
     assert len({e.segment for e in exts}) == 2
-    with mem_store.meta.read() as t:
+    with mem_store._meta.read() as t:
         states = {s.id: s.state for s in t.segments()}
     assert states[exts[0].segment] == "sealed"
 
 
 def test_concurrent_writers(mem_store: Store) -> None:
-    ds = mem_store.data
+    ds = mem_store._data
     blobs = [os.urandom(ds.geo.stripe_data * 2 + i) for i in range(6)]
     results: dict[int, list[Extent]] = {}
 
@@ -56,7 +56,7 @@ def test_concurrent_writers(mem_store: Store) -> None:
 
 
 def test_failed_targets_degrade_then_fail(mem_store: Store) -> None:
-    ds = mem_store.data
+    ds = mem_store._data
     data = os.urandom(ds.geo.stripe_data * 2)
     (e,) = ds.write(data)
     info = ds.segment(e.segment)
@@ -73,12 +73,12 @@ def test_failed_targets_degrade_then_fail(mem_store: Store) -> None:
 
 
 def test_new_segments_avoid_unavailable_targets(mem_store: Store) -> None:
-    ds = mem_store.data
+    ds = mem_store._data
     ds.write(b"x" * 100)
     ds.seal()
     bad = ds.target(2)
     bad.failed = True  # type: ignore[attr-defined]
-    mem_store.meta.write(lambda t: t.add_target("mem:6", 1.0, "", 0))
+    mem_store._meta.write(lambda t: t.add_target("mem:6", 1.0, "", 0))
     ds.refresh()
     (e,) = ds.write(b"y" * 100)
     assert 2 not in ds.segment(e.segment).targets

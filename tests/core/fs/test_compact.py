@@ -15,11 +15,11 @@ def test_fragmented_chunk_is_rewritten(mem_store: Store) -> None:
         with fs.open(f.ino, write=True) as h:
             h.write(i * 17_000, blob)
         model[i * 17_000:i * 17_000 + 5000] = blob
-    with mem_store.meta.read() as t:
+    with mem_store._meta.read() as t:
         assert len(t.slices(f.ino, 0, 0)) == 21
     rep = compact(fs, min_slices=16)
     assert rep.chunks == 1
-    with mem_store.meta.read() as t:
+    with mem_store._meta.read() as t:
         assert len(t.slices(f.ino, 0, 0)) <= 2
     assert fs.read(f.ino, 0, 10**6) == model
 

@@ -12,7 +12,7 @@ from core.store import Store
 def test_small_files_are_inline(mem_store: Store) -> None:
     fs = mem_store.fs
     a = fs.write_file(fs.root, "s", b"x" * 100)
-    with mem_store.meta.read() as t:
+    with mem_store._meta.read() as t:
         node = t.inode(a.ino)
         assert node is not None and node.inline_data == b"x" * 100
         assert t.slices(a.ino, 0, 10) == []
@@ -24,7 +24,7 @@ def test_small_files_are_inline(mem_store: Store) -> None:
 def test_handle_write_read_your_writes(mem_store: Store) -> None:
     fs = mem_store.fs
     f = fs.create(fs.root, "f")
-    data = os.urandom(3 * mem_store.data.geo.stripe_data + 999)
+    data = os.urandom(3 * mem_store._data.geo.stripe_data + 999)
     with fs.open(f.ino, write=True) as h:
         for off in range(0, len(data), 50_000):
             h.write(off, data[off:off + 50_000])
@@ -151,12 +151,12 @@ def test_concat_joins_without_copy(mem_store: Store) -> None:
     parts = [os.urandom(300_000), b"tiny", os.urandom(123_457)]
     inos = [fs.write_file(fs.root, f"p{i}", p).ino for i, p in enumerate(parts)]
     dst = fs.write_file(fs.root, "joined", b"")
-    with mem_store.meta.read() as t:
+    with mem_store._meta.read() as t:
         segs_before = len(t.segments())
     a = fs.concat(dst.ino, inos)
     assert a.size == sum(map(len, parts))
     assert fs.read(dst.ino, 0, 10**6) == b"".join(parts)
-    with mem_store.meta.read() as t:  # only the tiny inline part was written out
+    with mem_store._meta.read() as t:  # only the tiny inline part was written out
         assert len(t.segments()) <= segs_before + 1
     for i in range(3):
         fs.unlink(fs.root, f"p{i}")
@@ -170,7 +170,7 @@ def test_concat_onto_an_inline_file(mem_store: Store) -> None:
     fs.concat(dst.ino, [src.ino, src.ino])
     body = fs.read(src.ino, 0, 10**6)
     assert fs.read(dst.ino, 0, 10**6) == b"head-" + body + body
-    with mem_store.meta.read() as t:
+    with mem_store._meta.read() as t:
         node = t.inode(dst.ino)
         assert node is not None and node.inline_data is None
 
@@ -181,7 +181,7 @@ def test_concat_with_holes_and_chunk_boundaries(tmp_path: "os.PathLike[str]") ->
     d = str(tmp_path) + "/s"
     init_store(d, targets=[f"mem:{i}" for i in range(3)], cell=64 * 1024)
     s = open_store(d)
-    fs = FileSystem(s.meta, s.data, inline_max=100, chunk=100_000)  # tiny chunks
+    fs = FileSystem(s._meta, s._data, inline_max=100, chunk=100_000)  # tiny chunks
     a = fs.create(fs.root, "a")
     with fs.open(a.ino, write=True) as h:
         h.write(0, b"A" * 150_000)

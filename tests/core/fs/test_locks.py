@@ -82,7 +82,7 @@ def test_locks_are_seen_by_other_processes_and_die_with_them(dir_store_path: str
     p.join(30)
     # a lock whose process is gone does not block anyone
     dead = f"{socket.gethostname()}:999999999:1"
-    s.meta.write(lambda t: t.exec("UPDATE locks SET proc = ?", (dead,)))
+    s._meta.write(lambda t: t.exec("UPDATE locks SET proc = ?", (dead,)))
     p = ctx.Process(target=_take_lock, args=(dir_store_path, f.ino, q))
     p.start()
     assert q.get(timeout=60) == "locked"

@@ -12,7 +12,7 @@ def test_stager_streams_and_links(mem_store: Store) -> None:
     a = fs.write_file(fs.root, "big", stg, mtime_ns=123)
     assert a.size == len(data) and a.mtime_ns == 123
     assert fs.read(a.ino, 0, len(data)) == data
-    with mem_store.meta.read() as t:  # consecutive stripes were joined into few slices
+    with mem_store._meta.read() as t:  # consecutive stripes were joined into few slices
         assert len(t.slices(a.ino, 0, 0)) <= 3
 
 

@@ -218,7 +218,7 @@ def test_sids(ident: Identity, mem_store: Store) -> None:
     ident.remove_user("alice")
     v, _ = ident.add_user("alice")
     assert v.rid > g.rid and ident.lookup_sid(u.sid) is None  # RIDs are never reused
-    with mem_store.meta.read() as t:
+    with mem_store._meta.read() as t:
         assert t.info("domain_sid") == d  # kept, not recomputed
 
 
