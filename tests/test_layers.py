@@ -76,3 +76,19 @@ def test_rule_catches_violations() -> None:
 def test_dependency_direction() -> None:
     bad = violations()
     assert not bad, "imports against the dependency direction (DESIGN.md):\n" + "\n".join(bad)
+
+
+def private_reaches() -> list[str]:
+    """Attribute uses of core's private metadata and data stores outside core."""
+    bad: list[str] = []
+    for top in ("gateway", "protocols"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Attribute) and node.attr in ("_meta", "_data"):
+                    bad.append(f"{module_of(path)}:{node.lineno} uses .{node.attr}")
+    return bad
+
+
+def test_metadata_and_data_stay_private_to_core() -> None:
+    bad = private_reaches()
+    assert not bad, "core's metadata/data objects reached from outside core:\n" + "\n".join(bad)
