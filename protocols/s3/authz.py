@@ -11,7 +11,10 @@ PyTorch adapter.  S3 adds only what S3 defines:
    owner's authority (the requester's uid, so what it writes is the
    requester's, with permission checks passed), limited to the bucket and key
    the request names.
-3. Bucket configuration (policy, public access block, deletion) is the owner's.
+3. Every other bucket-level operation (policy, public access block, deletion,
+   location, versioning, the sub-resources Tessera keeps no settings for) is
+   the owner's; listing is decided by the bucket directory's permissions, ACL
+   operations by the ACL, DeleteObjects key by key.
 4. Otherwise the file permissions decide: S3 ACLs are stored as the core ACL
    of the bucket directory or object file (protocols/s3/grants.py), so an ACL
    grant is seen by every protocol.
@@ -41,8 +44,6 @@ PAB_XATTR = "tessera.s3.pab"
 FILE_DECIDED = {"ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads", "HeadBucket",
                 "GetBucketAcl", "PutBucketAcl", "DeleteObjects", "CreateBucket"}
 POLICY_OPS = {"PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy"}
-OWNER_OPS = {"PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy", "GetBucketPolicyStatus",
-             "PutPublicAccessBlock", "GetPublicAccessBlock", "DeletePublicAccessBlock", "DeleteBucket"}
 
 
 def denied() -> S3Error:
@@ -126,8 +127,7 @@ def decide(user: KeyMatch | None, info: BucketInfo | None, facts: RequestFacts) 
         raise denied()  # (the owner can always read, replace or delete the policy: no lock-out, as on AWS)
     if dec is Decision.ALLOW:
         return Cred(cred.uid, cred.gid, cred.groups, admin=True, name=cred.name)  # the owner's grant
-    if not is_owner and (facts.op in OWNER_OPS or (ACTIONS[facts.op].level is Level.BUCKET
-                                                  and facts.op not in FILE_DECIDED)):
+    if not is_owner and ACTIONS[facts.op].level is Level.BUCKET and facts.op not in FILE_DECIDED:
         raise denied()  # bucket configuration: the owner's (or a policy's, or the admin's)
     if user is None and info.pab.ignore_public_acls:
         raise denied()
