@@ -111,6 +111,8 @@ def link(t: Txn, cred: Cred, ino: int, parent: int, name: bytes) -> Inode:
         raise TooManyLinks("too many links")
     d = get_dir(t, parent)
     perm.may_add(t, cred, d, False)
+    if cred.uid != node.uid:  # protected hard links, as Linux: a link to another's file needs read+write on it
+        perm.need(t, cred, node, A.READ_DATA | A.WRITE_DATA, "link to another user's file")
     if t.lookup(parent, name) is not None:
         raise Exists(f"{name.decode(errors='replace')!r} exists")
     ts = now_ns()

@@ -221,3 +221,13 @@ def test_clone_needs_read_on_sources(fs: FileSystem) -> None:
     assert fs.read(c.ino, 99_990, 20) == b"y" * 20
     small = a.clone(d, "small", [src.ino, src.ino])
     assert fs.read(small.ino, 0, 300) == b"x" * 200
+
+
+def test_protected_hard_links(fs: FileSystem) -> None:
+    d = fs.mkdir(fs.root, "links", 0o777).ino
+    f = fs.as_user(ALICE).create(d, "alices", 0o644)
+    with pytest.raises(PermissionDenied):
+        fs.as_user(CAROL).link(f.ino, d, "mine")  # readable, not writable: no link (Linux protected_hardlinks)
+    fs.as_user(ALICE).setattr(f.ino, mode=0o666)
+    fs.as_user(CAROL).link(f.ino, d, "mine")
+    fs.as_user(ALICE).link(f.ino, d, "again")
