@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from core.fs import ANONYMOUS, ROOT, Attr, Cred, FileSystem
 from core.identity import KeyMatch
+from protocols.s3 import objmeta
 from protocols.s3.errors import S3Error
 from protocols.s3.pab import PublicAccessBlock
 from protocols.s3.policy import Decision, Policy, PolicyError, PolicyRequest, evaluate, load_policy, request_keys
@@ -140,7 +141,6 @@ def policy_mentions_tags(info: BucketInfo | None) -> bool:
 
 def existing_tags(admin: FileSystem, a: Attr) -> dict[str, str]:
     """The object's tags, for s3:ExistingObjectTag conditions."""
-    from protocols.s3 import objmeta
     return dict(objmeta.load(admin, a, need_etag=False).tags)
 
 

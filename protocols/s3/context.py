@@ -66,11 +66,6 @@ class Ctx:
         """Run blocking core.fs work on the worker-thread pool."""
         return await asyncio.get_running_loop().run_in_executor(POOL, fn, *args)
 
-    def uid_gid(self) -> tuple[int, int]:
-        """Owner of what this request creates: the caller (anonymous writes are nobody's)."""
-        c = self.s3.cred
-        return c.uid, c.gid
-
 
 def parse_http_date(value: str) -> float:
     try:

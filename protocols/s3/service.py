@@ -150,7 +150,7 @@ class S3Fs:
             raise no_such_key(key)
         return a
 
-    def parent_for(self, bucket: str, key: str, user: object = None) -> tuple[int, str, bool]:
+    def parent_for(self, bucket: str, key: str) -> tuple[int, str, bool]:
         """(parent inode, name, is a 'dir/' key) for writing ``key``; makes directories.
 
         Implicit directories belong to the bucket's owner (mode 0755, inheriting the bucket's ACL),
@@ -179,7 +179,7 @@ class S3Fs:
             ino = a.ino
         return ino, parts[-1], is_dir
 
-    def make_dir_marker(self, bucket: str, key: str, user: object = None) -> Attr:
+    def make_dir_marker(self, bucket: str, key: str) -> Attr:
         parent, name, _ = self.parent_for(bucket, key)
         try:
             a = self.fs.mkdir(parent, name, 0o755)

@@ -3,8 +3,6 @@ in the DataLoader's worker processes too."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from torch.utils.data import DataLoader
 
@@ -54,4 +52,3 @@ def test_workers_keep_the_user(private_store: str) -> None:
 def test_unknown_user_is_an_error(private_store: str) -> None:
     with pytest.raises(Exception, match="no user 'mallory'"):
         TesseraMapDataset.from_prefix("tessera:///alice", data=private_store, user="mallory")
-    assert Path(private_store).exists()
