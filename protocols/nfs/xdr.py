@@ -115,7 +115,7 @@ class Packer:
 class Unpacker:
     """Read XDR items from ``data`` starting at ``pos``; every read is bounds-checked."""
 
-    __slots__ = ("_buf", "_pos", "_end")
+    __slots__ = ("_buf", "_end", "_pos")
 
     def __init__(self, data: bytes | bytearray | memoryview, pos: int = 0) -> None:
         self._buf = memoryview(data)
