@@ -138,6 +138,18 @@ class ConfigError(CoreError):
     errno = errno.EINVAL
 
 
+class BadHandle(CoreError):
+    """A file handle that was not issued by this store or has been altered."""
+
+    errno = errno.EBADF
+
+
+class BadCookie(CoreError):
+    """A directory cookie this directory never issued (or has forgotten)."""
+
+    errno = errno.EINVAL
+
+
 class Closed(CoreError):
     """The handle or store is closed."""
 
@@ -145,6 +157,8 @@ class Closed(CoreError):
 
 
 __all__ = [
+    "BadCookie",
+    "BadHandle",
     "Closed",
     "ConfigError",
     "CoreError",
