@@ -144,10 +144,8 @@ class BadHandle(CoreError):
     errno = errno.EBADF
 
 
-class BadCookie(CoreError):
+class BadCookie(InvalidArgument):
     """A directory cookie this directory never issued (or has forgotten)."""
-
-    errno = errno.EINVAL
 
 
 class Closed(CoreError):

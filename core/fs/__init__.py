@@ -16,6 +16,7 @@ from core.fs.acl import Ace, AceType, Acl, Who, WhoKind
 from core.fs.files import FileHandle
 from core.fs.fs import FileSystem
 from core.fs.stage import Stager
+from core.fs.stateless import HANDLE_SIZE, Wcc
 from core.fs.types import ANONYMOUS, DELETE, NOBODY_ID, NOW, READ, ROOT, WRITE, Attr, Cred, DirEntry, LockInfo, StatFs
 from core.meta.types import FileType
 
@@ -43,7 +44,7 @@ def open_volume(data_dir: str, *, threads: int = 4) -> Volume:
 
 
 __all__ = [
-    "ANONYMOUS", "DELETE", "NOBODY_ID", "NOW", "READ", "ROOT", "WRITE", "Ace", "AceType", "Acl", "Attr", "Cred",
-    "DirEntry", "FileHandle", "FileSystem", "FileType", "LockInfo", "Stager", "StatFs", "Volume", "Who", "WhoKind",
-    "acl", "open_volume",
+    "ANONYMOUS", "DELETE", "HANDLE_SIZE", "NOBODY_ID", "NOW", "READ", "ROOT", "WRITE", "Ace", "AceType", "Acl",
+    "Attr", "Cred", "DirEntry", "FileHandle", "FileSystem", "FileType", "LockInfo", "Stager", "StatFs", "Volume",
+    "Wcc", "Who", "WhoKind", "acl", "open_volume",
 ]

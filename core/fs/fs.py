@@ -11,9 +11,10 @@ create-or-replace, as S3 PUT needs).
 from __future__ import annotations
 
 import copy
+import os
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from core.data.store import DataStore
 from core.errors import Exists, InvalidArgument, IsADirectory, NotADirectory, NotFound, NotPermitted, Stale
@@ -25,15 +26,18 @@ from core.fs.extents import CHUNK, chunks_of, resolve, to_slices
 from core.fs.files import FileHandle, FileLayer, FileState
 from core.fs.join import JoinOps
 from core.fs.stage import Stager
+from core.fs.stateless import StatelessOps, Wcc, snap
+from core.fs.stateless import _after as _cookie_after
 from core.fs.types import NOW, ROOT, Attr, Cred, DirEntry, StatFs
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
 from core.meta.types import BLK, CHR, DIR, FIFO, LNK, REG, SOCK, FileType, Inode
 
 DataLike = bytes | bytearray | memoryview
+T = TypeVar("T")
 
 
-class FileSystem(AttrOps, JoinOps):
+class FileSystem(AttrOps, JoinOps, StatelessOps):
     """The store's namespace and files, as seen by one caller (:attr:`cred`).
 
     The store opens it as the admin; a protocol takes a view per caller with :meth:`as_user`,
@@ -49,12 +53,27 @@ class FileSystem(AttrOps, JoinOps):
         self.files = FileLayer(self)
         self.root = ns.ROOT
         self.cred = cred
+        self._handle_key: list[bytes] = []
+        self.write_verifier = os.urandom(8)  # NFS: changes on every start, so clients re-send what was not committed
 
     def as_user(self, cred: Cred) -> FileSystem:
         """The same file system, every call of which runs with ``cred`` (shares buffers and caches)."""
         view = copy.copy(self)
         view.cred = cred
         return view
+
+    def _mut(self, wcc: Wcc | None, inos: list[int], op: Callable[[Txn], T], *, result: bool = False) -> T:
+        """Run ``op`` in one write transaction, recording ``inos`` (and the resulting inode if ``result``)
+        into ``wcc`` just before and just after it."""
+        if wcc is None:
+            return self._meta.write(op)
+
+        def apply(t: Txn) -> T:
+            snap(t, wcc, inos, after=False)
+            r = op(t)
+            snap(t, wcc, inos + ([r.ino] if result and isinstance(r, Inode) else []), after=True)
+            return r
+        return self._meta.write(apply)
 
     def _ids(self, uid: int | None, gid: int | None) -> tuple[int, int]:
         """Owner of a new inode: the caller's ids unless given; only an admin may give others'."""
@@ -78,10 +97,7 @@ class FileSystem(AttrOps, JoinOps):
     # -- attributes and lookup ------------------------------------------------------
     def getattr(self, ino: int, gen: int | None = None) -> Attr:
         attr = Attr.of(ns.get(self._meta.peek(), ino, gen))
-        st = self.files.state(ino, create=False)
-        if st is not None and st.written_end > attr.size:  # our own uncommitted growth
-            attr = _with_size(attr, st.written_end)
-        return attr
+        return self._with_buffered(attr) if attr.type == REG else attr  # our own uncommitted growth
 
     def size_of(self, ino: int) -> int:
         with self._meta.read() as t:
@@ -122,12 +138,7 @@ class FileSystem(AttrOps, JoinOps):
         """Entries after ``cookie`` (0 = from the start), in byte order of name."""
         with self._meta.read() as t:
             perm.need(t, self.cred, ns.get_dir(t, ino), A.LIST_DIRECTORY, "list the directory")
-            after = None
-            if cookie:
-                after = t.cookie_name(ino, cookie)
-                if after is None:
-                    raise InvalidArgument(f"readdir cookie {cookie} is not valid for this directory")
-            rows = t.list_dir(ino, after, limit)
+            rows = t.list_dir(ino, _cookie_after(t, ino, cookie), limit)
         return [DirEntry(names.decode(n), i, FileType(k), c) for n, i, k, c in rows]
 
     def listdir(self, ino: int) -> list[DirEntry]:
@@ -142,17 +153,18 @@ class FileSystem(AttrOps, JoinOps):
 
     # -- namespace ------------------------------------------------------------------
     def create(self, parent: int, name: str, mode: int = 0o644, uid: int | None = None, gid: int | None = None,
-               exclusive: bool = True, acl: A.Acl | None = None) -> Attr:
+               exclusive: bool = True, acl: A.Acl | None = None, wcc: Wcc | None = None) -> Attr:
         raw = names.encode(name)
         node = ns.new_inode(REG, mode, *self._ids(uid, gid))
-        return Attr.of(self._meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node, exclusive=exclusive,
-                                                              acl=acl)))
+        return Attr.of(self._mut(wcc, [parent], lambda t: ns.add_entry(t, self.cred, parent, raw, node,
+                                                                       exclusive=exclusive, acl=acl), result=True))
 
     def mkdir(self, parent: int, name: str, mode: int = 0o755, uid: int | None = None, gid: int | None = None,
-              acl: A.Acl | None = None) -> Attr:
+              acl: A.Acl | None = None, wcc: Wcc | None = None) -> Attr:
         raw = names.encode(name)
         node = ns.new_inode(DIR, mode, *self._ids(uid, gid))
-        return Attr.of(self._meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node, acl=acl)))
+        return Attr.of(self._mut(wcc, [parent], lambda t: ns.add_entry(t, self.cred, parent, raw, node, acl=acl),
+                                 result=True))
 
     def makedirs(self, path: str, mode: int = 0o755, uid: int | None = None, gid: int | None = None) -> Attr:
         attr = self.getattr(self.root)
@@ -165,21 +177,24 @@ class FileSystem(AttrOps, JoinOps):
                     raise NotADirectory(f"{part!r} exists and is not a directory") from None
         return attr
 
-    def symlink(self, parent: int, name: str, target: str, uid: int | None = None, gid: int | None = None) -> Attr:
+    def symlink(self, parent: int, name: str, target: str, uid: int | None = None, gid: int | None = None,
+                wcc: Wcc | None = None) -> Attr:
         raw, tgt = names.encode(name), target.encode("utf-8", "surrogateescape")
         ns.check_symlink(tgt)
         node = ns.new_inode(LNK, 0o777, *self._ids(uid, gid), size=len(tgt), symlink=tgt)
-        return Attr.of(self._meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node)))
+        return Attr.of(self._mut(wcc, [parent], lambda t: ns.add_entry(t, self.cred, parent, raw, node),
+                                 result=True))
 
     def mknod(self, parent: int, name: str, kind: FileType, mode: int = 0o644, uid: int | None = None,
-              gid: int | None = None, rdev: int = 0) -> Attr:
+              gid: int | None = None, rdev: int = 0, wcc: Wcc | None = None) -> Attr:
         if kind not in (CHR, BLK, FIFO, SOCK):
             raise InvalidArgument("mknod makes only devices, fifos and sockets")
         if kind in (CHR, BLK) and not self.cred.admin:
             raise NotPermitted("only an admin may make device nodes")
         raw = names.encode(name)
         node = ns.new_inode(kind, mode, *self._ids(uid, gid), rdev=rdev)
-        return Attr.of(self._meta.write(lambda t: ns.add_entry(t, self.cred, parent, raw, node)))
+        return Attr.of(self._mut(wcc, [parent], lambda t: ns.add_entry(t, self.cred, parent, raw, node),
+                                 result=True))
 
     def readlink(self, ino: int) -> str:
         with self._meta.read() as t:
@@ -188,24 +203,27 @@ class FileSystem(AttrOps, JoinOps):
             raise InvalidArgument("not a symbolic link")
         return node.symlink.decode("utf-8", "surrogateescape")
 
-    def link(self, ino: int, parent: int, name: str) -> Attr:
+    def link(self, ino: int, parent: int, name: str, wcc: Wcc | None = None) -> Attr:
         raw = names.encode(name)
-        return Attr.of(self._meta.write(lambda t: ns.link(t, self.cred, ino, parent, raw)))
+        return Attr.of(self._mut(wcc, [parent, ino], lambda t: ns.link(t, self.cred, ino, parent, raw)))
 
-    def unlink(self, parent: int, name: str) -> None:
+    def unlink(self, parent: int, name: str, wcc: Wcc | None = None) -> None:
         raw = names.encode(name)
-        self._meta.write(lambda t: ns.unlink(t, self.cred, parent, raw))
+        self._mut(wcc, [parent], lambda t: ns.unlink(t, self.cred, parent, raw))
 
-    def rmdir(self, parent: int, name: str) -> None:
+    def rmdir(self, parent: int, name: str, wcc: Wcc | None = None) -> None:
         raw = names.encode(name)
-        self._meta.write(lambda t: ns.unlink(t, self.cred, parent, raw, want_dir=True))
+        self._mut(wcc, [parent], lambda t: ns.unlink(t, self.cred, parent, raw, want_dir=True))
 
-    def rename(self, src_parent: int, src: str, dst_parent: int, dst: str, *, replace: bool = True) -> None:
+    def rename(self, src_parent: int, src: str, dst_parent: int, dst: str, *, replace: bool = True,
+               wcc: Wcc | None = None) -> None:
         a, b = names.encode(src), names.encode(dst)
-        self._meta.write(lambda t: ns.rename(t, self.cred, src_parent, a, dst_parent, b, replace=replace))
+        self._mut(wcc, [src_parent, dst_parent],
+                  lambda t: ns.rename(t, self.cred, src_parent, a, dst_parent, b, replace=replace))
 
     def setattr(self, ino: int, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
-                size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None) -> Attr:
+                size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None,
+                wcc: Wcc | None = None) -> Attr:
         """chmod/chown/truncate/utimes in one transaction; a time of :data:`NOW` is the server's clock
         (allowed to anyone who may write; explicit times only to the owner), as NFS's SET_TO_SERVER_TIME."""
         if size is not None:
@@ -243,7 +261,7 @@ class FileSystem(AttrOps, JoinOps):
             node.ctime = ts
             t.update_inode(node)
             return node
-        return Attr.of(self._meta.write(apply))
+        return Attr.of(self._mut(wcc, [ino], apply))
 
     def _check_setattr(self, t: Txn, node: Inode, mode: int | None, uid: int | None, gid: int | None,
                        size: int | None, atime_ns: int | None, mtime_ns: int | None) -> None:
@@ -499,11 +517,6 @@ class FileSystem(AttrOps, JoinOps):
 
     def close(self) -> None:
         self.sync()
-
-
-def _with_size(a: Attr, size: int) -> Attr:
-    return Attr(a.ino, a.gen, a.type, a.mode, a.nlink, a.uid, a.gid, size, a.rdev, a.atime_ns,
-                a.mtime_ns, a.ctime_ns, a.btime_ns)
 
 
 __all__ = ["FileHandle", "FileState", "FileSystem"]
