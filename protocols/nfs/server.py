@@ -1,0 +1,298 @@
+"""The ONC-RPC server: asyncio TCP and UDP on one address and port; the only module with sockets.
+
+Records arrive on the event loop (:class:`~protocols.nfs.rpc.RecordReader` for TCP, one
+datagram each for UDP) and :func:`~protocols.nfs.dispatch.handle_record` runs them on a
+thread pool, since core.fs is synchronous. A TCP connection keeps several calls in
+flight (replies go out as they finish; the client matches them by xid) up to
+``max_inflight``; past that, or while the socket's send buffer is full, the server stops
+reading from that connection (back-pressure). A record over ``max_record`` closes the
+connection; a malformed call gets its RPC error reply or nothing, never a crash. Idle
+connections are kept for as long as the client likes (NFS clients hold one for hours).
+
+Tests and the gateway run it on a thread of its own::
+
+    handle = serve_in_thread([program], "127.0.0.1", 0)    # handle.port: the bound port
+    ...
+    handle.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import logging
+import socket
+import threading
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, cast
+
+from .dispatch import Program, handle_record, index
+from .drc import Drc
+from .rpc import MAX_FRAGMENT, Buf, RecordReader, RecordTooLarge, frame
+
+log = logging.getLogger("tessera.nfs.rpc")
+
+DEFAULT_MAX_RECORD = 4 << 20      # a 1 MiB WRITE and its header fit with room to spare
+DEFAULT_MAX_INFLIGHT = 32         # calls in flight per TCP connection before reading pauses
+UDP_MAX_INFLIGHT = 256            # datagrams in flight in all; more are dropped (the client retries)
+
+Reply = list[Buf] | None
+
+
+class RpcServer:
+    """ONC-RPC over TCP (and UDP, on the same port) for a set of programs."""
+
+    def __init__(self, programs: Iterable[Program], host: str = "0.0.0.0", port: int = 2049, *,
+                 udp: bool = True, max_record: int = DEFAULT_MAX_RECORD, workers: int = 8,
+                 max_inflight: int = DEFAULT_MAX_INFLIGHT, drc: Drc | None = None,
+                 max_fragment: int = MAX_FRAGMENT) -> None:
+        self.programs = index(programs)
+        self.host = host or "0.0.0.0"
+        self.port = port
+        self.udp = udp
+        self.max_record = max_record
+        self.max_inflight = max(1, max_inflight)
+        self.max_fragment = max_fragment
+        self.drc = drc if drc is not None else Drc()
+        self.workers = workers
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._tcp: asyncio.Server | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._conns: set[_TcpConnection] = set()
+        self._pending: set[asyncio.Future[Reply]] = set()
+
+    @property
+    def connections(self) -> int:
+        """Open TCP connections."""
+        return len(self._conns)
+
+    async def start(self) -> None:
+        """Bind TCP, then UDP on the same port (with port 0, retried until both bind)."""
+        loop = asyncio.get_running_loop()
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="tessera-nfs")
+        for attempt in range(20):
+            tcp = await loop.create_server(lambda: _TcpConnection(self), self.host, self.port, backlog=128)
+            port = int(tcp.sockets[0].getsockname()[1])
+            try:
+                if self.udp:
+                    transport, _ = await loop.create_datagram_endpoint(lambda: _UdpEndpoint(self),
+                                                                       local_addr=(self.host, port))
+                    self._udp = transport
+            except OSError as e:
+                tcp.close()
+                if self.port != 0 or e.errno != errno.EADDRINUSE or attempt == 19:
+                    raise
+                continue
+            self._tcp, self.port = tcp, port
+            break
+        log.info("ONC-RPC listening on %s port %d (tcp%s), programs %s", self.host, self.port,
+                 "+udp" if self.udp else "", sorted(self.programs))
+
+    def submit(self, record: bytes, client: tuple[str, int], transport: str) -> asyncio.Future[Reply]:
+        """Run one record's call on the pool (called on the event loop)."""
+        assert self._pool is not None, "server not started"
+        fut = asyncio.get_running_loop().run_in_executor(
+            self._pool, handle_record, self.programs, record, client, transport, self.drc)
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+        return fut
+
+    async def close(self) -> None:
+        """Stop listening, close every connection, wait (a while) for calls still running."""
+        if self._tcp is not None:
+            self._tcp.close()
+        if self._udp is not None:
+            self._udp.close()
+        for conn in list(self._conns):
+            conn.close()
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=10)
+        if self._tcp is not None:
+            await self._tcp.wait_closed()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._tcp = self._udp = self._pool = None
+
+
+def _result(fut: asyncio.Future[Reply], what: str) -> Reply:
+    if fut.cancelled():
+        return None
+    exc = fut.exception()
+    if exc is not None:        # handle_record catches handler errors: this is a bug in the RPC layer
+        log.error("RPC dispatch failed for %s", what, exc_info=exc)
+        return None
+    return fut.result()
+
+
+class _TcpConnection(asyncio.Protocol):
+    def __init__(self, server: RpcServer) -> None:
+        self.server = server
+        self.reader = RecordReader(server.max_record)
+        self.queue: deque[bytes] = deque()
+        self.inflight = 0
+        self.reading = True
+        self.can_write = True
+        self.closed = False
+        self.eof = False
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("?", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)   # reap peers that vanished
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = (str(peer[0]), int(peer[1]))
+        self.server._conns.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            records = self.reader.feed(data)
+        except RecordTooLarge as e:
+            log.warning("closing the connection from %s: %s", self.peer, e)
+            self.close()
+            return
+        self.queue.extend(records)
+        self._pump()
+
+    def eof_received(self) -> bool:
+        """The client half-closed: answer what it sent, then close."""
+        self.eof = True
+        return bool(self.queue or self.inflight)
+
+    def _pump(self) -> None:
+        """Start queued calls while under the in-flight cap; pause reading while over it."""
+        while self.queue and self.inflight < self.server.max_inflight and self.can_write and not self.closed:
+            record = self.queue.popleft()
+            self.inflight += 1
+            self.server.submit(record, self.peer, "tcp").add_done_callback(self._done)
+        want = not self.queue and self.inflight < self.server.max_inflight and self.can_write
+        if self.transport is None or self.closed or want == self.reading:
+            return
+        self.reading = want
+        if want:
+            self.transport.resume_reading()
+        else:
+            self.transport.pause_reading()
+
+    def _done(self, fut: asyncio.Future[Reply]) -> None:
+        self.inflight -= 1
+        reply = _result(fut, f"a call from {self.peer}")
+        if self.closed or self.transport is None:
+            return
+        if reply is not None:
+            self.transport.writelines(frame(reply, self.server.max_fragment))
+        self._pump()
+        if self.eof and not self.queue and not self.inflight:
+            self.transport.close()
+
+    def pause_writing(self) -> None:
+        self.can_write = False
+        self._pump()
+
+    def resume_writing(self) -> None:
+        self.can_write = True
+        self._pump()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.queue.clear()
+        self.server._conns.discard(self)
+
+
+class _UdpEndpoint(asyncio.DatagramProtocol):
+    def __init__(self, server: RpcServer) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+        self.inflight = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if self.inflight >= UDP_MAX_INFLIGHT:
+            log.debug("dropping a datagram from %s: %d calls in flight", addr, self.inflight)
+            return
+        self.inflight += 1
+        peer = (str(addr[0]), int(addr[1]))
+        fut = self.server.submit(data, peer, "udp")
+        fut.add_done_callback(lambda f: self._done(f, addr))
+
+    def _done(self, fut: asyncio.Future[Reply], addr: tuple[Any, ...]) -> None:
+        self.inflight -= 1
+        reply = _result(fut, f"a datagram from {addr}")
+        if reply is not None and self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(b"".join(reply), addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)
+
+
+class ServerThread:
+    """An :class:`RpcServer` running its own event loop on a daemon thread."""
+
+    def __init__(self, server: RpcServer) -> None:
+        self.server = server
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="tessera-nfs-loop", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self, timeout: float = 30.0) -> ServerThread:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the RPC server did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self.server.start()
+        except BaseException as e:
+            self._error = e
+            self._ready.set()
+            await self.server.close()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        await self.server.close()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the server and wait for its thread (idempotent)."""
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> ServerThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve_in_thread(programs: Iterable[Program], host: str = "127.0.0.1", port: int = 0,
+                    **options: Any) -> ServerThread:
+    """Start an :class:`RpcServer` on a thread; returns once it listens (``.port``, ``.close()``)."""
+    return ServerThread(RpcServer(programs, host, port, **options)).start()
