@@ -1,4 +1,4 @@
-"""Store commands: init, status, scrub, rebuild, gc, target, serve (users and groups: identity_cmds)."""
+"""Store commands: init, status, scrub, rebuild, gc, target (users and groups: identity_cmds; serve: serve.py)."""
 
 from __future__ import annotations
 
@@ -122,22 +122,3 @@ def target_fail(args: argparse.Namespace) -> int:
     print(f"target {args.id} marked failed; run 'tessera rebuild' to restore redundancy")
     return 0
 
-
-def serve(args: argparse.Namespace) -> int:
-    from gateway import logs
-    from gateway.serve import Server, exec_s3
-    path = args.config or os.path.join(data_dir(args), cfgmod.CONFIG_NAME)
-    if not args.config and not os.path.exists(path) and is_store(data_dir(args)):
-        cfgmod.write_default(data_dir(args))
-    cfg = cfgmod.load(path)
-    if args.s3_listen:
-        try:
-            cfgmod.parse_listen(args.s3_listen)
-        except ValueError as e:
-            raise InvalidArgument(f"--s3-listen: {e}") from None
-        cfg.s3.listen = args.s3_listen
-    logs.setup(cfg.log.level, cfg.log.format)
-    d = cfg.data_dir(path) if args.config else data_dir(args)
-    if args.role == "s3":
-        exec_s3(cfg, d)
-    return Server(cfg, d, protocols=args.role == "all").run()

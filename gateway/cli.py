@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from core.errors import CoreError
 from gateway import admin_cmds, file_cmds, identity_cmds
 from gateway.common import CliError
+from gateway.protocols import BY_ROLE, REGISTRY
 
 
 def _common() -> argparse.ArgumentParser:
@@ -85,13 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     identity_cmds.add_parsers(sub, common, admin_cmds.no_sub)
 
-    p = cmd("serve", admin_cmds.serve, "run the enabled servers until SIGTERM/SIGINT")
+    p = cmd("serve", _serve, "run the enabled servers until SIGTERM/SIGINT")
     p.add_argument("--config", metavar="FILE", help="config file (default DIR/tessera.yaml)")
-    p.add_argument("--s3-listen", metavar="HOST:PORT", help="S3 listen address (overrides s3.listen)")
-    p.add_argument("--role", choices=("all", "core", "s3"), default="all",
+    for e in REGISTRY:
+        p.add_argument(e.listen_flag, metavar="HOST:PORT",
+                       help=f"{e.name.upper()} listen address (overrides {e.listen_key})")
+    roles = ", ".join(f"{e.role}: only the {e.name.upper()} server, in this process" for e in REGISTRY)
+    p.add_argument("--role", choices=("all", "core", *BY_ROLE), default="all",
                    help="all: everything enabled in the config (default); core: admin endpoint and maintenance "
-                        "only; s3: only the S3 server, in this process (one role per container in the appliance)")
+                        f"only; {roles} (one role per container in the appliance)")
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.serve import serve_cmd  # the server's imports only for serve
+    return serve_cmd(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import ConfigError
+from protocols.nfs import exports as nfs_exports
+from protocols.nfs.exports import Export
 
 CONFIG_NAME = "tessera.yaml"
 
@@ -94,6 +96,85 @@ class S3Config(_Strict):
         return v
 
 
+def _one_of(v: object, allowed: tuple[str, ...]) -> str:
+    if not isinstance(v, str) or v not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}, got {v!r}")
+    return v
+
+
+class NfsExportConfig(_Strict):
+    """One entry of ``nfs.exports``; :meth:`build` makes the NFS layer's ``Export`` of it.
+
+    Each field is checked with the NFS layer's own rules, so a message names its key
+    (``nfs.exports[0].clients: ...``).
+    """
+
+    path: str
+    clients: list[str] = Field(min_length=1)
+    access: Literal["rw", "ro"] = "rw"
+    squash: Literal["none", "root", "all"] = "root"
+    anonuid: int = Field(65534, ge=0, le=nfs_exports.MAX_ID)
+    anongid: int = Field(65534, ge=0, le=nfs_exports.MAX_ID)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return nfs_exports.normalise_path(v)
+
+    @field_validator("clients", mode="before")
+    @classmethod
+    def _clients(cls, v: object) -> object:
+        if isinstance(v, str):  # clients: 10.0.0.0/8 (one, not in a list)
+            v = [v]
+        if isinstance(v, list):
+            for c in v:
+                nfs_exports.parse_client(str(c))
+            return [str(c) for c in v]
+        return v
+
+    @field_validator("access", mode="before")
+    @classmethod
+    def _access(cls, v: object) -> str:
+        return _one_of(v, nfs_exports.ACCESS)
+
+    @field_validator("squash", mode="before")
+    @classmethod
+    def _squash(cls, v: object) -> str:
+        return _one_of(v, nfs_exports.SQUASH)
+
+    def build(self) -> Export:
+        return Export.build(self.path, self.clients, self.access, self.squash, self.anonuid, self.anongid)
+
+
+class NfsConfig(_Strict):
+    """The NFS server: NFSv3, MOUNT, NLM and NSM on one TCP and UDP port."""
+
+    enabled: bool = True  # a tessera.yaml without an nfs: section serves no NFS (see Config.nfs)
+    listen: str = "0.0.0.0:2049"
+    user_listen: str = "127.0.0.1:12049"  # instead of a listen port < 1024 when serve may not bind one
+    udp: bool = True
+    rpcbind: bool = True  # register with rpcbind when it runs (clients then need no port options)
+    workers: int = Field(8, ge=1, le=256)
+    grace_s: float = Field(90.0, ge=0, le=3600)  # NLM grace period after a start: lock reclaims only
+    exports: list[NfsExportConfig] = []
+
+    @field_validator("listen", "user_listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+    @field_validator("exports")
+    @classmethod
+    def _unique(cls, v: list[NfsExportConfig]) -> list[NfsExportConfig]:
+        nfs_exports.check_unique([e.build() for e in v])
+        return v
+
+    def built_exports(self) -> list[Export]:
+        """The exports as the NFS server takes them."""
+        return [e.build() for e in self.exports]
+
+
 class StoreConfig(_Strict):
     data: str = "."  # relative to the config file's directory
     io_threads: int = Field(4, ge=1, le=64)
@@ -104,6 +185,9 @@ class Config(_Strict):
     log: LogConfig = LogConfig()
     admin: AdminConfig = AdminConfig()
     s3: S3Config = S3Config()
+    # no nfs: section (a store made before NFS, a test's config) = no NFS server; a section = enabled unless
+    # it says otherwise. 'tessera init' writes one (see DEFAULT_YAML).
+    nfs: NfsConfig = NfsConfig(enabled=False)
     maintenance: MaintenanceConfig = MaintenanceConfig()
 
     def data_dir(self, config_path: str) -> str:
@@ -137,6 +221,21 @@ s3:
     enabled: false         # HTTPS with the pair below ('tessera init' makes a self-signed one)
     cert: tls/cert.pem
     key: tls/key.pem
+nfs:
+  enabled: true            # NFSv3 + MOUNT + NLM (locks) on one TCP and UDP port
+  listen: 0.0.0.0:2049     # 'tessera serve --nfs-listen HOST:PORT' overrides
+  user_listen: 127.0.0.1:12049  # used instead when listen's port is < 1024 and serve may not bind it (not root)
+  udp: true
+  rpcbind: true            # register with rpcbind when it runs (else clients give nfsport=/mountport=)
+  workers: 8               # request threads
+  grace_s: 90              # after a restart, clients reclaim their NLM locks for this long before new ones
+  exports:                 # edits apply without a restart
+    - path: /              # a store path
+      clients: [127.0.0.1, "::1"]   # addresses or networks (10.0.0.0/8), or '*'
+      access: rw           # rw | ro
+      squash: root         # none | root | all: who becomes anonuid/anongid
+      anonuid: 65534
+      anongid: 65534
 maintenance:
   gc_interval_s: 300       # garbage-collect unreferenced segments
   repair_interval_s: 60    # repair cells that reads found bad
@@ -158,8 +257,20 @@ def load(path: str) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        errs = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        errs = "; ".join(f"{_loc(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in e.errors())
         raise ConfigError(f"{os.path.basename(path)}: {errs}") from None
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the YAML key a user edits.
+
+    >>> _loc(("nfs", "exports", 0, "squash"))
+    'nfs.exports[0].squash'
+    """
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
 
 
 def write_default(data_dir: str) -> str:

@@ -1,29 +1,31 @@
-"""``tessera serve``: the admin endpoint, background maintenance, clean shutdown.
+"""``tessera serve``: the admin endpoint, background maintenance, the protocol servers, clean shutdown.
 
-Protocol servers (S3, NFS, SMB) are added here as their issues land; each runs
-as its own process using the core library directly.
+The protocol servers are the entries of :data:`gateway.protocols.REGISTRY`; each runs as its own process
+using the core library directly: supervised children of ``tessera serve`` (role ``all``), or one per
+container in the appliance (``serve --role s3|nfs``, beside ``serve --role core``).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import NoReturn
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from core.errors import ConfigError, StoreError
 from core.store import Store, is_store, open_store
+from gateway import config as cfgmod
+from gateway import listen
+from gateway.common import data_dir as data_dir_of
 from gateway.config import Config, parse_listen
 from gateway.metrics import registry
+from gateway.protocols import BY_ROLE, REGISTRY, ChildSpec, Paths, apply_listen
 
 log = logging.getLogger("tessera.serve")
 
@@ -31,8 +33,8 @@ log = logging.getLogger("tessera.serve")
 class Child:
     """A protocol server process, restarted with backoff if it dies."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.name, self.argv, self.env = name, argv, env
+    def __init__(self, spec: ChildSpec) -> None:
+        self.name, self.argv, self.env = spec.name, spec.argv, spec.env
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
         self._next = 0.0
@@ -65,48 +67,17 @@ class Child:
             p.wait(5)
 
 
-def s3_child(cfg: Config, data_dir: str) -> Child:
-    """The S3 server as a process: its argv and environment (every uvicorn worker opens the store itself)."""
-    s3 = cfg.s3
-    env = {**os.environ, "TESSERA_DATA": os.path.abspath(data_dir), "TESSERA_S3_LISTEN": s3.listen,
-           "TESSERA_S3_WORKERS": str(s3.workers), "TESSERA_S3_ROOT": s3.root, "TESSERA_S3_REGION": s3.region,
-           "TESSERA_S3_DOMAIN": s3.domain or "", "TESSERA_S3_MIN_PART": str(s3.min_part_size),
-           "TESSERA_IO_THREADS": str(cfg.store.io_threads), "TESSERA_LOG": cfg.log.level,
-           "TESSERA_S3_AUDIT": "1" if s3.audit else "0", "TESSERA_S3_BUCKET_MODE": oct(s3.bucket_mode),
-           "TESSERA_S3_OBJECT_MODE": oct(s3.object_mode)}
-    if s3.tls.enabled:
-        cert = os.path.join(data_dir, s3.tls.cert)
-        key = os.path.join(data_dir, s3.tls.key)
-        for p in (cert, key):
-            if not os.path.exists(p):
-                raise ConfigError(f"s3.tls: {p} not found")
-        env["TESSERA_S3_CERT"], env["TESSERA_S3_KEY"] = cert, key
-    host, port = parse_listen(s3.listen)
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:  # fail early, clearly
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
-    return Child("s3", [sys.executable, "-m", "protocols.s3.server"], env)
-
-
-def exec_s3(cfg: Config, data_dir: str) -> NoReturn:
-    """``serve --role s3``: this process becomes the S3 server (one protocol per container in the appliance)."""
-    if not is_store(data_dir):
-        raise StoreError(f"no Tessera store in {data_dir} (run 'tessera init' first)")
-    child = s3_child(cfg, data_dir)
-    log.info("exec s3 server", extra={"data": data_dir, "listen": cfg.s3.listen})
-    os.execve(child.argv[0], child.argv, child.env)
-
-
 class Server:
     """One node's services: the admin endpoint and maintenance, plus (``protocols=True``) the protocol servers
     the config enables as supervised children. The appliance runs it with ``protocols=False`` (``serve --role
-    core``) and each protocol in a container of its own (:func:`exec_s3`)."""
+    core``) and each protocol in a container of its own (``serve --role <protocol>``)."""
 
-    def __init__(self, cfg: Config, data_dir: str, protocols: bool = True) -> None:
+    def __init__(self, cfg: Config, paths: Paths, protocols: bool = True) -> None:
         self.cfg = cfg
-        self.data_dir = data_dir
+        self.paths = paths
+        self.data_dir = paths.data_dir
         self.protocols = protocols
-        self.store: Store = open_store(data_dir, threads=cfg.store.io_threads)
+        self.store: Store = open_store(self.data_dir, threads=cfg.store.io_threads)
         self.stop = threading.Event()
         self.counters: dict[str, float] = {"gc_runs": 0, "gc_segments_deleted": 0, "repairs_run": 0,
                                            "cells_repaired": 0, "s3_uploads_expired": 0}
@@ -140,7 +111,11 @@ class Server:
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("admin request", extra={"request": format % args})
 
-        httpd = ThreadingHTTPServer((host, port), Handler)
+        try:
+            httpd = ThreadingHTTPServer((host, port), Handler)
+        except OSError as e:
+            raise listen.bind_error("admin.listen", self.cfg.admin.listen, e,
+                                    "another tessera serve? set admin.listen") from None
         httpd.daemon_threads = True
         log.info("admin endpoint listening", extra={"listen": f"{host}:{port}"})
         return httpd
@@ -181,8 +156,11 @@ class Server:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        if self.cfg.s3.enabled and self.protocols:
-            self.children.append(s3_child(self.cfg, self.data_dir))
+        if self.protocols:
+            enabled = [e for e in REGISTRY if e.section(self.cfg).enabled]
+            self.children = [Child(e.child(self.cfg, self.paths)) for e in enabled]
+            for e in enabled:  # every listen address checked before anything starts
+                e.probe(self.cfg)
         if self.cfg.admin.enabled:
             self.httpd = self._bind_admin()
             self.threads.append(threading.Thread(target=self.httpd.serve_forever, args=(0.2,),
@@ -206,3 +184,22 @@ class Server:
         self.store.close()
         log.info("stopped")
         return 0
+
+
+def serve_cmd(args: argparse.Namespace) -> int:
+    """``tessera serve [--config FILE] [--role ROLE] [--<protocol>-listen HOST:PORT ...]``."""
+    from gateway import logs
+    d = data_dir_of(args)
+    path = args.config or os.path.join(d, cfgmod.CONFIG_NAME)
+    if not args.config and not os.path.exists(path) and is_store(d):
+        cfgmod.write_default(d)
+    cfg = cfgmod.load(path)
+    notes = apply_listen(cfg, {e.name: getattr(args, f"{e.name}_listen", None) for e in REGISTRY})
+    logs.setup(cfg.log.level, cfg.log.format)
+    paths = Paths(cfg.data_dir(path) if args.config else d, os.path.abspath(path))
+    for name, note in notes.items():
+        if args.role == name or (args.role == "all" and BY_ROLE[name].section(cfg).enabled):
+            print(note, flush=True)
+    if args.role in BY_ROLE:
+        return BY_ROLE[args.role].run(cfg, paths)
+    return Server(cfg, paths, protocols=args.role == "all").run()
