@@ -61,11 +61,11 @@ MNT3ERR_SERVERFAULT = 10006
 
 
 class MountList:
-    """Who mounted what (DUMP's answer): (host, path) pairs in mount order; thread-safe.
+    """Who mounted what (DUMP's answer): (host, path) pairs in the order of their latest MNT; thread-safe.
 
     >>> m = MountList(); m.add("10.0.0.1", "/data"); m.add("10.0.0.2", "/"); m.add("10.0.0.1", "/data")
     >>> m.entries()
-    [('10.0.0.1', '/data'), ('10.0.0.2', '/')]
+    [('10.0.0.2', '/'), ('10.0.0.1', '/data')]
     >>> m.remove("10.0.0.1", "/data"); m.remove_host("10.0.0.2"); m.entries()
     []
     """
@@ -179,6 +179,52 @@ class Mount:
             p.pack_list(e.clients, group)
         p.pack_list(self.ctx.exports(), node)
         return p
+
+
+# -- the client side (tests, tools): decoders of the v3 results ------------------------------
+def pack_dirpath(path: str) -> bytes:
+    """MNT/UMNT arguments."""
+    p = Packer()
+    p.pack_string(path.encode("utf-8", "surrogateescape"))
+    return p.data()
+
+
+def unpack_mountres(body: bytes) -> tuple[int, bytes, list[int]]:
+    """A MNT v3 result: (mountstat3, handle, auth flavors); XdrError when malformed.
+
+    >>> p = Packer(); p.pack_enum(MNT3_OK); p.pack_opaque(b"fh"); p.pack_array([1], p.pack_int)
+    >>> unpack_mountres(p.data())
+    (0, b'fh', [1])
+    """
+    u = Unpacker(body)
+    status = u.unpack_enum()
+    fh, flavors = b"", []
+    if status == MNT3_OK:
+        fh = u.unpack_opaque(64)
+        flavors = u.unpack_array(u.unpack_int, 64)
+    u.done()
+    return status, fh, flavors
+
+
+def unpack_mountlist(body: bytes) -> list[tuple[str, str]]:
+    """A DUMP result: (host, path) pairs."""
+    u = Unpacker(body)
+    out = u.unpack_list(lambda: (u.unpack_string(MNTNAMLEN).decode(errors="replace"),
+                                 u.unpack_string(MNTPATHLEN).decode("utf-8", "surrogateescape")))
+    u.done()
+    return out
+
+
+def unpack_exports(body: bytes) -> list[tuple[str, list[str]]]:
+    """An EXPORT result: (path, client specs) pairs."""
+    u = Unpacker(body)
+
+    def node() -> tuple[str, list[str]]:
+        path = u.unpack_string(MNTPATHLEN).decode("utf-8", "surrogateescape")
+        return path, u.unpack_list(lambda: u.unpack_string(MNTNAMLEN).decode(errors="replace"))
+    out = u.unpack_list(node)
+    u.done()
+    return out
 
 
 def _null(req: Request, args: Unpacker) -> Packer:

@@ -13,7 +13,7 @@ from protocols.nfs import rpc
 from protocols.nfs.context import Context
 from protocols.nfs.dispatch import AuthSys, Program, Request, handle_record, index
 from protocols.nfs.exports import Export
-from protocols.nfs.xdr import Packer, Unpacker
+from protocols.nfs.xdr import Packer
 
 USER = AuthSys(1, "client", 1000, 1000, (1000,))
 
@@ -40,34 +40,15 @@ class MountClient:
             ) -> tuple[int, bytes, list[int]]:
         r = self.call(M.MNT, path_arg(path), ip=ip, auth=auth)
         assert r.ok
-        u = Unpacker(r.body)
-        status = u.unpack_enum()
-        if status != M.MNT3_OK:
-            u.done()
-            return status, b"", []
-        fh = u.unpack_opaque(64)
-        flavors = u.unpack_array(u.unpack_int)
-        u.done()
-        return status, fh, flavors
+        return M.unpack_mountres(r.body)
 
     def dump(self, *, vers: int = 3) -> list[tuple[str, str]]:
-        r = self.call(M.DUMP, vers=vers)
-        u = Unpacker(r.body)
-        out = u.unpack_list(lambda: (u.unpack_string(255).decode(), u.unpack_string(1024).decode()))
-        u.done()
-        return out
+        return M.unpack_mountlist(self.call(M.DUMP, vers=vers).body)
 
     def exports(self, *, vers: int = 3) -> list[tuple[str, list[str]]]:
         r = self.call(M.EXPORT, vers=vers)
         assert r.ok
-        u = Unpacker(r.body)
-
-        def node() -> tuple[str, list[str]]:
-            d = u.unpack_string(1024).decode()
-            return d, u.unpack_list(lambda: u.unpack_string(255).decode())
-        out = u.unpack_list(node)
-        u.done()
-        return out
+        return M.unpack_exports(r.body)
 
 
 @pytest.fixture
