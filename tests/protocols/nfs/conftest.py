@@ -11,6 +11,7 @@ ports (no portmapper needed) and the AUTH_SYS uid/gid to send::
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +25,7 @@ from protocols.nfs.exports import Export
 from protocols.nfs.rpcclient import RpcClient
 from protocols.nfs.service import NfsServer, NfsSettings, start
 
+ROOT = Path(__file__).resolve().parents[3]
 CELL = 64 * 1024
 ALICE_UID, BOB_UID = 1000, 1001
 NOBODY = 65534
@@ -31,7 +33,7 @@ NOBODY = 65534
 
 @pytest.fixture
 def nfs_store(tmp_path: Path) -> Iterator[Store]:
-    """A store on directory targets with users alice (uid/gid 1000) and bob (1001), and /data (0777)."""
+    """A store (in-memory targets) with users alice (uid/gid 1000) and bob (1001), and /data (0777)."""
     d = str(tmp_path / "store")
     init_store(d, targets=[f"mem:{i}" for i in range(6)], cell=CELL, shard_bytes=64 * CELL)
     store = open_store(d)
@@ -40,6 +42,12 @@ def nfs_store(tmp_path: Path) -> Iterator[Store]:
     store.fs.mkdir(store.fs.root, "data", 0o777)
     yield store
     store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 ServerFactory = Callable[[Sequence[Export]], NfsServer]

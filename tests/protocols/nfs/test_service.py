@@ -4,12 +4,16 @@ subdirectory mounts, denied clients (a second loopback address), exports changed
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from core.store import Store
+from core.store import Store, init_store, open_store
 from protocols.nfs import mount as M
 from protocols.nfs import rpc
 from protocols.nfs.dispatch import AuthSys
@@ -17,7 +21,7 @@ from protocols.nfs.exports import Export
 from protocols.nfs.rpcclient import RpcClient
 from protocols.nfs.service import NfsSettings, run, start
 
-from .conftest import ServerFactory
+from .conftest import ROOT, ServerFactory, free_port
 
 ALICE = AuthSys(0, "client", 1000, 1000, (1000,))
 
@@ -116,3 +120,33 @@ def test_port_in_use_is_an_oserror(nfs_store: Store, nfs_server: ServerFactory) 
     srv = nfs_server([])
     with pytest.raises(OSError):
         start(nfs_store, NfsSettings(host="127.0.0.1", port=srv.port, rpcbind=False), lambda: [])
+
+
+def test_standalone_module(tmp_path: Path) -> None:
+    d = str(tmp_path / "store")
+    init_store(d, cell=64 * 1024, shard_bytes=64 * 64 * 1024)
+    with open_store(d) as s:
+        s.fs.mkdir(s.fs.root, "pub")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "protocols.nfs", "--data", d, "--listen", f"127.0.0.1:{port}",
+                             "--export", "/pub:ro:all", "--clients", "127.0.0.0/8", "--no-rpcbind"],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                c = RpcClient("127.0.0.1", port, auth=ALICE)
+                break
+            except ConnectionRefusedError:
+                assert proc.poll() is None and time.monotonic() < deadline, "python -m protocols.nfs did not start"
+                time.sleep(0.1)
+        with c:
+            assert mnt(c, "/pub")[0] == M.MNT3_OK
+            assert M.unpack_exports(c.call_ok(M.PROG, 3, M.EXPORT)) == [("/pub", ["127.0.0.0/8"])]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    bad = subprocess.run([sys.executable, "-m", "protocols.nfs", "--data", d, "--export", "/pub:rx"], cwd=ROOT,
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "access must be one of rw, ro" in bad.stderr
