@@ -363,7 +363,8 @@ class RecordReader:
                 raise RecordTooLarge(f"record of at least {self._size + n} bytes exceeds {self.max_record}")
             if len(buf) < 4 + n:
                 break
-            frag = bytes(buf[4: 4 + n])
+            with memoryview(buf) as view:
+                frag = bytes(view[4: 4 + n])      # one copy (a bytearray slice would make two)
             del buf[: 4 + n]
             if not head & LAST_FRAGMENT:
                 self._frags.append(frag)
