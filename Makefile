@@ -13,19 +13,27 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-# install the package (editable) with what the tests need
+# what serving needs: the package (editable) and its runtime dependencies, nothing else (make run)
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# on top of that, what the tests need (every target but run)
 # torch first, pinned to the local CPU build, so the [torch] range never pulls a newer one
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: $(VENV)/.runtime
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test,torch]'
 	touch $@
 
-# system packages: S3 clients, podman for the containers, and what builds and boots the appliance image
+# system packages: S3 clients, NFS clients (libnfs), NFS-Ganesha and rpcbind for the NFS tests and benchmarks,
+# podman for the containers, and what builds and boots the appliance image
 deps: $(VENV)/.installed
-	@bash .ci/system-deps.sh rclone podman runc mmdebstrap uidmap qemu-system-x86 ipxe-qemu squashfs-tools \
-	  xorriso grub-common grub-pc-bin grub-efi-amd64-bin mtools busybox-static cpio e2fsprogs file
+	@bash .ci/system-deps.sh rclone libnfs-utils nfs-ganesha nfs-ganesha-vfs rpcbind podman runc mmdebstrap uidmap \
+	  qemu-system-x86 ipxe-qemu squashfs-tools xorriso grub-common grub-pc-bin grub-efi-amd64-bin mtools \
+	  busybox-static cpio e2fsprogs file
 
-run: $(VENV)/.installed
+# serves S3, NFS (on nfs.user_listen when not root: printed at start) and the admin endpoint
+run: $(VENV)/.runtime
 	@[ -f "$(TESSERA_DATA)/meta/meta.db" ] || $(BIN)/tessera init --data "$(TESSERA_DATA)"
 	$(BIN)/tessera serve --data "$(TESSERA_DATA)"
 

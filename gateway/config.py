@@ -151,7 +151,7 @@ class NfsConfig(_Strict):
 
     enabled: bool = True  # a tessera.yaml without an nfs: section serves no NFS (see Config.nfs)
     listen: str = "0.0.0.0:2049"
-    user_listen: str = "127.0.0.1:12049"  # instead of a listen port < 1024 when serve may not bind one
+    user_listen: str = "127.0.0.1:12049"  # instead of listen when serve runs as a user (not root)
     udp: bool = True
     rpcbind: bool = True  # register with rpcbind when it runs (clients then need no port options)
     workers: int = Field(8, ge=1, le=256)
@@ -224,7 +224,7 @@ s3:
 nfs:
   enabled: true            # NFSv3 + MOUNT + NLM (locks) on one TCP and UDP port
   listen: 0.0.0.0:2049     # 'tessera serve --nfs-listen HOST:PORT' overrides
-  user_listen: 127.0.0.1:12049  # used instead when listen's port is < 1024 and serve may not bind it (not root)
+  user_listen: 127.0.0.1:12049  # used instead when serve runs as a user, not root (make run); printed at start
   udp: true
   rpcbind: true            # register with rpcbind when it runs (else clients give nfsport=/mountport=)
   workers: 8               # request threads

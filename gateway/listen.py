@@ -4,9 +4,10 @@ A port held by another program is one clear line naming the key and what to chan
 ``nfs.listen 0.0.0.0:2049: address already in use (another NFS server? set nfs.listen or
 --nfs-listen)``, never a bare "Address already in use".
 
-Ports below ``net.ipv4.ip_unprivileged_port_start`` (1024) need root or CAP_NET_BIND_SERVICE:
-:func:`may_bind` says whether this process may bind one, so ``tessera serve`` run by a user (``make
-run``) can fall back to a protocol's ``user_listen`` instead of failing.
+Ports below ``net.ipv4.ip_unprivileged_port_start`` (1024) need root or CAP_NET_BIND_SERVICE;
+:func:`privileged` says whether this process has them. ``tessera serve`` run by a user (``make run``)
+serves a protocol that has a ``user_listen`` (NFS) there: a user's server neither needs nor takes the
+machine's NFS port.
 """
 
 from __future__ import annotations
@@ -85,7 +86,6 @@ def _has_cap(cap: int) -> bool:
     return False
 
 
-def may_bind(port: int) -> bool:
-    """Whether this process may bind ``port``: any port as root or with CAP_NET_BIND_SERVICE, else only
-    unprivileged ones."""
-    return port >= unprivileged_port_start() or os.geteuid() == 0 or _has_cap(CAP_NET_BIND_SERVICE)
+def privileged() -> bool:
+    """Whether this process may bind any port (root, or CAP_NET_BIND_SERVICE)."""
+    return os.geteuid() == 0 or _has_cap(CAP_NET_BIND_SERVICE)

@@ -68,21 +68,20 @@ class ExportsWatcher:
         try:
             new = tuple(cfgmod.load(self.path).nfs.built_exports())
         except ConfigError as e:
-            log.error("nfs exports not reloaded: the config is invalid; the previous exports stay",
-                      extra={"error": str(e), "config": self.path})
+            log.error("nfs exports not reloaded, the previous ones stay: %s", e, extra={"config": self.path})
             return
         if new != self._exports:
-            log.info("nfs exports reloaded", extra={"exports": describe(new), "config": self.path})
+            log.info("nfs exports reloaded: %s", "; ".join(describe(new)) or "none", extra={"config": self.path})
             self._exports = new
 
 
 def run(cfg: cfgmod.Config, paths: Paths) -> int:
     """Serve NFS on ``cfg.nfs.listen`` until SIGTERM or SIGINT. Returns the exit code."""
-    from protocols.nfs.service import NfsSettings
-    from protocols.nfs.service import run as serve_nfs
     if not is_store(paths.data_dir):
         raise StoreError(f"no Tessera store in {paths.data_dir} (run 'tessera init' first)")
     NFS.probe(cfg)
+    from protocols.nfs.service import NfsSettings
+    from protocols.nfs.service import run as serve_nfs
     host, port = cfgmod.parse_listen(cfg.nfs.listen)
     settings = NfsSettings(host=host, port=port, udp=cfg.nfs.udp, rpcbind=cfg.nfs.rpcbind,
                            workers=cfg.nfs.workers, grace_s=cfg.nfs.grace_s)
@@ -96,8 +95,6 @@ def run(cfg: cfgmod.Config, paths: Paths) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     store = open_store(paths.data_dir, threads=cfg.store.io_threads)
-    log.info("nfs server starting", extra={"listen": cfg.nfs.listen, "udp": cfg.nfs.udp, "data": paths.data_dir,
-                                           "exports": describe(exports())})
     try:
         serve_nfs(store, settings, exports, stop)
     except OSError as e:

@@ -142,9 +142,9 @@ BY_ROLE = {e.role: e for e in REGISTRY}
 
 
 def apply_listen(cfg: Config, flags: dict[str, str | None]) -> dict[str, str]:
-    """Settle each protocol's listen address: its ``--<name>-listen`` flag wins; else, when the configured
-    port is one this process may not bind (not root, port < 1024) and the section has a ``user_listen``,
-    that is used instead. Returns, by protocol, the line to print at start about such a substitution.
+    """Settle each protocol's listen address: its ``--<name>-listen`` flag wins; else, when this process is
+    not privileged (not root, no CAP_NET_BIND_SERVICE) and the section has a ``user_listen``, that is used
+    instead of ``listen``. Returns, by protocol, the line to print at start about such a substitution.
     """
     notes = {}
     for e in REGISTRY:
@@ -158,8 +158,8 @@ def apply_listen(cfg: Config, flags: dict[str, str | None]) -> dict[str, str]:
             sec.listen = flag
             continue
         user = getattr(sec, "user_listen", None)
-        if user and not listen.may_bind(parse_listen(sec.listen)[1]):
-            notes[e.name] = (f"tessera: {e.name.upper()} listens on {user} ({e.listen_key} {sec.listen} needs "
-                             f"root; {e.name}.user_listen is used)")
+        if user and not listen.privileged():
+            notes[e.name] = (f"tessera: {e.name.upper()} listens on {user} ({e.name}.user_listen: not running "
+                             f"as root; {e.listen_key} is {sec.listen})")
             sec.listen = user
     return notes

@@ -38,3 +38,55 @@ def test_parse_listen() -> None:
     assert parse_listen("[::1]:80") == ("::1", 80)
     with pytest.raises(ValueError):
         parse_listen(":80")
+
+
+def test_default_config_serves_nfs_to_this_host_only(tmp_path: Path) -> None:
+    from protocols.nfs.exports import Export
+    nfs = load(write_default(str(tmp_path))).nfs
+    assert nfs.enabled and nfs.listen == "0.0.0.0:2049" and nfs.user_listen == "127.0.0.1:12049"
+    assert nfs.udp and nfs.rpcbind and nfs.workers == 8 and nfs.grace_s == 90
+    assert nfs.built_exports() == [Export.build("/", ["127.0.0.1", "::1"], "rw", "root", 65534, 65534)]
+
+
+def test_nfs_section_absent_means_no_nfs_present_means_enabled(tmp_path: Path) -> None:
+    p = tmp_path / "tessera.yaml"
+    p.write_text("s3:\n  enabled: true\n")  # a store made before NFS, or a test's config: nothing new opens
+    assert not load(str(p)).nfs.enabled
+    p.write_text("nfs:\n  listen: 127.0.0.1:3049\n  exports:\n    - path: /data/\n      clients: 10.1.2.3/8\n"
+                 "      access: ro\n      squash: all\n      anonuid: 7\n      anongid: 8\n")
+    nfs = load(str(p)).nfs
+    assert nfs.enabled and nfs.listen == "127.0.0.1:3049"
+    [e] = nfs.built_exports()
+    assert (e.path, e.clients, e.access, e.squash, e.anonuid, e.anongid) == ("/data", ("10.0.0.0/8",), "ro",
+                                                                             "all", 7, 8)
+    assert e.allows("10.200.0.1") and not e.allows("11.0.0.1")
+
+
+EXPORT = "nfs:\n  exports:\n    - path: /\n      clients: ['*']\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (EXPORT + "      squash: some\n", "nfs.exports[0].squash: must be one of none, root, all, got 'some'"),
+    (EXPORT + "      access: rx\n", "nfs.exports[0].access: must be one of rw, ro, got 'rx'"),
+    (EXPORT + "      anonuid: -1\n", "nfs.exports[0].anonuid: Input should be greater than or equal to 0"),
+    (EXPORT + "      anongid: x\n", "nfs.exports[0].anongid: Input should be a valid integer"),
+    (EXPORT + "      root: yes\n", "nfs.exports[0].root: Extra inputs are not permitted"),
+    (EXPORT + "    - path: data\n      clients: ['*']\n", "nfs.exports[1].path: export path 'data' must be absolute"),
+    (EXPORT + "    - path: /a/../b\n      clients: ['*']\n", "nfs.exports[1].path: export path '/a/../b' may not"),
+    (EXPORT + "    - path: /a\n      clients: [host.example]\n", "nfs.exports[1].clients: export client "
+                                                                  "'host.example' is not an IP address"),
+    (EXPORT + "    - path: /a\n      clients: []\n", "nfs.exports[1].clients: List should have at least 1 item"),
+    (EXPORT + "    - path: /a\n", "nfs.exports[1].clients: Field required"),
+    (EXPORT + "    - path: //\n      clients: ['*']\n", "nfs.exports: export / is listed twice"),
+    ("nfs:\n  listen: nowhere\n", "nfs.listen: expected HOST:PORT, got 'nowhere'"),
+    ("nfs:\n  user_listen: localhost\n", "nfs.user_listen: expected HOST:PORT"),
+    ("nfs:\n  workers: 0\n", "nfs.workers: Input should be greater than or equal to 1"),
+    ("nfs:\n  udp: sometimes\n", "nfs.udp: Input should be a valid boolean"),
+    ("nfs:\n  exports: /data\n", "nfs.exports: Input should be a valid list"),
+])
+def test_bad_nfs_settings_name_their_key(tmp_path: Path, text: str, message: str) -> None:
+    p = tmp_path / "tessera.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load(str(p))
+    assert str(e.value).startswith("tessera.yaml: ") and message in str(e.value), str(e.value)

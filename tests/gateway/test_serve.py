@@ -10,9 +10,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal, TypeVar
 
 import pytest
+
+from core.errors import InvalidArgument
+from protocols.nfs.mount import unpack_exports
+from protocols.nfs.rpcclient import RpcClient
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,18 +116,37 @@ def test_serve_rejects_bad_config(tmp_path: Path) -> None:
     assert p.returncode == 1 and "admin.listen" in p.stderr and "Traceback" not in p.stderr
 
 
-def test_serve_reports_port_in_use(tmp_path: Path) -> None:
+HINTS = {"s3": "another S3 server? set s3.listen or --s3-listen",
+         "nfs": "another NFS server? set nfs.listen or --nfs-listen",
+         "admin": "another tessera serve? set admin.listen"}
+
+
+@pytest.mark.parametrize(("key", "kind", "role"), [
+    ("s3", socket.SOCK_STREAM, "all"), ("s3", socket.SOCK_STREAM, "s3"),
+    ("nfs", socket.SOCK_STREAM, "all"), ("nfs", socket.SOCK_DGRAM, "all"), ("nfs", socket.SOCK_STREAM, "nfs"),
+    ("nfs", socket.SOCK_DGRAM, "nfs"), ("admin", socket.SOCK_STREAM, "all"), ("admin", socket.SOCK_STREAM, "core"),
+])
+def test_serve_reports_port_in_use(tmp_path: Path, key: str, kind: socket.SocketKind, role: str) -> None:
+    """A listen address another program holds: one line naming the key, the address and what to change;
+    exit 1, no traceback. NFS checks its TCP and its UDP port."""
     d = tmp_path / "data"
     _init(d)
-    with socket.socket() as s:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
-        s.listen()
+        if kind == socket.SOCK_STREAM:
+            s.listen()
         port = s.getsockname()[1]
-        (d / "tessera.yaml").write_text(f"admin:\n  listen: 127.0.0.1:{_free_port()}\n"
-                                        f"s3:\n  listen: 127.0.0.1:{port}\n")
-        p = subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=60, env={**os.environ})
-    assert p.returncode == 1 and "tessera: error:" in p.stderr
+        ports = {k: _free_port() for k in HINTS}
+        ports[key] = port
+        (d / "tessera.yaml").write_text(
+            f"admin:\n  listen: 127.0.0.1:{ports['admin']}\ns3:\n  listen: 127.0.0.1:{ports['s3']}\n  workers: 1\n"
+            f"nfs:\n  listen: 127.0.0.1:{ports['nfs']}\n  rpcbind: false\n  exports: []\n")
+        p = subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve", "--role", role],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+    udp = " (UDP)" if kind == socket.SOCK_DGRAM else ""
+    want = f"tessera: error: {key}.listen 127.0.0.1:{port}: address already in use{udp} ({HINTS[key]})\n"
+    assert p.returncode == 1 and p.stderr.endswith(want), p.stderr
+    assert "Traceback" not in p.stderr and "Errno" not in p.stderr
 
 
 def test_serve_roles_core_and_s3_side_by_side(tmp_path: Path) -> None:
@@ -147,3 +174,148 @@ def test_serve_roles_core_and_s3_side_by_side(tmp_path: Path) -> None:
             p.send_signal(signal.SIGTERM)
         assert core.wait(30) == 0
         assert s3p.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a graceful shutdown
+
+
+MOUNT, MOUNT_V3, MOUNT_EXPORT = 100005, 3, 5
+NFS_YAML = "nfs:\n  listen: 127.0.0.1:{port}\n  rpcbind: false\n  grace_s: 0\n  exports:\n{exports}"
+
+
+def _exports_yaml(*entries: str) -> str:
+    return "".join(f"    - {{{e}}}\n" for e in entries)
+
+
+def _mount_exports(port: int, transport: Literal["tcp", "udp"] = "tcp") -> list[tuple[str, list[str]]]:
+    """MOUNT v3 EXPORT, as showmount -e asks it."""
+    with RpcClient("127.0.0.1", port, transport=transport, timeout=5) as c:
+        return unpack_exports(c.call_ok(MOUNT, MOUNT_V3, MOUNT_EXPORT))
+
+
+def _until(probe: Callable[[], T], want: Callable[[T], bool], limit: float = 30) -> T:
+    deadline = time.time() + limit
+    while True:
+        try:
+            v = probe()
+            if want(v):
+                return v
+        except OSError:
+            v = None  # type: ignore[assignment]
+        assert time.time() < deadline, f"gave up waiting; last: {v!r}"
+        time.sleep(0.2)
+
+
+def test_role_nfs_serves_in_process_and_follows_export_edits(tmp_path: Path) -> None:
+    """``serve --role nfs`` (the NFS container's command) is the NFS server itself, on one TCP+UDP port; an edit
+    of nfs.exports in tessera.yaml applies without a restart, an invalid edit is logged and changes nothing."""
+    d = tmp_path / "data"
+    _init(d)
+    port = _free_port()
+    cfg = d / "tessera.yaml"
+    cfg.write_text("admin:\n  enabled: false\nlog:\n  format: text\n"
+                   + NFS_YAML.format(port=9, exports=_exports_yaml("path: /, clients: [127.0.0.1]")))
+    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve", "--role", "nfs",
+                          "--nfs-listen", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        first = [("/", ["127.0.0.1"])]
+        assert _until(lambda: _mount_exports(port), lambda v: v == first) == first
+        assert _mount_exports(port, "udp") == first
+        with open(f"/proc/{p.pid}/cmdline", "rb") as f:  # no child process: this PID serves NFS
+            assert b"--role\0nfs" in f.read()
+        assert subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True).stdout == b""
+
+        # a new export, the old one narrowed: served within a second or two, no restart
+        text = cfg.read_text().replace("    - {path: /, clients: [127.0.0.1]}\n", _exports_yaml(
+            "path: /, clients: [127.0.0.2]", "path: /data, clients: [10.0.0.0/8, '::1'], access: ro"))
+        tmp = d / "tessera.yaml.new"
+        tmp.write_text(text)
+        os.replace(tmp, cfg)  # as an editor saves
+        second = [("/", ["127.0.0.2"]), ("/data", ["10.0.0.0/8", "::1"])]
+        assert _until(lambda: _mount_exports(port), lambda v: v == second) == second
+
+        # an invalid edit: logged, the exports stay as they were
+        cfg.write_text(cfg.read_text().replace("access: ro", "access: rx"))
+        time.sleep(2.5)  # longer than the server's exports refresh (1 s)
+        assert _mount_exports(port) == second
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    err = p.stderr.read() if p.stderr else ""
+    assert "nfs exports reloaded" in err
+    assert "nfs exports not reloaded" in err and "nfs.exports[1].access: must be one of rw, ro, got 'rx'" in err
+    assert "Traceback" not in err
+
+
+def test_serve_runs_nfs_as_a_supervised_child(tmp_path: Path) -> None:
+    """``tessera serve`` starts every protocol the config enables (S3 and NFS here) as its own process, restarts
+    one that dies, and stops them all on SIGTERM."""
+    d = tmp_path / "data"
+    _init(d)
+    admin, s3, nfs = _free_port(), _free_port(), _free_port()
+    (d / "tessera.yaml").write_text(f"admin:\n  listen: 127.0.0.1:{admin}\ns3:\n  listen: 127.0.0.1:{s3}\n"
+                                    "  workers: 1\n" + NFS_YAML.format(port=nfs, exports=_exports_yaml(
+                                        "path: /, clients: ['*']")))
+    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"], cwd=ROOT)
+    try:
+        assert _until(lambda: _mount_exports(nfs), bool) == [("/", ["*"])]
+        assert _get_status(f"http://127.0.0.1:{s3}/")[0] == 403
+        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+        cmds = {k: Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0") for k in kids}
+        [nfs_pid] = [k for k, c in cmds.items() if b"nfs" in c]
+        assert cmds[nfs_pid][1:] == [b"-m", b"gateway.cli", b"--data", str(d).encode(), b"serve", b"--role", b"nfs",
+                                     b"--config", str(d / "tessera.yaml").encode(), b"--nfs-listen",
+                                     f"127.0.0.1:{nfs}".encode(), b""]
+        assert any(b"protocols.s3.server" in c for c in cmds.values())
+        os.kill(int(nfs_pid), signal.SIGKILL)  # the supervisor starts it again
+        assert _until(lambda: _mount_exports(nfs), bool) == [("/", ["*"])]
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    for k in kids:
+        assert not Path(f"/proc/{k}").exists() or b"zombie" in Path(f"/proc/{k}/status").read_bytes()
+
+
+def test_listen_flags_win_and_a_user_serves_nfs_on_user_listen(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway import listen
+    from gateway.config import Config, NfsConfig
+    from gateway.protocols import apply_listen
+    cfg = Config(nfs=NfsConfig(listen="0.0.0.0:2049", user_listen="127.0.0.1:12049"))
+    monkeypatch.setattr(listen, "privileged", lambda: False)
+    assert apply_listen(cfg, {}) == {"nfs": "tessera: NFS listens on 127.0.0.1:12049 (nfs.user_listen: not running "
+                                            "as root; nfs.listen is 0.0.0.0:2049)"}
+    assert cfg.nfs.listen == "127.0.0.1:12049" and cfg.s3.listen == "0.0.0.0:9000"  # S3 has no user_listen
+    cfg = Config(nfs=NfsConfig(listen="0.0.0.0:2049"))
+    assert apply_listen(cfg, {"nfs": "[::1]:111", "s3": "127.0.0.1:80"}) == {}  # an explicit flag is obeyed
+    assert (cfg.nfs.listen, cfg.s3.listen) == ("[::1]:111", "127.0.0.1:80")
+    monkeypatch.setattr(listen, "privileged", lambda: True)  # root, or CAP_NET_BIND_SERVICE
+    cfg = Config(nfs=NfsConfig(listen="0.0.0.0:2049"))
+    assert apply_listen(cfg, {}) == {} and cfg.nfs.listen == "0.0.0.0:2049"
+    with pytest.raises(InvalidArgument, match="--nfs-listen: expected HOST:PORT, got 'x'"):
+        apply_listen(cfg, {"nfs": "x"})
+
+
+def test_serve_as_a_user_serves_nfs_on_user_listen_and_says_so(tmp_path: Path) -> None:
+    """What `make run` does for a user who is not root: NFS comes up on nfs.user_listen, not on the machine's
+    NFS port (nfs.listen), and the first line of output says where."""
+    d = tmp_path / "data"
+    _init(d)
+    nfs, s3, admin = _free_port(), _free_port(), _free_port()
+    text = (d / "tessera.yaml").read_text()
+    assert "listen: 0.0.0.0:2049" in text  # the default config, with its other ports moved out of the way
+    text = text.replace("user_listen: 127.0.0.1:12049", f"user_listen: 127.0.0.1:{nfs}")
+    text = text.replace("0.0.0.0:9000", f"127.0.0.1:{s3}").replace("127.0.0.1:9100", f"127.0.0.1:{admin}")
+    (d / "tessera.yaml").write_text(text.replace("rpcbind: true", "rpcbind: false"))
+    argv = [sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"]
+    if os.geteuid() == 0:  # a user: uid 1000 in a user namespace (no capabilities; still the files' owner)
+        argv = ["unshare", "--user", "--map-user=1000", "--map-group=1000", *argv]
+    p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline() == (f"tessera: NFS listens on 127.0.0.1:{nfs} (nfs.user_listen: not running as "
+                                       "root; nfs.listen is 0.0.0.0:2049)\n")
+        assert _until(lambda: _mount_exports(nfs), bool) == [("/", ["127.0.0.1", "::1"])]
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
