@@ -209,6 +209,11 @@ class LockManager:
             for name in {name for _, name in self._hosts}:
                 self.free_client(name)
 
+    def holds(self, name: str) -> bool:
+        """Whether client ``name`` (at any address) has locks or shares here."""
+        with self._lock:
+            return any(n == name for _, n in self._hosts)
+
     def waiting(self) -> int:
         with self._lock:
             return len(self._waiters)
@@ -324,13 +329,15 @@ class LockManager:
             self.ctx.fs.close_share(oid)
         return T.ShareRes(a.cookie, T.Stat.GRANTED)
 
-    def free_client(self, name: str) -> None:
-        """Release every lock, share and waiter of client ``name`` (FREE_ALL, SM_NOTIFY)."""
+    def free_client(self, name: str, ip: str | None = None) -> None:
+        """Release every lock, share and waiter of client ``name`` (at ``ip`` if given: FREE_ALL; SM_NOTIFY: any)."""
+        def gone(host: tuple[str, str]) -> bool:
+            return host[1] == name and (ip is None or host[0] == ip)
+
         with self._lock:
-            keys = [k for k in self._hosts if k[1] == name]
-            hosts = [self._hosts.pop(k) for k in keys]
-            self._waiters = [w for w in self._waiters if w.host[1] != name]
-            self._granted_msgs = {c: w for c, w in self._granted_msgs.items() if w.host[1] != name}
+            hosts = [self._hosts.pop(k) for k in [k for k in self._hosts if gone(k)]]
+            self._waiters = [w for w in self._waiters if not gone(w.host)]
+            self._granted_msgs = {c: w for c, w in self._granted_msgs.items() if not gone(w.host)}
         for h in hosts:
             for owner in h.owners:
                 self.ctx.fs.unlock_all(owner)
@@ -462,8 +469,8 @@ def _procs(m: LockManager, vers: int) -> dict[int, Handler]:
 
     def free_all(req: Request, u: Unpacker) -> Packer:
         n = T.unpack_notify(u)
-        m.free_client(n.name)
-        if m.nsm is not None:
+        m.free_client(n.name, norm_ip(req.client[0]))   # as knfsd: the client at the caller's address
+        if m.nsm is not None and not m.holds(n.name):
             m.nsm.forget(n.name)
         return Packer()
 

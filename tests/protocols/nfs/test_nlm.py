@@ -13,11 +13,12 @@ import pytest
 from core.errors import LockConflict, ShareViolation
 from core.fs import READ, WRITE, Attr
 from core.store import Store, open_store
-from protocols.nfs import nlm
+from protocols.nfs import nlm, rpc
 from protocols.nfs import nlm_types as T
 from protocols.nfs.context import Context
-from protocols.nfs.dispatch import AuthSys
+from protocols.nfs.dispatch import AuthSys, handle_record, index
 from protocols.nfs.server import ServerThread, serve_in_thread
+from protocols.nfs.xdr import Packer
 
 from .nlm_helpers import NlmClient, Peer, handle, make_ctx, wait_for
 
@@ -307,6 +308,11 @@ def test_free_all_releases_locks_shares_and_waiters_of_a_client(env: Env) -> Non
     assert b.lock(env.fh, 40, 10) == S.GRANTED
     assert b.lock(env.fh, 0, 10, block=True) == S.BLOCKED
     assert a.lock(env.fh, 40, 1, block=True) == S.BLOCKED
+    notify = Packer()
+    T.pack_notify(notify, T.Notify("alpha", 0))
+    elsewhere = rpc.encode_call(1, T.NLM_PROG, 4, T.Proc.FREE_ALL, notify.data())
+    assert handle_record(index([env.mgr.program()]), elsewhere, ("10.9.9.9", 1), "udp") is not None
+    assert len(env.owners()) == 3                      # another host's FREE_ALL frees nothing here
     a.free_all()
     assert env.peer.next()[2].lock.svid == 3           # beta's waiter got its lock
     assert sorted(o for o, *_ in env.owners()) == ["nlm:127.0.0.1:beta:3"] * 2
