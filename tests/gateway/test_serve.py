@@ -319,3 +319,37 @@ def test_serve_as_a_user_serves_nfs_on_user_listen_and_says_so(tmp_path: Path) -
     finally:
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
+
+
+def test_registry_entries_roles_images_and_children(tmp_path: Path) -> None:
+    """Each protocol is one registry entry: its config section, role, image, listen key and flag, transports, and
+    the child process `tessera serve` runs for it."""
+    from core.errors import ConfigError
+    from gateway.cli import build_parser
+    from gateway.config import Config, NfsConfig, S3Config
+    from gateway.protocols import BY_ROLE, REGISTRY, Paths
+    cfg = Config(s3=S3Config(listen="127.0.0.1:9001", workers=3), nfs=NfsConfig(listen="127.0.0.1:3049"))
+    paths = Paths(str(tmp_path / "d"), str(tmp_path / "t.yaml"))
+    assert [(e.name, e.role, e.image, e.listen_key, e.listen_flag, e.transports(cfg), e.section(cfg).listen)
+            for e in REGISTRY] == [
+        ("s3", "s3", "localhost/tessera-s3:latest", "s3.listen", "--s3-listen", ("tcp",), "127.0.0.1:9001"),
+        ("nfs", "nfs", "localhost/tessera-nfs:latest", "nfs.listen", "--nfs-listen", ("tcp", "udp"), "127.0.0.1:3049")]
+    s3 = BY_ROLE["s3"].child(cfg, paths)
+    assert (s3.name, s3.argv) == ("s3", [sys.executable, "-m", "protocols.s3.server"])
+    assert {k: s3.env[k] for k in ("TESSERA_DATA", "TESSERA_S3_LISTEN", "TESSERA_S3_WORKERS")} == {
+        "TESSERA_DATA": paths.data_dir, "TESSERA_S3_LISTEN": "127.0.0.1:9001", "TESSERA_S3_WORKERS": "3"}
+    nfs = BY_ROLE["nfs"].child(cfg, paths)
+    assert nfs.name == "nfs" and nfs.argv == [sys.executable, "-m", "gateway.cli", "--data", paths.data_dir, "serve",
+                                              "--role", "nfs", "--config", paths.config, "--nfs-listen",
+                                              "127.0.0.1:3049"]
+    assert nfs.env == dict(os.environ)
+    cfg.nfs.udp = False
+    assert BY_ROLE["nfs"].transports(cfg) == ("tcp",)
+    cfg.s3.tls.enabled = True
+    with pytest.raises(ConfigError, match=r"s3\.tls: .*cert\.pem not found"):
+        BY_ROLE["s3"].child(cfg, paths)
+    # the command line offers every role and listen flag the registry has
+    args = build_parser().parse_args(["serve", "--role", "nfs", "--nfs-listen", "h:1", "--s3-listen", "h:2"])
+    assert (args.role, args.nfs_listen, args.s3_listen) == ("nfs", "h:1", "h:2")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--role", "smb"])
