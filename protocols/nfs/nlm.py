@@ -528,13 +528,18 @@ def _procs(m: LockManager, vers: int) -> dict[int, Handler]:
 
 @dataclass
 class Locking:
-    """NLM and NSM of one server: serve :meth:`programs`, call :meth:`close` on stop."""
+    """NLM and NSM of one server: serve :meth:`programs`, :meth:`announce` once listening, :meth:`close` on stop."""
 
     nlm: LockManager
     nsm: StatusMonitor
 
     def programs(self) -> list[Program]:
         return [self.nlm.program(), self.nsm.program()]
+
+    def announce(self) -> None:
+        """Tell the previous run's clients that the server restarted (call once the port is up:
+        they reclaim their locks at once, and a Linux client drops a lock whose reclaim fails)."""
+        self.nsm.notify_clients()
 
     def close(self) -> None:
         self.nlm.close()
@@ -543,7 +548,9 @@ class Locking:
 
 def start(ctx: Context, *, grace_s: float = 90.0, name: str | None = None, locate: Locate = portmap_locate,
           poll_s: float = 0.5) -> Locking:
-    """Bump NSM's state, notify the previous run's clients, start NLM (with a grace period if they exist).
+    """Bump NSM's state and start NLM, with a grace period when the previous run had lock clients.
+
+    Serve ``programs()``, then call ``announce()`` once the port is up; ``close()`` at stop.
 
     ``name`` is the server name sent in SM_NOTIFY (default: the host name); ``locate`` finds a
     client's RPC services (default: its portmapper; tests point it at their own servers).

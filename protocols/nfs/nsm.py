@@ -7,7 +7,8 @@ restart every NFSv3 client must be told to take its locks again.  That is NSM's 
   (``+2`` after a clean run left it odd, ``+1`` otherwise).
 * Every client that takes an NLM lock is *recorded* (durably, before the lock is
   granted) with its name and address.
-* On start the state is bumped and ``SM_NOTIFY(server name, new state)`` goes to every
+* On start the state is bumped and, once the server listens
+  (:meth:`StatusMonitor.notify_clients`), ``SM_NOTIFY(server name, new state)`` goes to every
   recorded client's statd (found through that host's portmapper, UDP), in the
   background with retries (1 s doubling to 30 s, for ``give_up_s``, 15 minutes by
   default).  The client's lock manager then reclaims its locks while NLM's grace period
@@ -153,6 +154,7 @@ class StatusMonitor:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._dir: int | None = None
+        self._previous: dict[str, str | None] = {}
         self.notified: list[str] = []          # clients that acknowledged our SM_NOTIFY (tests, logs)
 
     @property
@@ -178,10 +180,10 @@ class StatusMonitor:
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> list[str]:
-        """Bump the state, save it, notify the recorded clients in the background.
+        """Bump the state and save it; returns the clients recorded by the previous run.
 
-        Returns the names of the clients recorded by the previous run (those that may
-        reclaim locks: NLM needs a grace period only when there are some).
+        Those may reclaim locks (NLM needs a grace period only when there are some); call
+        :meth:`notify_clients` once the server listens, so that their reclaims find it.
         """
         with self._lock:
             try:
@@ -191,11 +193,15 @@ class StatusMonitor:
                 self._st = _State()
             self._st.state = next_state(self._st.state)
             self._save()
-            previous = dict(self._st.clients)
-        log.info("NSM state %d; notifying %d client(s) of the restart", self._st.state, len(previous))
+            self._previous = dict(self._st.clients)
+        log.info("NSM state %d; %d client(s) to tell of the restart", self._st.state, len(self._previous))
+        return sorted(self._previous)
+
+    def notify_clients(self) -> None:
+        """Send SM_NOTIFY to the previous run's clients, in the background with retries (once)."""
+        previous, self._previous = self._previous, {}
         if previous:
-            self._spawn(self._notify_all, previous, self._st.state)
-        return sorted(previous)
+            self._spawn(self._notify_all, previous, self.state)
 
     def close(self) -> None:
         self._stop.set()

@@ -360,6 +360,8 @@ def test_restart_notifies_clients_and_opens_a_grace_period(mem_store: Store) -> 
         second = nlm.start(ctx, grace_s=30.0, name="tessera-a", locate=peer.locate, poll_s=0.1)
         srv = serve_in_thread(second.programs())
         try:
+            assert peer.quiet(0.3)                      # not before the server listens
+            second.announce()
             assert second.nsm.state == state1 + 2 and second.nsm.state % 2 == 1
             prog, proc, chg = peer.next()
             assert (prog, proc, chg) == (T.NSM_PROG, T.SmProc.NOTIFY, T.StatChge("tessera-a", second.nsm.state))

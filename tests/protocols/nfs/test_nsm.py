@@ -80,11 +80,14 @@ def test_restart_notifies_recorded_clients_and_forgets_those_that_answer(mem_sto
         raise ConnectionRefusedError(host)
     gone = nsm.StatusMonitor(fs, name="srv", locate=nowhere, give_up_s=0.0)
     assert gone.start() == ["laptop"]                        # nobody answers: it stays recorded
+    gone.notify_clients()
     gone.close()
     assert recorded(fs) == ["laptop"]
 
     m = nsm.StatusMonitor(fs, name="srv", locate=peer.locate)
     assert m.start() == ["laptop"]
+    assert peer.quiet(0.2)
+    m.notify_clients()
     assert peer.next() == (T.NSM_PROG, T.SmProc.NOTIFY, T.StatChge("srv", 5))
     assert wait_for(lambda: m.notified == ["laptop"])
     assert wait_for(lambda: record(fs)["clients"] == [])
