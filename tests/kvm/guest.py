@@ -311,14 +311,18 @@ class Guest:
     def _fail(self, msg: str) -> GuestError:
         return GuestError(f"{self.name}: {msg}\n{self.result().report()}")
 
-    def wait_output(self, text: str, limit_s: float) -> None:
-        """Wait until the script has printed ``text`` (e.g. ``@@HOST restart``); GuestError after
-        ``limit_s`` or when the guest stops first."""
+    def wait_output(self, text: str, limit_s: float, *, stop_at: Sequence[str] = ()) -> bool:
+        """Wait until the script has printed ``text`` (e.g. ``@@HOST restart``): True. False when it printed
+        one of ``stop_at`` first (e.g. the end of the step that would have printed ``text``) or the guest
+        stopped; GuestError after ``limit_s``."""
         deadline = time.monotonic() + limit_s
-        while text not in self.output():
+        while True:
+            out = self.output()
+            if text in out:
+                return True
             proc = self.vm.proc
-            if proc is not None and proc.poll() is not None:
-                raise self._fail(f"qemu exited ({proc.returncode}) before the script printed {text!r}")
+            if any(s in out for s in stop_at) or (proc is not None and proc.poll() is not None):
+                return False
             if time.monotonic() > deadline:
                 raise self._fail(f"no {text!r} from the script after {limit_s:.0f} s")
             time.sleep(0.2)

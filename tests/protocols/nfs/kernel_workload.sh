@@ -1,0 +1,186 @@
+# The Linux kernel NFSv3 client's workload (tests/protocols/nfs/test_kernel_client.py), one boot, one step per
+# check. Set before this text: N_SRC and Q_SRC (server:/export), N_OPTS and Q_OPTS (mount options),
+# TLOCK (1 when the tlock helper is in the guest), TEST_SEES_HOST_LOCKS (1: check F_GETLK). /mnt/n: rw, no root squash, NLM locks; /mnt/q: rw, root
+# squashed to 65534, nolock. The host answers through the file ctl in /mnt/n (see await_line).
+# Each step runs with sh -e: every line is a check (no a && b lists: sh -e ignores a failure before &&).
+
+step mount <<'EOF'
+mkdir -p /mnt/n /mnt/q
+mount -t nfs -o "$N_OPTS" "$N_SRC" /mnt/n
+mount -t nfs -o "$Q_OPTS" "$Q_SRC" /mnt/q
+grep ' /mnt/n ' /proc/mounts | grep -q 'vers=3'
+grep ' /mnt/q ' /proc/mounts | grep -q 'nolock'
+if grep ' /mnt/n ' /proc/mounts | grep -q nolock; then echo "/mnt/n should lock through NLM"; exit 1; fi
+grep ' /mnt/' /proc/mounts
+EOF
+
+step files <<'EOF'
+cd /mnt/n
+printf 'hello\n' > f1
+printf 'world\n' >> f1
+[ "$(cat f1)" = "$(printf 'hello\nworld')" ]
+printf 'HE' | dd of=f1 bs=1 seek=0 conv=notrunc 2>/dev/null
+[ "$(head -n 1 f1)" = HEllo ]
+truncate -s 3 f1
+[ "$(cat f1)" = HEl ]
+[ "$(stat -c %s f1)" = 3 ]
+truncate -s 100000 f1
+[ "$(stat -c %s f1)" = 100000 ]
+[ "$(tail -c 5 f1 | od -An -tx1 | tr -d ' ')" = 0000000000 ]
+printf 'short' > f1
+[ "$(cat f1)" = short ]
+dd if=/dev/urandom of=/tmp/big bs=64k count=64 2>/dev/null
+cp /tmp/big big
+sync
+echo 3 > /proc/sys/vm/drop_caches
+[ "$(md5sum < big)" = "$(md5sum < /tmp/big)" ]
+printf 'big-md5 %s\n' "$(md5sum < big | cut -c 1-32)"
+EOF
+
+step rename <<'EOF'
+cd /mnt/n
+mkdir -p d1/sub d2
+echo r > d1/a
+echo s > d1/sub/inner
+mv d1/a d2/b
+[ ! -e d1/a ]
+[ "$(cat d2/b)" = r ]
+mv d1/sub d2/sub2
+[ ! -e d1/sub ]
+[ "$(cat d2/sub2/inner)" = s ]
+echo x > d2/c
+mv d2/b d2/c
+[ ! -e d2/b ]
+[ "$(cat d2/c)" = r ]
+[ "$(ls d1 | wc -l)" = 0 ]
+[ "$(ls d2 | tr '\n' ' ')" = "c sub2 " ]
+EOF
+
+step links <<'EOF'
+cd /mnt/n
+echo data > orig
+ln orig hard
+[ "$(stat -c %h orig)" = 2 ]
+[ "$(stat -c %i orig)" = "$(stat -c %i hard)" ]
+ln -s orig sym
+ln -s d2/sub2/inner deep
+[ "$(readlink sym)" = orig ]
+[ "$(cat sym)" = data ]
+[ "$(cat deep)" = s ]
+[ -L sym ]
+[ "$(stat -c %F sym)" = "symbolic link" ]
+rm orig
+[ "$(cat hard)" = data ]
+[ "$(stat -c %h hard)" = 1 ]
+[ -L sym ]
+[ ! -e sym ]
+EOF
+
+step perms_root <<'EOF'
+cd /mnt/n
+echo s > secret
+chmod 600 secret
+echo p > public
+chmod 644 public
+[ "$(stat -c %a:%u:%g secret)" = 600:0:0 ]
+mkdir userdir
+chown 1000:1000 userdir
+[ "$(stat -c %u:%g userdir)" = 1000:1000 ]
+echo g > given
+chown 1000:50 given
+[ "$(stat -c %u:%g given)" = 1000:50 ]
+chmod 4755 given
+[ "$(stat -c %a given)" = 4755 ]
+chmod 0640 given
+[ "$(stat -c %a given)" = 640 ]
+EOF
+
+step perms_user <<'EOF'
+cd /mnt/n
+as_user 'echo mine > userdir/mine'
+[ "$(stat -c %u:%g userdir/mine)" = 1000:1000 ]
+as_user 'chmod 600 userdir/mine'
+[ "$(stat -c %a userdir/mine)" = 600 ]
+[ "$(as_user 'cat public')" = p ]
+fails_with 'Permission denied' as_user 'cat secret'
+fails_with 'Permission denied' as_user 'echo x >> public'
+fails_with 'Permission denied' as_user 'echo x > newfile'
+fails_with 'Operation not permitted' as_user 'chown 0 userdir/mine'
+fails_with 'Operation not permitted' as_user 'chmod 777 public'
+as_user 'chgrp 1000 given'
+[ "$(stat -c %g given)" = 1000 ]
+fails_with 'Operation not permitted' as_user 'chgrp 0 given'
+as_user 'mv userdir/mine userdir/mine2'
+[ -e userdir/mine2 ]
+fails_with 'Permission denied' as_user 'rm public'
+EOF
+
+step squash <<'EOF'
+cd /mnt/q
+echo r > byroot
+[ "$(stat -c %u:%g byroot)" = 65534:65534 ]
+fails_with 'Operation not permitted' chown 1000 byroot
+as_user 'echo u > byuser'
+[ "$(stat -c %u:%g byuser)" = 1000:1000 ]
+EOF
+
+step bigdir <<'EOF'
+cd /mnt/n
+mkdir many
+i=0
+while [ $i -lt 2000 ]; do : > many/f$i; i=$((i + 1)); done
+[ "$(ls many | wc -l)" = 2000 ]
+[ "$(ls -l many | grep -c '^-rw')" = 2000 ]
+ls many | sort > /tmp/got
+i=0; while [ $i -lt 2000 ]; do echo f$i; i=$((i + 1)); done | sort > /tmp/want
+cmp /tmp/got /tmp/want
+rm -r many
+[ ! -e many ]
+EOF
+
+if [ "$TLOCK" = 1 ]; then
+step locks <<'EOF'
+cd /mnt/n
+# the host holds an exclusive core.fs lock on bytes 0-99 of "locked"
+[ "$(tlock locked w 0 10)" = conflict ]
+[ "$(tlock locked r 50 1)" = conflict ]
+[ "$(tlock locked w 100 10)" = locked ]
+[ "$(tlock locked w 0 0)" = conflict ]
+[ "$(tlock locked f 0 0)" = conflict ]
+if [ "$TEST_SEES_HOST_LOCKS" = 1 ]; then
+  # F_GETLK (NLM TEST) reports the host's lock; Ganesha's TEST looks only at its own lock table
+  [ "$(tlock locked t 0 10 | cut -d' ' -f1)" = held ]
+fi
+echo lock > glock
+# hold bytes 0-9 of glock while the host tries them
+tlock glock w 0 10 sh -c '. /etc/kvm-lib.sh; host_event locked; await_line /mnt/n/ctl checked 60'
+[ "$(tlock glock w 0 10)" = locked ]
+echo nolock > /mnt/q/local
+[ "$(tlock /mnt/q/local w 0 10)" = locked ]
+EOF
+fi
+
+step restart <<'EOF'
+cd /mnt/n
+echo before > restart-before
+sync
+host_event restart
+# writes in flight while the server goes away; the mount is hard: they wait and are resent
+cp /tmp/big inflight &
+await_line /mnt/n/ctl restarted 120
+wait
+[ "$(cat restart-before)" = before ]
+echo after > restart-after
+sync
+echo 3 > /proc/sys/vm/drop_caches
+[ "$(md5sum < inflight)" = "$(md5sum < /tmp/big)" ]
+[ "$(md5sum < big)" = "$(md5sum < /tmp/big)" ]
+[ "$(cat restart-after)" = after ]
+ls > /dev/null
+EOF
+
+step umount <<'EOF'
+umount /mnt/n
+umount /mnt/q
+if grep ' /mnt/[nq] ' /proc/mounts; then exit 1; fi
+EOF
