@@ -3,7 +3,7 @@
 #   base       Debian bookworm rootfs from mmdebstrap, imported as localhost/tessera-base
 #   wheels     the project's wheel and its dependencies, downloaded on the host
 #   services   localhost/tessera (core library + every server), localhost/tessera-<service> per containers/<service>
-#   rootfs     the appliance root: systemd, podman, runc, netavark, python3, kernel (mmdebstrap)
+#   rootfs     the appliance root: systemd, podman, runc, netavark, python3, rpcbind, kernel (mmdebstrap)
 #   preload    the service image copied into the root's read-only image store (additionalimagestores)
 #   squashfs   the root compressed (xz)
 #   initramfs  busybox /init + the modules it needs: squashfs + tmpfs overlay + switch_root
@@ -60,8 +60,10 @@ build_services() {
 }
 
 # Packages of the appliance root. No recommends; docs, man pages and locales are never unpacked.
+# rpcbind: the NFS container registers its programs there, so clients need no port options and kernel clients'
+# lockd finds NLM.
 ROOT_PACKAGES=systemd,systemd-sysv,udev,kmod,dbus,podman,runc,conmon,netavark,iproute2,ca-certificates,\
-linux-image-amd64,e2fsprogs,util-linux,python3,python3-yaml
+linux-image-amd64,e2fsprogs,util-linux,python3,python3-yaml,rpcbind
 # Kernel drivers a storage node never needs (graphics, sound, radio, cameras, ...): left out of the root.
 PRUNE_MODULES="drivers/gpu drivers/media drivers/net/wireless drivers/staging drivers/infiniband drivers/iio
 drivers/bluetooth drivers/isdn drivers/atm drivers/comedi drivers/nfc drivers/input/joystick
@@ -86,7 +88,8 @@ build_rootfs() {
   printf '127.0.0.1 localhost\n127.0.1.1 tessera\n::1 localhost ip6-localhost ip6-loopback\n' > "$ROOTFS/etc/hosts"
   : > "$ROOTFS/etc/machine-id"  # a fresh one each boot: the OS is volatile, the node's identity is its disks
   mkdir -p "$ROOTFS/var/lib/containers/storage" "$ROOTFS/var/lib/tessera/disks"
-  systemctl --root="$ROOTFS" enable -q systemd-networkd tessera-node tessera-init tessera-core tessera-s3
+  systemctl --root="$ROOTFS" enable -q systemd-networkd tessera-node tessera-init tessera-core tessera-s3 tessera-nfs \
+    rpcbind
   # nothing else runs at boot: no podman API socket, auto-update or restart units, no apt or e2scrub timers
   for u in podman.socket podman.service podman-auto-update.timer podman-auto-update.service podman-restart.service \
            apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service; do

@@ -94,7 +94,7 @@ def test_iso_boot_s3_round_trip_and_reboot_persistence(image: Path, tmp_path: Pa
              config_disk(tmp_path / "cfg.img", NODE_YAML)]
     big = os.urandom(3 * 1024 * 1024 + 17)
     with VM(tmp_path, "iso", disks=disks, boot=["-cdrom", str(image / "tessera.iso"), "-boot", "d"],
-            forwards={"s3": 9000, "admin": 9100}) as vm:
+            forwards={"s3": 9000, "admin": 9100, "nfs": 2049}) as vm:
         s3 = s3_client(vm.ports["s3"])
         record("iso_boot_to_serving_s", wait_serving(vm, s3, "first boot"))
         assert vm.wait_for("healthz", lambda: healthz(vm.ports["admin"]), 120) == "OK"

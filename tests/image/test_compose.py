@@ -1,4 +1,5 @@
-"""podman-compose up (core and S3 containers on one store), an S3 round trip, down.
+"""podman-compose up (core, S3 and NFS containers on one store), an S3 round trip, the object read back
+through NFS (libnfs's nfs-cat), down.
 
 Builds the images first (image/build.sh: mmdebstrap base, host-downloaded wheels,
 podman build --pull=never).  Every stage has a hard time limit; containers are
@@ -17,6 +18,11 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+import yaml
+
+from gateway.protocols import REGISTRY
+from protocols.nfs.mount import unpack_exports
+from protocols.nfs.rpcclient import RpcClient
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -36,7 +42,8 @@ def _run(cmd: list[str], env: dict[str, str], limit: float) -> str:
 
 def test_compose_s3_round_trip() -> None:
     env = {**os.environ, "CONTAINERS_CONF": str(ROOT / "tests/image/containers.conf"),
-           "PY": sys.executable, "TESSERA_S3_PORT": str(_port()), "TESSERA_ADMIN_PORT": str(_port())}
+           "PY": sys.executable, "TESSERA_S3_PORT": str(_port()), "TESSERA_ADMIN_PORT": str(_port()),
+           "TESSERA_NFS_PORT": str(_port())}
     _run(["bash", "image/build.sh"], env, 900)
     project = f"tessera-test-{os.getpid()}"
     compose = [str(BIN / "podman-compose"), "-p", project]
@@ -54,10 +61,10 @@ def test_compose_s3_round_trip() -> None:
             time.sleep(1)
         user = json.loads(_run([*compose, "exec", "-T", "core", "tessera", "user", "add", "ci", "--json"],
                                env, 120).strip().splitlines()[-1])
-        # the two services are separate containers of the same store
+        # the three services are separate containers of the same store
         names = _run(["podman", "ps", "--format", "{{.Names}}", "--filter",
                       f"label=io.podman.compose.project={project}"], env, 60).split()
-        assert sorted(n.split("_")[1] for n in names) == ["core", "s3"], names
+        assert sorted(n.split("_")[1] for n in names) == ["core", "nfs", "s3"], names
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{env['TESSERA_S3_PORT']}",
                           aws_access_key_id=user["access_key"], aws_secret_access_key=user["secret_key"],
                           region_name="us-east-1")
@@ -72,9 +79,39 @@ def test_compose_s3_round_trip() -> None:
         body = os.urandom(5 * 1024 * 1024 + 3)
         s3.put_object(Bucket="compose", Key="dir/obj.bin", Body=body)
         assert s3.get_object(Bucket="compose", Key="dir/obj.bin")["Body"].read() == body
+        # NFS: the export, over TCP and UDP through the published port, and the object read through it as its owner
+        nfs = int(env["TESSERA_NFS_PORT"])
+        for transport in ("tcp", "udp"):
+            with RpcClient("127.0.0.1", nfs, transport=transport, timeout=10) as c:
+                [(path, clients)] = unpack_exports(c.call_ok(100005, 3, 5))  # MOUNT EXPORT
+            assert path == "/" and "10.0.0.0/8" in clients
+        url = (f"nfs://127.0.0.1/compose/dir/obj.bin?nfsport={nfs}&mountport={nfs}&uid={user['uid']}"
+               f"&gid={user['gid']}")
+        got = subprocess.run(["nfs-cat", url], capture_output=True, timeout=120)
+        assert got.returncode == 0 and got.stdout == body, got.stderr[-2000:]
     finally:
         subprocess.run([*compose, "down", "-v", "-t", "20"], cwd=ROOT, env=env, capture_output=True, timeout=180)
         left = subprocess.run(["podman", "ps", "-aq", "--filter", f"label=io.podman.compose.project={project}"],
                               env=env, capture_output=True, text=True, timeout=60).stdout.split()
         if left:
             subprocess.run(["podman", "rm", "-f", *left], env=env, capture_output=True, timeout=120)
+
+
+def test_every_protocol_has_its_image_compose_service_and_appliance_unit() -> None:
+    """Each registry entry runs as `serve --role <role>` in its own image (image/containers/<name>), which
+    build.sh builds and preloads with the others, compose.yaml runs, and an appliance unit starts at boot."""
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    build = (ROOT / "image/build.sh").read_text()
+    units = ROOT / "image/appliance/rootfs/etc/systemd/system"
+    for e in REGISTRY:
+        containerfile = (ROOT / "image/containers" / e.name / "Containerfile").read_text()
+        assert f'CMD ["serve", "--role", "{e.role}"]' in containerfile
+        assert "FROM localhost/tessera:latest" in containerfile
+        assert compose[e.name]["image"] == e.image and compose[e.name]["volumes"] == ["tessera-data:/data"]
+        unit = (units / f"tessera-{e.name}.service").read_text()
+        assert f" {e.image}\n" in unit and "--network host" in unit
+        enable = next(line for line in build.splitlines() if "enable -q systemd-networkd" in line)
+        assert f" tessera-{e.name}" in enable
+    nfs = compose["nfs"]["ports"]
+    assert nfs == ["127.0.0.1:${TESSERA_NFS_PORT:-2049}:2049/tcp", "127.0.0.1:${TESSERA_NFS_PORT:-2049}:2049/udp"]
+    assert "EXPOSE 2049/tcp 2049/udp" in (ROOT / "image/containers/nfs/Containerfile").read_text()

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY = ROOT / "image/containers/tessera/entrypoint.sh"
 
@@ -56,7 +58,8 @@ def test_node_init_first_boot_reboot_and_new_disk(tmp_path: Path) -> None:
     assert keys["alice"] == "AKIAALICEKEY00000001" and keys["bob"].startswith("TSR")
 
 
-def test_s3_role_waits_for_the_store_and_gives_up_clearly(tmp_path: Path) -> None:
-    p = entry(tmp_path, "serve", "--role", "s3", TESSERA_DATA=str(tmp_path / "nothing"), TESSERA_STORE_WAIT="2")
+@pytest.mark.parametrize("role", ["s3", "nfs"])
+def test_protocol_roles_wait_for_the_store_and_give_up_clearly(tmp_path: Path, role: str) -> None:
+    p = entry(tmp_path, "serve", "--role", role, TESSERA_DATA=str(tmp_path / "nothing"), TESSERA_STORE_WAIT="2")
     assert p.returncode == 1
     assert "waiting for the store" in p.stdout and "no store in" in p.stderr

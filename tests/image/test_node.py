@@ -69,10 +69,12 @@ def test_cmdline_parsing() -> None:
     cfg, src = node.parse_cmdline(
         "BOOT_IMAGE=/boot/vmlinuz console=ttyS0 tessera.disks=/dev/vdb,/dev/vdc tessera.ec=4+2 "
         "tessera.user=alice:AKIAALICE0000000001:alice-secret-000000 tessera.config=http://10.0.0.1/n.yaml "
-        "tessera.s3.workers=4 tessera.s3.listen=0.0.0.0:80 tessera.targets_per_disk=2 quiet")
+        "tessera.s3.workers=4 tessera.s3.listen=0.0.0.0:80 tessera.targets_per_disk=2 tessera.nfs.listen=0.0.0.0:3049 "
+        "quiet")
     assert src == "http://10.0.0.1/n.yaml"
     assert cfg["disks"] == ["/dev/vdb", "/dev/vdc"] and cfg["ec"] == "4+2" and cfg["targets_per_disk"] == 2
     assert cfg["s3"] == {"workers": 4, "listen": "0.0.0.0:80"}
+    assert cfg["nfs"] == {"listen": "0.0.0.0:3049"}
     assert cfg["users"] == [{"name": "alice", "access_key": "AKIAALICE0000000001", "secret_key": "alice-secret-000000"}]
     for bad, msg in [("tessera.user=alice", "NAME:ACCESS_KEY:SECRET_KEY"), ("tessera.nope=1", "unknown kernel"),
                      ("tessera.targets_per_disk=x", "not a number")]:
@@ -181,7 +183,13 @@ def test_run_files(tmp_path: Path) -> None:
     assert svc["s3"] == {"enabled": True, "listen": "0.0.0.0:9000", "workers": 1}
     # the service config the node writes is one the services accept
     from gateway.config import Config
-    Config.model_validate(svc)
+    services = Config.model_validate(svc)
+    # NFS on 2049, the whole store exported to private networks: qemu's user network (the host is 10.0.2.2 to the
+    # node), a LAN; not to the internet
+    assert services.nfs.enabled and services.nfs.listen == "0.0.0.0:2049"
+    [export] = services.nfs.built_exports()
+    assert export.path == "/" and export.access == "rw" and export.squash == "root"
+    assert export.allows("10.0.2.2") and export.allows("192.168.1.20") and not export.allows("8.8.8.8")
 
 
 def test_main_formats_mounts_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
