@@ -77,6 +77,11 @@ class Result:
     out: bytes
     err: str
 
+    @property
+    def text(self) -> str:
+        """stdout and stderr (the tools print some errors on stdout)."""
+        return self.out.decode(errors="replace") + self.err
+
 
 @dataclass(frozen=True)
 class LibNfs:
