@@ -14,7 +14,8 @@ Entries are added while the next one fits; ``eof`` is set only when the director
 more entries, and a budget too small for even one entry is NFS3ERR_TOOSMALL.  READDIRPLUS's
 ``dircount`` is a hint, unused here as in knfsd and NFS-Ganesha (the Linux client sends
 ``maxcount / 8`` "to make sure it is big enough").  READDIRPLUS takes names, attributes
-and handles from one snapshot (``fs.readdir_plus``).
+and handles from one snapshot (``fs.readdir_plus``), for a caller with search permission on the
+directory (without it, as knfsd, names and cookies only: a handle is what a LOOKUP would give).
 
 >>> RESOK_OVERHEAD  # dir_attributes (bool + fattr3), cookieverf, end of list, eof
 104
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from core.errors import CoreError
-from core.fs import Attr, DirEntry, FileSystem
+from core.fs import HANDLE_SIZE, Attr, DirEntry, FileSystem, acl
 
 from .errors import NFS3ERR_BAD_COOKIE, NFS3ERR_TOOSMALL, NfsError
 from .nfs3_args import ReaddirArgs, ReaddirplusArgs
@@ -99,8 +100,11 @@ def readdirplus(c: Call, a: ReaddirplusArgs, res: ReaddirplusRes) -> None:
         used = RESOK_OVERHEAD
         if used > budget:
             raise NfsError(NFS3ERR_TOOSMALL, f"READDIRPLUS maxcount {a.maxcount} is too small")
-        limit = min(MAX_ENTRIES, (budget - used) // entryplus3_size(1, True, 36) + 1)
-        page, eof = _page(c, fs, export, dino, a.cookie, limit, plus=True)
+        # attributes and handles only for a caller who could look the names up (search permission), as knfsd
+        full = bool(fs.access(dino, acl.EXECUTE))
+        smallest = entryplus3_size(1, full, HANDLE_SIZE if full else None)
+        limit = min(MAX_ENTRIES, (budget - used) // smallest + 1)
+        page, eof = _page(c, fs, export, dino, a.cookie, limit, plus=full)
         for fileid, name, cookie, attr, fh in page:
             size = entryplus3_size(len(name), attr is not None, None if fh is None else len(fh))
             if not _fits(budget, used, size):

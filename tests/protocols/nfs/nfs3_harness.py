@@ -75,6 +75,7 @@ class Nfs3:
         self.ctx = Context(store, lambda: self.exports)
         self.progs = index([program(self.ctx)])
         self.xid = 0
+        self.last_body = b""  # the last reply's results, as encoded
 
     def raw(self, proc: int, args: bytes, auth: AuthSys | None = ALICE, ip: str = "127.0.0.1") -> rpc.Reply:
         self.xid += 1
@@ -88,7 +89,8 @@ class Nfs3:
         args.pack(p)
         reply = self.raw(proc, p.data(), auth, ip)
         assert reply.ok, reply
-        return Reply(SPEC.decode(SPEC.procs[f"NFSPROC3_{proc.name}"][2], bytes(reply.body)))
+        self.last_body = bytes(reply.body)
+        return Reply(SPEC.decode(SPEC.procs[f"NFSPROC3_{proc.name}"][2], self.last_body))
 
     def root(self, export: Export = DATA) -> bytes:
         return self.ctx.handle(export, self.store.fs.resolve(export.path))
