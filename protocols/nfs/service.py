@@ -1,5 +1,10 @@
 """The NFS service: NFSv3, MOUNT, NLM and NSM assembled on one port over one :class:`Context`.
 
+Start-up order: the Context, NLM/NSM (:func:`protocols.nfs.nlm.start` moves NSM's state
+number on and opens a grace period when the previous run had lock clients), bind the
+port, register with rpcbind, then send SM_NOTIFY to the previous run's lock clients (so
+their reclaims find the server listening).  Close runs it backwards.
+
 The gateway (``tessera serve --role nfs``) calls :func:`run`; tests call :func:`start`
 and get a running server on a thread::
 
@@ -16,7 +21,6 @@ line and nothing else.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -25,9 +29,8 @@ from dataclasses import dataclass
 from core.errors import CoreError
 from core.fs import Volume
 
-from . import mount, rpcbind
+from . import mount, nfs3, nlm, rpcbind
 from .context import Context
-from .dispatch import Program
 from .exports import Export
 from .server import DEFAULT_MAX_RECORD, RpcServer, ServerThread
 
@@ -47,42 +50,14 @@ class NfsSettings:
     max_record: int = DEFAULT_MAX_RECORD
 
 
-def _optional_program(name: str, ctx: Context, settings: NfsSettings) -> Program | None:
-    """``protocols.nfs.<name>.program(ctx)`` when that module exists (the helpers land them one by one)."""
-    # TODO(lead): import nfs3 / nlm / nsm directly once they have landed, with the arguments they need
-    # (NLM: grace_s=settings.grace_s and its callback client; NSM: the state file).
-    module_name = f"{__package__}.{name}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        log.warning("NFS program module %s is not there yet: not served", module_name)
-        return None
-    factory: Callable[[Context], Program] | None = getattr(module, "program", None)
-    if factory is None:
-        log.warning("NFS program module %s has no program(ctx) yet: not served", module_name)
-        return None
-    return factory(ctx)
-
-
-def programs(ctx: Context, settings: NfsSettings) -> list[Program]:
-    """MOUNT, NFS, NLM and NSM over ``ctx``."""
-    progs = [mount.program(ctx)]
-    for name in ("nfs3", "nlm", "nsm"):
-        p = _optional_program(name, ctx, settings)
-        if p is not None:
-            progs.append(p)
-    return progs
-
-
 class NfsServer:
     """A running NFS server (its event loop on a thread): ``port``, ``ctx``, ``close()``."""
 
     def __init__(self, volume: Volume, settings: NfsSettings, exports: Callable[[], Sequence[Export]]) -> None:
         self.settings = settings
         self.ctx = Context(volume, exports)
-        self.programs = programs(self.ctx, settings)
+        self.locking = nlm.start(self.ctx, grace_s=settings.grace_s)  # NSM's state moves on: a new server run
+        self.programs = [mount.program(self.ctx), nfs3.program(self.ctx), *self.locking.programs()]
         self._rpc = RpcServer(self.programs, settings.host, settings.port, udp=settings.udp,
                               max_record=settings.max_record, workers=settings.workers)
         self._thread = ServerThread(self._rpc)
@@ -94,7 +69,11 @@ class NfsServer:
         return self._rpc.port
 
     def start(self) -> NfsServer:
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            self.locking.close()
+            raise
         log.info("NFS server listening on %s:%d (%s); exports: %s", self.settings.host, self.port,
                  "tcp+udp" if self.settings.udp else "tcp", _describe(self.ctx))
         if self.settings.rpcbind:
@@ -103,6 +82,7 @@ class NfsServer:
             if rpcbind.register(maps):
                 self._maps = maps
                 log.info("registered with rpcbind: programs %s", sorted({m.prog for m in maps}))
+        self.locking.announce()  # SM_NOTIFY to the previous run's lock clients, now that they can reclaim
         return self
 
     def close(self) -> None:
@@ -113,6 +93,7 @@ class NfsServer:
         if self._maps:
             rpcbind.unregister(self._maps)
         self._thread.close()
+        self.locking.close()
         log.info("NFS server on port %d stopped", self.port)
 
     def __enter__(self) -> NfsServer:

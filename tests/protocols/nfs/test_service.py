@@ -53,6 +53,9 @@ def test_mount_through_the_real_server(nfs_store: Store, nfs_server: ServerFacto
         assert M.unpack_mountlist(c.call_ok(M.PROG, 1, M.DUMP)) == []
         assert c.call(M.PROG, 4, M.NULL).mismatch == (1, 3)
         assert c.call(424242, 1, 0).stat == rpc.PROG_UNAVAIL
+        for prog, vers in ((100003, 3), (100021, 4), (100021, 1), (100024, 1)):  # NFS, NLM, NSM on the same port
+            assert c.call(prog, vers, 0).ok, (prog, vers)
+        assert c.call(100003, 2, 0).mismatch == (3, 3)
 
 
 def test_a_client_not_in_the_export_is_refused(nfs_server: ServerFactory) -> None:
