@@ -25,7 +25,8 @@ Choices where the RFC leaves room:
   EXECUTE   EXECUTE                     (never)
   ========  ==========================  ===========================================
 
-- READ returns at most ``rtmax`` bytes; ``eof`` is exact: offset + count reaches the size.
+- FSINFO offers 1 MiB reads and writes over TCP, 32 KiB over UDP (a reply is one datagram); READ
+  returns at most that; ``eof`` is exact: offset + count reaches the size.
 - WRITE: UNSTABLE is buffered (``committed`` UNSTABLE, made durable by COMMIT); DATA_SYNC
   and FILE_SYNC are durable before the reply and answer FILE_SYNC.  The verifier is
   ``fs.write_verifier`` (new on every server start).
@@ -42,7 +43,7 @@ from core.fs import Wcc, acl
 from .dispatch import Program
 from .errors import NFS3ERR_INVAL, NFS3ERR_NOT_SYNC, NfsError
 from .nfs3_args import AccessArgs, CommitArgs, FhArgs, ReadArgs, SetattrArgs, WriteArgs
-from .nfs3_call import Call, ProcTable, attr_or_none, handler, wcc_of
+from .nfs3_call import MAX_PAYLOAD, Call, ProcTable, attr_or_none, handler, wcc_of
 from .nfs3_ns import NS_PROCEDURES
 from .nfs3_readdir import READDIR_PROCEDURES
 from .nfs3_res import (
@@ -78,8 +79,7 @@ from .nfs3_types import (
 if TYPE_CHECKING:
     from .context import Context
 
-RTMAX = WTMAX = 1 << 20
-RTPREF = WTPREF = 1 << 20
+RTMAX = WTMAX = RTPREF = WTPREF = MAX_PAYLOAD  # over UDP: MAX_PAYLOAD_UDP
 RTMULT = WTMULT = 4096
 DTPREF = 64 * 1024
 MAXFILESIZE = (1 << 63) - 1
@@ -142,7 +142,7 @@ def readlink(c: Call, a: FhArgs, res: ReadlinkRes) -> None:
 def read(c: Call, a: ReadArgs, res: ReadRes) -> None:
     fs, _, ino = c.resolve(a.file, res)
     try:
-        data = fs.read(ino, a.offset, min(a.count, RTMAX))
+        data = fs.read(ino, a.offset, min(a.count, c.max_payload))
         obj = fs.getattr(ino)
         res.obj, res.data, res.eof = obj, data, a.offset + len(data) >= obj.size
     finally:
@@ -187,9 +187,10 @@ def fsstat(c: Call, a: FhArgs, res: FsstatRes) -> None:
 def fsinfo(c: Call, a: FhArgs, res: FsinfoRes) -> None:
     fs, _, ino = c.resolve(a.object, res)
     res.obj = attr_or_none(fs, ino)
-    res.rtmax, res.rtpref, res.rtmult = RTMAX, RTPREF, RTMULT
-    res.wtmax, res.wtpref, res.wtmult = WTMAX, WTPREF, WTMULT
-    res.dtpref, res.maxfilesize, res.time_delta_ns, res.properties = DTPREF, MAXFILESIZE, 1, PROPERTIES
+    size = c.max_payload
+    res.rtmax, res.rtpref, res.rtmult = size, size, RTMULT
+    res.wtmax, res.wtpref, res.wtmult = size, size, WTMULT
+    res.dtpref, res.maxfilesize, res.time_delta_ns, res.properties = min(DTPREF, size), MAXFILESIZE, 1, PROPERTIES
 
 
 def pathconf(c: Call, a: FhArgs, res: PathconfRes) -> None:

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from .context import Context
     from .exports import Export
 
+MAX_PAYLOAD = 1 << 20      # READ and WRITE data, READDIR replies: over TCP
+MAX_PAYLOAD_UDP = 32 << 10  # over UDP a reply must fit one datagram (knfsd's limit too)
+
+
 class Call:
     """One NFSv3 call: the server's context and the caller's request."""
 
@@ -36,6 +40,11 @@ class Call:
     def __init__(self, ctx: Context, req: Request) -> None:
         self.ctx = ctx
         self.req = req
+
+    @property
+    def max_payload(self) -> int:
+        """The most data one READ, WRITE or READDIR reply carries on this call's transport."""
+        return MAX_PAYLOAD_UDP if self.req.transport == "udp" else MAX_PAYLOAD
 
     def resolve(self, fh: bytes, res: Res, *, write: bool = False) -> tuple[FileSystem, Export, int]:
         """(the caller's view, the export, the inode) of a handle; NfsError refuses it."""

@@ -9,7 +9,8 @@ entries valid; one it never issued is NFS3ERR_BAD_COOKIE).  The cookie verifier 
 all zeroes (clients that do not keep verifiers send zeroes) is NFS3ERR_BAD_COOKIE.
 
 Budgets.  ``count`` (READDIR) and ``maxcount`` (READDIRPLUS) bound the encoded size of the
-whole ``resok`` arm, XDR overhead included, as RFC 1813 defines them (capped at 1 MiB).
+whole ``resok`` arm, XDR overhead included, as RFC 1813 defines them (capped at 1 MiB over TCP,
+32 KiB over UDP).
 Entries are added while the next one fits; ``eof`` is set only when the directory has no
 more entries, and a budget too small for even one entry is NFS3ERR_TOOSMALL.  READDIRPLUS's
 ``dircount`` is a hint, unused here as in knfsd and NFS-Ganesha (the Linux client sends
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 COOKIE_DOT, COOKIE_DOTDOT = 1, 2
 RESOK_OVERHEAD = 4 + FATTR3_SIZE + NFS3_COOKIEVERFSIZE + 4 + 4
-MAX_COUNT = 1 << 20
 MAX_ENTRIES = 4096  # per page, whatever the budget
 _ZERO_VERF = bytes(NFS3_COOKIEVERFSIZE)
 
@@ -72,7 +72,7 @@ def readdir(c: Call, a: ReaddirArgs, res: ReaddirRes) -> None:
     fs, export, dino = c.resolve(a.dir, res)
     try:
         res.verf = _check_cookie(fs, dino, a.cookie, a.verf)
-        budget = min(a.count, MAX_COUNT)
+        budget = min(a.count, c.max_payload)
         used = RESOK_OVERHEAD
         if used > budget:
             raise NfsError(NFS3ERR_TOOSMALL, f"READDIR count {a.count} is too small")
@@ -96,7 +96,7 @@ def readdirplus(c: Call, a: ReaddirplusArgs, res: ReaddirplusRes) -> None:
     fs, export, dino = c.resolve(a.dir, res)
     try:
         res.verf = _check_cookie(fs, dino, a.cookie, a.verf)
-        budget = min(a.maxcount, MAX_COUNT)
+        budget = min(a.maxcount, c.max_payload)
         used = RESOK_OVERHEAD
         if used > budget:
             raise NfsError(NFS3ERR_TOOSMALL, f"READDIRPLUS maxcount {a.maxcount} is too small")

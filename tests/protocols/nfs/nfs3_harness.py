@@ -69,8 +69,9 @@ class Reply(dict[str, Any]):
 class Nfs3:
     """Calls NFSv3 procedures as AUTH_SYS ``auth`` from ``ip``, through dispatch.handle_record."""
 
-    def __init__(self, store: Store, exports: list[Export] | None = None) -> None:
+    def __init__(self, store: Store, exports: list[Export] | None = None, transport: str = "tcp") -> None:
         self.store = store
+        self.transport = transport
         self.exports = list(EXPORTS if exports is None else exports)
         self.ctx = Context(store, lambda: self.exports)
         self.progs = index([program(self.ctx)])
@@ -80,7 +81,7 @@ class Nfs3:
     def raw(self, proc: int, args: bytes, auth: AuthSys | None = ALICE, ip: str = "127.0.0.1") -> rpc.Reply:
         self.xid += 1
         out = handle_record(self.progs, rpc.encode_call(self.xid, NFS_PROGRAM, NFS_V3, proc, args, auth),
-                            (ip, 800), "tcp")
+                            (ip, 800), self.transport)
         assert out is not None
         return rpc.decode_reply(b"".join(out))
 

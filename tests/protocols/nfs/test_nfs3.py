@@ -199,6 +199,19 @@ def test_read_is_capped_at_rtmax(nfs: Nfs3) -> None:
     assert read(nfs, fh, nfs3.RTMAX, 4 << 20) == (data[nfs3.RTMAX:], True)
 
 
+def test_udp_payloads_fit_a_datagram(mem_store: Store) -> None:
+    make_tree(mem_store)
+    nfs = Nfs3(mem_store, transport="udp")
+    r = nfs.call(Proc.FSINFO, A.FhArgs(nfs.root())).ok
+    assert (r["rtmax"], r["rtpref"], r["wtmax"], r["wtpref"], r["dtpref"]) == (32768,) * 5
+    fh = put(nfs, "big", bytes(100_000))
+    assert read(nfs, fh, 0, 1 << 20) == (bytes(32768), False)
+    for i in range(2000):
+        nfs.store.fs.create(nfs.attr("/data").ino, f"{i:0100d}")
+    r = nfs.call(Proc.READDIR, A.ReaddirArgs(nfs.root(), 0, bytes(8), 1 << 20)).ok
+    assert not r["reply"]["eof"] and 32768 - 200 < len(nfs.last_body) <= 32768 + 4
+
+
 def test_read_permission_and_directories(nfs: Nfs3) -> None:
     fh = put(nfs, "secret", b"s", mode=0o600)
     r = nfs.call(Proc.READ, A.ReadArgs(fh, 0, 10), BOB)
