@@ -171,6 +171,12 @@ class Context:
 
     def resolve(self, req: Request, fh: bytes, *, write: bool = False) -> tuple[FileSystem, Export, int]:
         """(the caller's view, the export, the inode) of a handle, or the NfsError refusing it."""
+        view, export, attr = self.resolve_attr(req, fh, write=write)
+        return view, export, attr.ino
+
+    def resolve_attr(self, req: Request, fh: bytes, *, write: bool = False) -> tuple[FileSystem, Export, Attr]:
+        """:meth:`resolve` with the inode's attributes, read by the validity check itself (GETATTR and
+        every procedure that returns pre- or post-op attributes can use them instead of reading again)."""
         try:
             export_id, ino, gen = self.fs.parse_handle(bytes(fh))
         except BadHandle as e:
@@ -181,12 +187,12 @@ class Context:
         if not export.allows(req.client[0]):
             raise NfsError(NFS3ERR_ACCES, f"{req.client[0]} is not a client of export {export.path}")
         try:
-            self.fs.getattr(ino, gen)
+            attr = self.fs.getattr(ino, gen)
         except (Stale, NotFound):
             raise NfsError(NFS3ERR_STALE, f"inode {ino} generation {gen} no longer exists") from None
         if write and export.read_only:
             raise NfsError(NFS3ERR_ROFS, f"export {export.path} is read-only")
-        return self.fs.as_user(self.cred(export, req.auth)), export, ino
+        return self.fs.as_user(self.cred(export, req.auth)), export, attr
 
     def root_ino(self, export: Export) -> int:
         """The inode of the export's directory (resolved as the admin; cached for ``refresh_s``).

@@ -91,6 +91,8 @@ def test_resolve_gives_the_callers_view(mem_store: Store) -> None:
     assert as_tuple(view.cred) == TABLE[("root", "user")]
     view, _, _ = ctx.resolve(req(ROOT_AUTH), fh, write=True)
     assert view.cred.uid == 65534 and not view.cred.admin
+    _, _, attr = ctx.resolve_attr(req(), fh)
+    assert attr == mem_store.fs.getattr(f.ino)
     assert ctx.root_ino(e) == d.ino
 
 
