@@ -218,6 +218,8 @@ def test_role_nfs_serves_in_process_and_follows_export_edits(tmp_path: Path) -> 
         first = [("/", ["127.0.0.1"])]
         assert _until(lambda: _mount_exports(port), lambda v: v == first) == first
         assert _mount_exports(port, "udp") == first
+        ls = ["nfs-ls", f"nfs://127.0.0.1/?nfsport={port}&mountport={port}"]
+        assert subprocess.run(ls, capture_output=True, timeout=60).returncode == 0  # libnfs mounts and lists
         with open(f"/proc/{p.pid}/cmdline", "rb") as f:  # no child process: this PID serves NFS
             assert b"--role\0nfs" in f.read()
         assert subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True).stdout == b""
@@ -230,6 +232,8 @@ def test_role_nfs_serves_in_process_and_follows_export_edits(tmp_path: Path) -> 
         os.replace(tmp, cfg)  # as an editor saves
         second = [("/", ["127.0.0.2"]), ("/data", ["10.0.0.0/8", "::1"])]
         assert _until(lambda: _mount_exports(port), lambda v: v == second) == second
+        refused = subprocess.run(ls, capture_output=True, text=True, timeout=60)  # 127.0.0.1 is no client now
+        assert refused.returncode != 0 and "MNT3ERR_ACCES" in refused.stderr, refused.stderr
 
         # an invalid edit: logged, the exports stay as they were
         cfg.write_text(cfg.read_text().replace("access: ro", "access: rx"))
@@ -251,13 +255,21 @@ def test_serve_runs_nfs_as_a_supervised_child(tmp_path: Path) -> None:
     one that dies, and stops them all on SIGTERM."""
     d = tmp_path / "data"
     _init(d)
+    (tmp_path / "hello.txt").write_text("hello over NFS\n")
+    cli = [sys.executable, "-m", "gateway.cli", "--data", str(d)]
+    subprocess.run([*cli, "mkdir", "/dir"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([*cli, "put", str(tmp_path / "hello.txt"), "/dir/hello.txt"], cwd=ROOT, check=True,
+                   capture_output=True)
     admin, s3, nfs = _free_port(), _free_port(), _free_port()
     (d / "tessera.yaml").write_text(f"admin:\n  listen: 127.0.0.1:{admin}\ns3:\n  listen: 127.0.0.1:{s3}\n"
                                     "  workers: 1\n" + NFS_YAML.format(port=nfs, exports=_exports_yaml(
                                         "path: /, clients: ['*']")))
-    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"], cwd=ROOT)
+    url = f"nfs://127.0.0.1/dir/hello.txt?nfsport={nfs}&mountport={nfs}&uid=1000&gid=1000"
+    p = subprocess.Popen([*cli, "serve"], cwd=ROOT)
     try:
         assert _until(lambda: _mount_exports(nfs), bool) == [("/", ["*"])]
+        cat = subprocess.run(["nfs-cat", url], capture_output=True, text=True, timeout=60)  # libnfs, as uid 1000
+        assert cat.stdout == "hello over NFS\n", cat.stderr
         assert _get_status(f"http://127.0.0.1:{s3}/")[0] == 403
         kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
         cmds = {k: Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0") for k in kids}
@@ -268,6 +280,7 @@ def test_serve_runs_nfs_as_a_supervised_child(tmp_path: Path) -> None:
         assert any(b"protocols.s3.server" in c for c in cmds.values())
         os.kill(int(nfs_pid), signal.SIGKILL)  # the supervisor starts it again
         assert _until(lambda: _mount_exports(nfs), bool) == [("/", ["*"])]
+        assert subprocess.run(["nfs-cat", url], capture_output=True, text=True, timeout=60).stdout == "hello over NFS\n"
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
     finally:
