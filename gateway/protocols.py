@@ -7,9 +7,8 @@ its ``listen`` address binds, and two ways to run it: as a child process supervi
 how the appliance runs one protocol per container. Adding a protocol is adding an entry to
 :data:`REGISTRY`; serve.py has no per-protocol code.
 
->>> [(e.name, e.role, e.image, e.listen_flag) for e in REGISTRY]
-[('s3', 's3', 'localhost/tessera-s3:latest', '--s3-listen'), ('nfs', 'nfs', 'localhost/tessera-nfs:latest', \
-'--nfs-listen')]
+>>> [(e.name, e.role, e.container, e.listen_flag) for e in REGISTRY]
+[('s3', 's3', 'tessera-s3', '--s3-listen'), ('nfs', 'nfs', 'tessera-nfs', '--nfs-listen')]
 """
 
 from __future__ import annotations
@@ -64,9 +63,14 @@ class Entry:
         return self.name
 
     @property
+    def container(self) -> str:
+        """Its container's name in the appliance (unit ``<container>.service``) and its image's name."""
+        return f"tessera-{self.name}"
+
+    @property
     def image(self) -> str:
         """The container image that runs ``serve --role <role>`` (image/containers/<name>/Containerfile)."""
-        return f"localhost/tessera-{self.name}:latest"
+        return f"localhost/{self.container}:latest"
 
     @property
     def listen_key(self) -> str:

@@ -108,10 +108,10 @@ def test_every_protocol_has_its_image_compose_service_and_appliance_unit() -> No
         assert f'CMD ["serve", "--role", "{e.role}"]' in containerfile
         assert "FROM localhost/tessera:latest" in containerfile
         assert compose[e.name]["image"] == e.image and compose[e.name]["volumes"] == ["tessera-data:/data"]
-        unit = (units / f"tessera-{e.name}.service").read_text()
-        assert f" {e.image}\n" in unit and "--network host" in unit
+        unit = (units / f"{e.container}.service").read_text()
+        assert f"--name {e.container} " in unit and f" {e.image}\n" in unit and "--network host" in unit
         enable = next(line for line in build.splitlines() if "enable -q systemd-networkd" in line)
-        assert f" tessera-{e.name}" in enable
+        assert f" {e.container}" in enable
     nfs = compose["nfs"]["ports"]
     assert nfs == ["127.0.0.1:${TESSERA_NFS_PORT:-2049}:2049/tcp", "127.0.0.1:${TESSERA_NFS_PORT:-2049}:2049/udp"]
     assert "EXPOSE 2049/tcp 2049/udp" in (ROOT / "image/containers/nfs/Containerfile").read_text()
