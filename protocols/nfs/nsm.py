@@ -367,5 +367,9 @@ class StatusMonitor:
 
     def _sm_notify(self, req: Request, u: Unpacker) -> Packer:
         sc = T.unpack_stat_chge(u)
+        if (sc.mon_name, sc.state) == (self.name, self.state):
+            # our own notice came back: the client's address led to this server (a NAT, or qemu's user network)
+            log.info("SM_NOTIFY for a client reached this server itself: that client cannot be told")
+            return Packer()
         self.rebooted(sc.mon_name, sc.state)
         return Packer()

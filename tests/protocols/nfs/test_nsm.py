@@ -110,8 +110,15 @@ def test_client_reboot_notice_frees_its_locks(mem_store: Store, peer: Peer) -> N
         a.rpc.call_ok(T.NSM_PROG, 1, T.SmProc.NOTIFY, p)       # crashy's statd: it restarted
         assert peer.next()[2].lock.caller_name == "steady"      # its lock went, steady's waiter got it
         assert [x.owner for x in mem_store.fs.locks(f.ino)] == ["nlm:127.0.0.1:steady:2"]
+        namesake = NlmClient(srv.port, "srv", 3)                # a client named as the server
+        assert namesake.lock(fh, 50, 1) == S.GRANTED
+        namesake.close()
+        echo = Packer()                                         # our own restart notice, come back to us
+        T.pack_stat_chge(echo, T.StatChge("srv", lk.nsm.state))
+        b.rpc.call_ok(T.NSM_PROG, 1, T.SmProc.NOTIFY, echo)
+        assert len(mem_store.fs.locks(f.ino)) == 2              # is not a client's restart
         assert b.share(fh, T.FSM_DN, T.FSA_R) == S.GRANTED       # crashy's deny-all share went too
-        assert recorded(ctx.fs) == ["steady"]
+        assert recorded(ctx.fs) == ["srv", "steady"]
     finally:
         a.close()
         b.close()
