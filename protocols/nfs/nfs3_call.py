@@ -19,7 +19,7 @@ from core.errors import CoreError
 from core.fs import Attr, FileSystem, Wcc
 
 from .dispatch import Handler, Request
-from .errors import NFS3ERR_EXIST, NFS3ERR_XDEV, NfsError, nfsstat3
+from .errors import NFS3ERR_EXIST, NFS3ERR_STALE, NFS3ERR_XDEV, NfsError, nfsstat3
 from .nfs3_res import Res
 from .nfs3_types import Proc, WccData
 from .xdr import Packer, Unpacker
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .context import Context
     from .exports import Export
 
+_MAX_DEPTH = 4096
 MAX_PAYLOAD = 1 << 20      # READ and WRITE data, READDIR replies: over TCP
 MAX_PAYLOAD_UDP = 32 << 10  # over UDP a reply must fit one datagram (knfsd's limit too)
 
@@ -54,6 +55,24 @@ class Call:
 
     def handle(self, export: Export, attr: Attr) -> bytes:
         return self.ctx.handle(export, attr)
+
+
+def parent_in_export(c: Call, fs: FileSystem, export: Export, dino: int) -> Attr:
+    """The ``..`` of directory ``dino`` as the caller sees it (search permission needed), kept inside the export:
+    the export root's ``..`` is the root itself, and the parent of a directory moved out of the export (by
+    another protocol, say) is not given out at all (NFS3ERR_STALE), so walking up never leaves the export."""
+    parent = fs.parent(dino)
+    root = c.ctx.root_ino(export)
+    if dino == root:
+        return fs.getattr(dino)
+    admin, ino = c.ctx.fs, parent.ino
+    for _ in range(_MAX_DEPTH):
+        if ino == root:
+            return parent
+        if ino == admin.root:
+            break
+        ino = admin.parent(ino).ino
+    raise NfsError(NFS3ERR_STALE, f"the parent of directory {dino} is outside export {export.path}")
 
 
 def attr_or_none(fs: FileSystem, ino: int) -> Attr | None:

@@ -1,7 +1,9 @@
 """NFSv3 namespace procedures: LOOKUP, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR, RENAME, LINK.
 
 - LOOKUP ``.`` is the directory itself and ``..`` its parent, except at the export's root,
-  whose ``..`` is the root itself: nothing outside an export is reachable by name.
+  whose ``..`` is the root itself: nothing outside an export is reachable by name (the
+  ``..`` of a directory moved out of its export is NFS3ERR_STALE, see
+  :func:`~protocols.nfs.nfs3_call.parent_in_export`).
 - CREATE UNCHECKED makes the file or, if a regular file of that name exists, applies only
   the size (an ``O_TRUNC`` open), as knfsd does; GUARDED fails NFS3ERR_EXIST on any
   existing name.  EXCLUSIVE keeps the client's 8-byte verifier on the new file (the
@@ -23,7 +25,7 @@ from core.fs import Attr, FileSystem, FileType, Wcc, acl
 
 from .errors import NFS3ERR_BADTYPE, NFS3ERR_NOTSUPP, NfsError
 from .nfs3_args import CreateArgs, DirOpArgs, LinkArgs, MkdirArgs, MknodArgs, RenameArgs, SymlinkArgs
-from .nfs3_call import Call, ProcTable, attr_or_none, name_of, new_name, same_export, wcc_of
+from .nfs3_call import Call, ProcTable, attr_or_none, name_of, new_name, parent_in_export, same_export, wcc_of
 from .nfs3_res import CreateRes, LinkRes, LookupRes, RenameRes, WccRes
 from .nfs3_types import FILETYPE, CreateMode, Ftype3, Proc, Sattr3
 
@@ -42,9 +44,7 @@ def lookup(c: Call, a: DirOpArgs, res: LookupRes) -> None:
             if not fs.access(dino, acl.EXECUTE):
                 raise PermissionDenied("permission denied: search the directory")
         elif raw == b"..":
-            obj = fs.parent(dino)  # checks search permission and that dino is a directory
-            if dino == c.ctx.root_ino(export):
-                obj = fs.getattr(dino)
+            obj = parent_in_export(c, fs, export, dino)
         else:
             obj = fs.lookup(dino, name_of(raw))
         res.fh, res.obj = c.handle(export, obj), obj

@@ -32,7 +32,7 @@ from core.fs import HANDLE_SIZE, Attr, DirEntry, FileSystem, acl
 
 from .errors import NFS3ERR_BAD_COOKIE, NFS3ERR_TOOSMALL, NfsError
 from .nfs3_args import ReaddirArgs, ReaddirplusArgs
-from .nfs3_call import Call, ProcTable, attr_or_none
+from .nfs3_call import Call, ProcTable, attr_or_none, parent_in_export
 from .nfs3_res import Entry3, EntryPlus3, ReaddirplusRes, ReaddirRes
 from .nfs3_types import FATTR3_SIZE, NFS3_COOKIEVERFSIZE, Proc, entry3_size, entryplus3_size
 
@@ -54,13 +54,11 @@ def _check_cookie(fs: FileSystem, dino: int, cookie: int, verf: bytes) -> bytes:
 
 
 def _parent(c: Call, fs: FileSystem, export: Export, dino: int) -> tuple[int, Attr | None]:
-    """The ``..`` of ``dino``: (its inode, its attributes if the caller may see them)."""
-    if dino == c.ctx.root_ino(export):
-        return dino, attr_or_none(fs, dino)
+    """The ``..`` of ``dino``: (its inode, its attributes if the caller may see them and it is in the export)."""
     try:
-        parent = fs.parent(dino)  # needs search permission on dino
-    except CoreError:
-        return c.ctx.fs.parent(dino).ino, None  # listing without search: the number only, as ls -a shows it
+        parent = parent_in_export(c, fs, export, dino)  # needs search permission on dino
+    except (CoreError, NfsError):  # the number only, as ls -a shows it
+        return (dino if dino == c.ctx.root_ino(export) else c.ctx.fs.parent(dino).ino), None
     return parent.ino, parent
 
 

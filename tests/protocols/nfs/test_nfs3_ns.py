@@ -26,6 +26,7 @@ from protocols.nfs.errors import (
     NFS3ERR_NOTSUPP,
     NFS3ERR_PERM,
     NFS3ERR_ROFS,
+    NFS3ERR_STALE,
     NFS3ERR_XDEV,
 )
 from protocols.nfs.nfs3_types import DirOp, Proc, Sattr3
@@ -79,6 +80,28 @@ def test_dotdot_at_the_export_root_is_the_root(nfs: Nfs3) -> None:
         assert attrs(r["obj_attributes"])["fileid"] == nfs.attr(export.path).ino
     sub = nfs.fh("/data/shared")
     assert fh_of(lookup(nfs, fh_of(lookup(nfs, sub, b"..").ok, "object"), b"..").ok, "object") == nfs.root()
+
+
+def test_dotdot_never_leaves_the_export(nfs: Nfs3) -> None:
+    """A directory moved out of its export (by another protocol) stays reachable through the handles issued
+    before (as with knfsd's no_subtree_check), but ``..`` never answers with a directory outside the export:
+    walking up cannot reach what the export does not hold."""
+    fs = nfs.store.fs
+    d = fs.mkdir(fs.resolve("/data/alice").ino, "deep", 0o755, uid=1000, gid=1000)
+    sub = fs.mkdir(d.ino, "sub", 0o755, uid=1000, gid=1000)
+    fh_d, fh_sub = nfs.fh("/data/alice/deep"), nfs.fh("/data/alice/deep/sub")
+    assert fh_of(lookup(nfs, fh_sub, b"..").ok, "object") == fh_d
+    fs.mkdir(fs.root, "elsewhere", 0o777)
+    fs.rename(fs.resolve("/data/alice").ino, "deep", fs.resolve("/elsewhere").ino, "deep")
+    assert lookup(nfs, fh_sub, b"..").status == NFS3ERR_STALE  # its parent is outside now
+    r = lookup(nfs, fh_d, b"..")
+    assert r.status == NFS3ERR_STALE and attrs(r.fail["dir_attributes"])["fileid"] == d.ino
+    plus = nfs.call(Proc.READDIRPLUS, A.ReaddirplusArgs(fh_d, 0, bytes(8), 0, 8192), ALICE).ok["reply"]["entries"]
+    dotdot = plus[1]
+    assert dotdot["name"] == b".." and not dotdot["name_handle"]["handle_follows"]
+    assert dotdot["fileid"] == nfs.attr("/elsewhere").ino
+    assert plus[2]["name"] == b"sub" and plus[2]["name_handle"]["handle"]["data"] == fh_sub
+    assert sub.ino == plus[2]["fileid"]
 
 
 def test_lookup_failures(nfs: Nfs3) -> None:
