@@ -92,6 +92,17 @@ class FileLayer:
             if st.refs <= 0 and not st.dirty:
                 self._states.pop(st.ino, None)
 
+    def discard(self, ino: int) -> None:
+        """The inode is gone: forget its buffered writes (their segments become garbage for GC)."""
+        with self._lock:
+            st = self._states.get(ino)
+            if st is None:
+                return
+            with st.lock:
+                st.runs, st.buffered, st.written_end = [], 0, 0
+            if st.refs <= 0:
+                self._states.pop(ino, None)
+
     def reset(self) -> None:
         with self._lock:
             self._states.clear()

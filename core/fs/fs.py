@@ -209,7 +209,9 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
 
     def unlink(self, parent: int, name: str, wcc: Wcc | None = None) -> None:
         raw = names.encode(name)
-        self._mut(wcc, [parent], lambda t: ns.unlink(t, self.cred, parent, raw))
+        node = self._mut(wcc, [parent], lambda t: ns.unlink(t, self.cred, parent, raw))
+        if node.nlink <= 0:
+            self.files.discard(node.ino)
 
     def rmdir(self, parent: int, name: str, wcc: Wcc | None = None) -> None:
         raw = names.encode(name)
@@ -218,8 +220,10 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
     def rename(self, src_parent: int, src: str, dst_parent: int, dst: str, *, replace: bool = True,
                wcc: Wcc | None = None) -> None:
         a, b = names.encode(src), names.encode(dst)
-        self._mut(wcc, [src_parent, dst_parent],
-                  lambda t: ns.rename(t, self.cred, src_parent, a, dst_parent, b, replace=replace))
+        gone = self._mut(wcc, [src_parent, dst_parent],
+                         lambda t: ns.rename(t, self.cred, src_parent, a, dst_parent, b, replace=replace))
+        if gone is not None:
+            self.files.discard(gone.ino)
 
     def setattr(self, ino: int, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None,
@@ -511,9 +515,12 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
         return StatFs(int(total * ratio), int(free * ratio), files + (1 << 32), 1 << 32, geo.cell)
 
     def sync(self) -> None:
-        """Commit every buffered write of this process."""
+        """Commit every buffered write of this process (a file removed meanwhile is skipped: its bytes are gone)."""
         for st in list(self.files._states.values()):
-            self.files.commit(st)
+            try:
+                self.files.commit(st)
+            except Stale:
+                self.files.discard(st.ino)
 
     def close(self) -> None:
         self.sync()

@@ -141,3 +141,15 @@ def test_stable_write_is_durable_before_return(dir_store_path: str) -> None:
     finally:
         s2.close()
         s.close()
+
+
+def test_buffered_writes_of_a_removed_file_are_dropped(mem_store: Store) -> None:
+    fs = mem_store.fs
+    tmp, keep, over = (fs.create(fs.root, n) for n in ("tmp", "keep", "over"))
+    for f in (tmp, keep, over):
+        fs.write(f.ino, 0, b"data")
+    fs.unlink(fs.root, "tmp")
+    fs.rename(fs.root, "keep", fs.root, "over")  # replaces (and deletes) "over"
+    assert set(fs.files._states) == {keep.ino}
+    fs.sync()
+    assert fs.read(keep.ino, 0, 10) == b"data"

@@ -275,8 +275,6 @@ def test_write_commit_durability(two_stores: tuple[Store, Store]) -> None:
     assert other.fs.read(ino, 0, len(payload) + 10) == payload + b"tail"
 
 
-@pytest.mark.xfail(strict=True, reason="waiting for core.fs: buffered writes of a removed inode stay dirty, "
-                   "and fs.sync()/close() raise Stale on them (the other files' commits are skipped)")
 def test_unstable_write_to_a_removed_file(nfs: Nfs3) -> None:
     """A client writes a temporary file UNSTABLE and removes it before any COMMIT (a common pattern)."""
     tmp, keep = put(nfs, "tmp"), put(nfs, "keep")
