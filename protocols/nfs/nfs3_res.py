@@ -15,6 +15,7 @@ that ``fattr3`` carries.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -177,6 +178,13 @@ class LinkRes(Res):
         pack_wcc_data(p, self.dir_wcc, self.fsid)
 
 
+_HEAD = struct.Struct(">IQI")  # value follows, fileid, name length
+_COOKIE = struct.Struct(">Q")
+_FH_HEAD = struct.Struct(">II")  # handle follows, length
+_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
+_TRUE, _FALSE = b"\0\0\0\1", b"\0\0\0\0"
+
+
 class Entry3(NamedTuple):
     fileid: int
     name: bytes
@@ -202,11 +210,8 @@ class ReaddirRes(Res):
         pack_post_op_attr(p, self.dir, self.fsid)
         if ok:
             p.pack_fopaque(NFS3_COOKIEVERFSIZE, self.verf)
-            for e in self.entries:
-                p.pack_bool(True)
-                p.pack_uhyper(e.fileid)
-                p.pack_string(e.name)
-                p.pack_uhyper(e.cookie)
+            p.pack_raw(b"".join([b"".join((_HEAD.pack(1, e.fileid, len(e.name)), e.name, _PAD[len(e.name) & 3],
+                                           _COOKIE.pack(e.cookie))) for e in self.entries]))
             p.pack_bool(False)
             p.pack_bool(self.eof)
 
@@ -222,15 +227,16 @@ class ReaddirplusRes(Res):
         pack_post_op_attr(p, self.dir, self.fsid)
         if ok:
             p.pack_fopaque(NFS3_COOKIEVERFSIZE, self.verf)
-            for e in self.entries:
-                p.pack_bool(True)
-                p.pack_uhyper(e.fileid)
-                p.pack_string(e.name)
-                p.pack_uhyper(e.cookie)
-                pack_post_op_attr(p, e.attr, self.fsid)
-                pack_post_op_fh3(p, e.fh)
+            p.pack_raw(b"".join([self._entry(e) for e in self.entries]))
             p.pack_bool(False)
             p.pack_bool(self.eof)
+
+    def _entry(self, e: EntryPlus3) -> bytes:
+        """One entryplus3 with the TRUE that announces it, in one piece (listings are big: fewer calls)."""
+        n = len(e.name)
+        attr = _TRUE + fattr3(e.attr, self.fsid) if e.attr is not None else _FALSE
+        fh = _FH_HEAD.pack(1, len(e.fh)) + e.fh + _PAD[len(e.fh) & 3] if e.fh is not None else _FALSE
+        return b"".join((_HEAD.pack(1, e.fileid, n), e.name, _PAD[n & 3], _COOKIE.pack(e.cookie), attr, fh))
 
 
 @dataclass(slots=True)
