@@ -1,0 +1,178 @@
+"""One store, several protocols at once: what one writes, the others read, with the same owners and the same
+permission outcomes (a real `tessera serve` with S3 and NFS children; libnfs's tools and boto3 as clients)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from core.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(data: Path, *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(data), *args], cwd=ROOT,
+                          check=True, capture_output=True, text=True).stdout
+
+
+@dataclass
+class User:
+    name: str
+    uid: int
+    gid: int
+    access_key: str
+    secret_key: str
+
+
+@dataclass
+class Node:
+    data: Path
+    s3_port: int
+    nfs_port: int
+    users: dict[str, User]
+
+    def s3(self, who: str) -> Any:
+        u = self.users[who]
+        return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{self.s3_port}", aws_access_key_id=u.access_key,
+                            aws_secret_access_key=u.secret_key, region_name="us-east-1")
+
+    def url(self, who: str, path: str) -> str:
+        u = self.users[who]
+        q = urllib.parse.urlencode({"version": 3, "nfsport": self.nfs_port, "mountport": self.nfs_port,
+                                    "uid": u.uid, "gid": u.gid})
+        return f"nfs://127.0.0.1{urllib.parse.quote(path)}?{q}"
+
+    def nfs(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(list(args), capture_output=True, timeout=60, check=False)
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.time() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"nothing listens on {port}") from None
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    data = tmp_path_factory.mktemp("xproto") / "data"
+    cli(data, "init")
+    users = {}
+    for name in ("alice", "bob"):
+        u = json.loads(cli(data, "user", "add", name, "--json"))
+        users[name] = User(name, u["uid"], u["gid"], u["access_key"], u["secret_key"])
+    s3_port, nfs_port = free_port(), free_port()
+    (data / "tessera.yaml").write_text(
+        f"admin:\n  enabled: false\nlog:\n  level: warning\n"
+        f"s3:\n  listen: 127.0.0.1:{s3_port}\n  workers: 1\n"
+        f"nfs:\n  listen: 127.0.0.1:{nfs_port}\n  rpcbind: false\n  exports:\n"
+        f"    - path: /\n      clients: [127.0.0.1]\n      squash: root\n"
+        f"maintenance:\n  gc_interval_s: 0\n")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(data), "serve"], cwd=ROOT)
+    try:
+        wait_port(s3_port, proc)
+        wait_port(nfs_port, proc)
+        yield Node(data, s3_port, nfs_port, users)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def core_attr(node: Node, path: str) -> Any:
+    s = open_store(str(node.data))
+    try:
+        return s.fs.resolve(path)
+    finally:
+        s.close()
+
+
+def test_s3_write_is_read_through_nfs_and_core_with_the_same_owner(node: Node, tmp_path: Path) -> None:
+    alice = node.s3("alice")
+    alice.create_bucket(Bucket="xpa")
+    body = os.urandom(3 << 20)
+    alice.put_object(Bucket="xpa", Key="dir/obj.bin", Body=body)
+    r = node.nfs("nfs-cat", node.url("alice", "/xpa/dir/obj.bin"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == body
+    a = core_attr(node, "/xpa/dir/obj.bin")
+    assert (a.uid, a.gid, a.size) == (node.users["alice"].uid, node.users["alice"].gid, len(body))
+    listing = node.nfs("nfs-ls", node.url("alice", "/xpa/dir"))
+    assert listing.returncode == 0, listing.stderr
+    line = next(x for x in listing.stdout.decode().splitlines() if x.endswith("obj.bin"))
+    mode, _, uid, gid, size = line.split()[:5]
+    assert (mode, int(uid), int(gid), int(size)) == ("-rw-------", a.uid, a.gid, len(body))  # s3.object_mode
+    # bob may not read alice's bucket through either protocol; neither may a squashed root
+    with pytest.raises(ClientError) as e:
+        node.s3("bob").get_object(Bucket="xpa", Key="dir/obj.bin")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    for who in ("bob",):
+        r = node.nfs("nfs-cat", node.url(who, "/xpa/dir/obj.bin"))
+        assert r.returncode != 0 and r.stdout != body
+    root = node.nfs("nfs-cat", node.url("alice", "/xpa/dir/obj.bin").replace("uid=1000", "uid=0"))
+    assert root.returncode != 0
+
+
+def test_nfs_write_is_read_through_s3_and_core_with_the_same_owner(node: Node, tmp_path: Path) -> None:
+    alice = node.s3("alice")
+    alice.create_bucket(Bucket="xpb")
+    src = tmp_path / "src.bin"
+    body = os.urandom(2 << 20) + b"tail"
+    src.write_bytes(body)
+    r = node.nfs("nfs-cp", str(src), node.url("alice", "/xpb/from-nfs.bin"))
+    assert r.returncode == 0, r.stderr
+    got = alice.get_object(Bucket="xpb", Key="from-nfs.bin")
+    assert got["Body"].read() == body
+    a = core_attr(node, "/xpb/from-nfs.bin")
+    assert (a.uid, a.gid, a.size) == (node.users["alice"].uid, node.users["alice"].gid, len(body))
+    keys = [o["Key"] for o in alice.list_objects_v2(Bucket="xpb")["Contents"]]
+    assert keys == ["from-nfs.bin"]
+    with pytest.raises(ClientError) as e:
+        node.s3("bob").get_object(Bucket="xpb", Key="from-nfs.bin")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    # bob cannot write into alice's bucket through NFS either
+    r = node.nfs("nfs-cp", str(src), node.url("bob", "/xpb/bob.bin"))
+    assert r.returncode != 0
+    with pytest.raises(ClientError):
+        alice.head_object(Bucket="xpb", Key="bob.bin")
+
+
+def test_s3_overwrite_and_delete_seen_by_nfs(node: Node) -> None:
+    alice = node.s3("alice")
+    alice.create_bucket(Bucket="xpc")
+    alice.put_object(Bucket="xpc", Key="k", Body=b"one")
+    assert node.nfs("nfs-cat", node.url("alice", "/xpc/k")).stdout == b"one"
+    alice.put_object(Bucket="xpc", Key="k", Body=b"two, longer")
+    assert node.nfs("nfs-cat", node.url("alice", "/xpc/k")).stdout == b"two, longer"
+    alice.delete_object(Bucket="xpc", Key="k")
+    r = node.nfs("nfs-cat", node.url("alice", "/xpc/k"))
+    assert r.returncode != 0
+    assert "k" not in node.nfs("nfs-ls", node.url("alice", "/xpc")).stdout.decode().split()
