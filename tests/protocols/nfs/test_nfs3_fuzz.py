@@ -4,7 +4,6 @@ decodes by the RFC's .x text, or GARBAGE_ARGS for bytes that are not its argumen
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import Stale
 from core.store import Store, init_store, open_store
 from protocols.nfs import nfs3_args as A
 from protocols.nfs import nfs3_types as T
@@ -32,8 +30,7 @@ def nfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nfs3]:
     fs.write_file(fs.resolve("/data").ino, "file", b"0123456789", mode=0o666)
     fs.symlink(fs.resolve("/data").ino, "link", "file")
     yield Nfs3(store)
-    with contextlib.suppress(Stale):  # core.fs: see test_nfs3.py::test_unstable_write_to_a_removed_file
-        store.close()
+    store.close()
 
 
 @pytest.fixture(scope="module")
