@@ -138,6 +138,12 @@ class ConfigError(CoreError):
     errno = errno.EINVAL
 
 
+class Changed(CoreError):
+    """The object changed since the caller looked (a guarded or conditional update was not applied)."""
+
+    errno = errno.EAGAIN
+
+
 class BadHandle(CoreError):
     """A file handle that was not issued by this store or has been altered."""
 
@@ -157,6 +163,7 @@ class Closed(CoreError):
 __all__ = [
     "BadCookie",
     "BadHandle",
+    "Changed",
     "Closed",
     "ConfigError",
     "CoreError",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from core.data.store import DataStore
-from core.errors import Exists, InvalidArgument, IsADirectory, NotADirectory, NotFound, NotPermitted, Stale
+from core.errors import Changed, Exists, InvalidArgument, IsADirectory, NotADirectory, NotFound, NotPermitted, Stale
 from core.fs import acl as A
 from core.fs import names, perm
 from core.fs import namespace as ns
@@ -153,11 +153,24 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
 
     # -- namespace ------------------------------------------------------------------
     def create(self, parent: int, name: str, mode: int = 0o644, uid: int | None = None, gid: int | None = None,
-               exclusive: bool = True, acl: A.Acl | None = None, wcc: Wcc | None = None) -> Attr:
+               exclusive: bool = True, acl: A.Acl | None = None, wcc: Wcc | None = None,
+               verifier: bytes | None = None) -> Attr:
+        """A new regular file.  ``verifier`` makes an exclusive create retryable (NFS EXCLUSIVE): it is kept
+        with the file in the same transaction, and a later create of the same name with the same verifier
+        answers that file instead of :class:`Exists`."""
         raw = names.encode(name)
         node = ns.new_inode(REG, mode, *self._ids(uid, gid))
-        return Attr.of(self._mut(wcc, [parent], lambda t: ns.add_entry(t, self.cred, parent, raw, node,
-                                                                       exclusive=exclusive, acl=acl), result=True))
+
+        def op(t: Txn) -> Inode:
+            if verifier is not None:
+                again = ns.created_with(t, self.cred, parent, raw, verifier)
+                if again is not None:
+                    return again
+            n = ns.add_entry(t, self.cred, parent, raw, node, exclusive=exclusive or verifier is not None, acl=acl)
+            if verifier is not None:
+                t.set_xattr(n.ino, ns.VERIFIER_XATTR, verifier)
+            return n
+        return Attr.of(self._mut(wcc, [parent], op, result=True))
 
     def mkdir(self, parent: int, name: str, mode: int = 0o755, uid: int | None = None, gid: int | None = None,
               acl: A.Acl | None = None, wcc: Wcc | None = None) -> Attr:
@@ -227,9 +240,11 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
 
     def setattr(self, ino: int, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None,
-                wcc: Wcc | None = None) -> Attr:
+                wcc: Wcc | None = None, if_ctime_ns: int | None = None) -> Attr:
         """chmod/chown/truncate/utimes in one transaction; a time of :data:`NOW` is the server's clock
-        (allowed to anyone who may write; explicit times only to the owner), as NFS's SET_TO_SERVER_TIME."""
+        (allowed to anyone who may write; explicit times only to the owner), as NFS's SET_TO_SERVER_TIME.
+        ``if_ctime_ns`` applies the change only if the inode's ctime is still that (NFS's guard), else
+        :class:`Changed`."""
         if size is not None:
             if size < 0:
                 raise InvalidArgument("negative size")
@@ -239,6 +254,8 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
 
         def apply(t: Txn) -> Inode:
             node = ns.get(t, ino)
+            if if_ctime_ns is not None and node.ctime != if_ctime_ns:
+                raise Changed("the file changed since the caller's guard time")
             ts = time.time_ns()
             self._check_setattr(t, node, mode, uid, gid, size, atime_ns, mtime_ns)
             if size is not None:

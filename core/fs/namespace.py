@@ -29,6 +29,7 @@ from core.meta.types import DIR, HAS_ACL, LNK, REG, Inode
 
 ROOT = 1
 LINK_MAX = 65000
+VERIFIER_XATTR = A.RESERVED_PREFIX + "createverf"  # an exclusive create's verifier (see FileSystem.create)
 
 
 def now_ns() -> int:
@@ -101,6 +102,16 @@ def add_entry(t: Txn, cred: Cred, parent: int, name: bytes, node: Inode, *, excl
         perm.store_acl(t, node, own)
     _touch_dir(t, d, node.ctime, 1 if node.type == DIR else 0)
     return node
+
+
+def created_with(t: Txn, cred: Cred, parent: int, name: bytes, verifier: bytes) -> Inode | None:
+    """The regular file ``parent/name`` if an exclusive create with ``verifier`` made it (a retried create)."""
+    perm.may_search(t, cred, get_dir(t, parent))
+    hit = t.lookup(parent, name)
+    if hit is None:
+        return None
+    node = get(t, hit[0])
+    return node if node.type == REG and t.xattr(node.ino, VERIFIER_XATTR) == verifier else None
 
 
 def link(t: Txn, cred: Cred, ino: int, parent: int, name: bytes) -> Inode:

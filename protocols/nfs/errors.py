@@ -15,6 +15,7 @@ from __future__ import annotations
 from core.errors import (
     BadCookie,
     BadHandle,
+    Changed,
     Closed,
     ConfigError,
     CoreError,
@@ -90,6 +91,7 @@ _BY_TYPE: dict[type[CoreError], int] = {
     Stale: NFS3ERR_STALE,
     BadHandle: NFS3ERR_BADHANDLE,
     BadCookie: NFS3ERR_BAD_COOKIE,
+    Changed: NFS3ERR_NOT_SYNC,
     NoSpace: NFS3ERR_NOSPC,
     CrossDevice: NFS3ERR_XDEV,
     NoAttribute: NFS3ERR_NOENT,

@@ -8,9 +8,9 @@ permission decision, and every CoreError reaches the client through the one mapp
 
 Choices where the RFC leaves room:
 
-- SETATTR's guard compares ``obj_ctime`` with the current ctime at nfstime3 precision
-  (seconds and nanoseconds) just before the change; a mismatch is NFS3ERR_NOT_SYNC with
-  the object's attributes as wcc data and nothing changed.
+- SETATTR's guard compares ``obj_ctime`` with the current ctime (nfstime3 carries whole
+  nanoseconds) inside the change's own transaction (core.fs ``if_ctime_ns``); a mismatch is
+  NFS3ERR_NOT_SYNC with nothing changed.
 - ACCESS asks core.fs (``fs.access``) with these masks, knfsd's table in ACL terms; on a
   ``ro`` export MODIFY, EXTEND and DELETE are never granted:
 
@@ -104,15 +104,15 @@ def setattr_(c: Call, a: SetattrArgs, res: WccRes) -> None:
     fs, _, ino = c.resolve(a.object, res, write=True)
     w = Wcc()
     try:
-        if a.guard is not None:
+        s = a.attrs
+        if a.guard is not None and s.empty:  # nothing to change: the guard alone decides
             cur = fs.getattr(ino)
             if nfstime(cur.ctime_ns) != nfstime(a.guard):
                 w.before[ino] = w.after[ino] = cur
                 raise NfsError(NFS3ERR_NOT_SYNC, "the object's ctime is not the guard's")
-        s = a.attrs
-        if not s.empty:
+        if not s.empty:  # the guard is checked inside the change's own transaction (core.errors.Changed)
             fs.setattr(ino, mode=s.mode, uid=s.uid, gid=s.gid, size=s.size, atime_ns=s.atime, mtime_ns=s.mtime,
-                       wcc=w)
+                       wcc=w, if_ctime_ns=a.guard)
     finally:
         res.wcc = wcc_of(fs, w, ino)
 

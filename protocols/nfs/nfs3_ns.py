@@ -6,9 +6,9 @@
   :func:`~protocols.nfs.nfs3_call.parent_in_export`).
 - CREATE UNCHECKED makes the file or, if a regular file of that name exists, applies only
   the size (an ``O_TRUNC`` open), as knfsd does; GUARDED fails NFS3ERR_EXIST on any
-  existing name.  EXCLUSIVE keeps the client's 8-byte verifier on the new file (the
-  ``nfs.createverf`` attribute, written by the server as bookkeeping): a retry with the same
-  verifier finds the file and succeeds, any other verifier gets NFS3ERR_EXIST.  The file is
+  existing name.  EXCLUSIVE hands the client's 8-byte verifier to core.fs, which keeps it
+  with the new file in the create's own transaction (a reserved attribute no client sees): a
+  retry with the same verifier finds the file and succeeds, any other verifier gets NFS3ERR_EXIST.  The file is
   made ``0600``; the client then sends a SETATTR with the attributes it wants.
 - New objects take the ``sattr3`` mode (defaults 0644 for files, 0755 for directories) and
   uid/gid (core.fs refuses ids the caller may not give); times given in ``sattr3`` are set
@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-from core.errors import Exists, NoAttribute, NotADirectory, PermissionDenied
+from core.errors import Exists, NotADirectory, PermissionDenied
 from core.fs import Attr, FileSystem, FileType, Wcc, acl
 
 from .errors import NFS3ERR_BADTYPE, NFS3ERR_NOTSUPP, NfsError
@@ -29,7 +29,6 @@ from .nfs3_call import Call, ProcTable, attr_or_none, name_of, new_name, parent_
 from .nfs3_res import CreateRes, LinkRes, LookupRes, RenameRes, WccRes
 from .nfs3_types import FILETYPE, CreateMode, Ftype3, Proc, Sattr3
 
-VERF_XATTR = "nfs.createverf"
 FILE_MODE, DIR_MODE, EXCL_MODE = 0o644, 0o755, 0o600
 
 
@@ -90,20 +89,9 @@ def _create_checked(fs: FileSystem, dino: int, name: str, s: Sattr3, guarded: bo
 
 
 def _create_exclusive(c: Call, fs: FileSystem, dino: int, name: str, verf: bytes, w: Wcc) -> Attr:
-    admin = c.ctx.fs  # the verifier is the server's bookkeeping, whatever the file's permissions
-    try:
-        obj = fs.create(dino, name, EXCL_MODE, exclusive=True, wcc=w)
-    except Exists:
-        obj = fs.lookup(dino, name)
-        try:
-            stored = admin.getxattr(obj.ino, VERF_XATTR) if obj.is_file else None
-        except NoAttribute:
-            stored = None
-        if stored != verf:
-            raise
-        return obj
-    admin.setxattr(obj.ino, VERF_XATTR, verf)
-    return fs.getattr(obj.ino)
+    """EXCLUSIVE: core keeps the verifier with the file in the create's own transaction, and a retry with the
+    same verifier answers the file it made (a different verifier: EXIST)."""
+    return fs.create(dino, name, EXCL_MODE, exclusive=True, wcc=w, verifier=verf)
 
 
 def mkdir(c: Call, a: MkdirArgs, res: CreateRes) -> None:

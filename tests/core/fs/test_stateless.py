@@ -153,3 +153,27 @@ def test_buffered_writes_of_a_removed_file_are_dropped(mem_store: Store) -> None
     assert set(fs.files._states) == {keep.ino}
     fs.sync()
     assert fs.read(keep.ino, 0, 10) == b"data"
+
+
+def test_exclusive_create_with_a_verifier_is_retryable(mem_store: Store) -> None:
+    from core.errors import Exists
+    fs = mem_store.fs
+    fs.setattr(fs.root, mode=0o777)
+    a = fs.as_user(ALICE)
+    f = a.create(fs.root, "f", 0o600, verifier=b"12345678")
+    assert a.create(fs.root, "f", 0o600, verifier=b"12345678").ino == f.ino  # the retry answers the same file
+    with pytest.raises(Exists):
+        a.create(fs.root, "f", 0o600, verifier=b"87654321")
+    with pytest.raises(Exists):
+        a.create(fs.root, "f", 0o600)
+    assert fs.listxattr(f.ino) == []  # the verifier is the core's bookkeeping, not a user attribute
+
+
+def test_guarded_setattr(mem_store: Store) -> None:
+    from core.errors import Changed
+    fs = mem_store.fs
+    f = fs.create(fs.root, "f")
+    fs.setattr(f.ino, mode=0o600, if_ctime_ns=f.ctime_ns)
+    with pytest.raises(Changed):
+        fs.setattr(f.ino, mode=0o644, if_ctime_ns=f.ctime_ns)  # the first change moved ctime
+    assert fs.getattr(f.ino).perm == 0o600
