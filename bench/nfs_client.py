@@ -1,16 +1,15 @@
 """A minimal pipelining NFSv3 client (ONC-RPC over TCP, AUTH_SYS) for the benchmarks.
 
 It is written from RFC 5531 / RFC 1813 with ``struct`` alone and shares no code with the
-server under test, so both servers in ``bench/nfs.py`` get exactly the same client.  Requests
-are encoded once where possible (the xid is patched in), sent in windows of ``window`` calls
-per ``sendall`` and matched back by xid, so one connection keeps many calls in flight; several
-connections run in threads (socket calls release the GIL).
+server under test, so both servers in ``bench/nfs.py`` get exactly the same client.  A window
+of calls goes out in one ``sendall`` and the replies are matched back by xid, so one connection
+keeps many calls in flight; several connections run in threads (socket calls release the GIL).
 
     >>> fattr = bytes(84)
     >>> Parse(struct.pack(">I", 1) + fattr + struct.pack(">I", 0)).post_op_attr() == fattr
     True
     >>> p = Pack(); p.string("ab"); p.u64(5); bytes(p.b).hex()
-    '000000026162000000000000000000000005'
+    '00000002616200000000000000000005'
 """
 
 from __future__ import annotations
