@@ -1,7 +1,7 @@
 # The Linux kernel NFSv3 client's workload (tests/protocols/nfs/test_kernel_client.py), one boot, one step per
 # check. Set before this text: N_SRC and Q_SRC (server:/export), N_OPTS and Q_OPTS (mount options),
-# TLOCK (1 when the tlock helper is in the guest), TEST_SEES_HOST_LOCKS (1: check F_GETLK). /mnt/n: rw, no root squash, NLM locks; /mnt/q: rw, root
-# squashed to 65534, nolock. The host answers through the file ctl in /mnt/n (see await_line).
+# TLOCK (1 when the tlock helper is in the guest), TEST_SEES_HOST_LOCKS (1: check F_GETLK).
+# /mnt/n: rw, no root squash, NLM locks; /mnt/q: rw, root squashed to 65534, nolock. The host answers through the file ctl in /mnt/n (see await_line).
 # Each step runs with sh -e: every line is a check (no a && b lists: sh -e ignores a failure before &&).
 
 step mount <<'EOF'
@@ -13,6 +13,7 @@ grep ' /mnt/q ' /proc/mounts | grep -q 'nolock'
 if grep ' /mnt/n ' /proc/mounts | grep -q nolock; then echo "/mnt/n should lock through NLM"; exit 1; fi
 grep ' /mnt/' /proc/mounts
 EOF
+grep -q ' /mnt/n ' /proc/mounts || { echo "no mount: nothing else to run"; exit 1; }
 
 step files <<'EOF'
 cd /mnt/n
@@ -140,23 +141,33 @@ EOF
 
 if [ "$TLOCK" = 1 ]; then
 step locks <<'EOF'
+# lk ARGS... : tlock with a time limit (without NLM on the server a lock request retries forever)
+lk() { timeout -s KILL 30 tlock "$@"; }
 cd /mnt/n
 # the host holds an exclusive core.fs lock on bytes 0-99 of "locked"
-[ "$(tlock locked w 0 10)" = conflict ]
-[ "$(tlock locked r 50 1)" = conflict ]
-[ "$(tlock locked w 100 10)" = locked ]
-[ "$(tlock locked w 0 0)" = conflict ]
-[ "$(tlock locked f 0 0)" = conflict ]
+[ "$(lk locked w 0 10)" = conflict ]
+[ "$(lk locked r 50 1)" = conflict ]
+[ "$(lk locked w 100 10)" = locked ]
+[ "$(lk locked w 0 0)" = conflict ]
+[ "$(lk locked f 0 0)" = conflict ]
 if [ "$TEST_SEES_HOST_LOCKS" = 1 ]; then
   # F_GETLK (NLM TEST) reports the host's lock; Ganesha's TEST looks only at its own lock table
-  [ "$(tlock locked t 0 10 | cut -d' ' -f1)" = held ]
+  [ "$(lk locked t 0 10 | cut -d' ' -f1)" = held ]
 fi
 echo lock > glock
 # hold bytes 0-9 of glock while the host tries them
-tlock glock w 0 10 sh -c '. /etc/kvm-lib.sh; host_event locked; await_line /mnt/n/ctl checked 60'
-[ "$(tlock glock w 0 10)" = locked ]
+timeout -s KILL 90 tlock glock w 0 10 sh -c '. /etc/kvm-lib.sh; host_event locked; await_line /mnt/n/ctl checked 60'
+[ "$(lk glock w 0 10)" = locked ]
 echo nolock > /mnt/q/local
-[ "$(tlock /mnt/q/local w 0 10)" = locked ]
+[ "$(lk /mnt/q/local w 0 10)" = locked ]
+EOF
+
+step blocking_lock <<'EOF'
+cd /mnt/n
+host_event blocking
+# F_SETLKW waits while the host holds bytes 0-99, then the host lets go. The server's GRANTED callback
+# cannot reach the guest through qemu's NAT: the client asks again after 30 s (NLMCLNT_POLL_TIMEOUT).
+[ "$(timeout -s KILL 75 tlock locked W 0 10)" = locked ]
 EOF
 fi
 
