@@ -64,9 +64,10 @@ def test_anonymous_and_refused_requests_are_logged(s3hard: S3Server) -> None:
 
 def test_off_by_default(tmp_path: Path) -> None:
     from gateway.config import Config
-    from gateway.serve import s3_child
+    from gateway.protocols import S3, Paths
     listen = f"127.0.0.1:{free_port()}"
+    paths = Paths(str(tmp_path), str(tmp_path / "tessera.yaml"))
     cfg = Config.model_validate({"s3": {"listen": listen}})
-    assert s3_child(cfg, str(tmp_path)).env["TESSERA_S3_AUDIT"] == "0"
+    assert S3.child(cfg, paths).env["TESSERA_S3_AUDIT"] == "0"
     cfg = Config.model_validate({"s3": {"listen": listen, "audit": True}})
-    assert s3_child(cfg, str(tmp_path)).env["TESSERA_S3_AUDIT"] == "1"
+    assert S3.child(cfg, paths).env["TESSERA_S3_AUDIT"] == "1"
