@@ -245,16 +245,20 @@ class Result:
         return f"--- script output ---\n{tail(self.output)}\n--- console ---\n{tail(self.console)}"
 
 
-_STEP = re.compile(r"^@@STEP-BEGIN (\S+)\n(.*?)(?:^@@STEP-END \1 rc=(\d+)$|\Z)", re.M | re.S)
-_END = re.compile(r"^@@END rc=(\d+)$", re.M)
+# markers start a line, except after output that did not end with a newline
+_STEP = re.compile(r"@@STEP-BEGIN (\S+)\n(.*?)(?:@@STEP-END \1 rc=(\d+)$|\Z)", re.M | re.S)
+_END = re.compile(r"@@END rc=(\d+)$", re.M)
 
 
 def parse_steps(output: str) -> dict[str, Step]:
     """Steps from the script output (markers printed by kvm-lib.sh's ``step``).
 
-    >>> s = parse_steps("x\\n@@STEP-BEGIN a\\nhi\\n@@STEP-END a rc=0\\n@@STEP-BEGIN b\\noops\\n")
+    >>> s = parse_steps("x\\n@@STEP-BEGIN a\\nhi\\n@@STEP-END a rc=0\\n@@STEP-BEGIN b\\nno newline@@STEP-END b rc=1\\n"
+    ...                 "@@STEP-BEGIN c\\noops\\n")
     >>> s["a"], s["b"]
-    (Step(name='a', rc=0, output='hi\\n'), Step(name='b', rc=None, output='oops\\n'))
+    (Step(name='a', rc=0, output='hi\\n'), Step(name='b', rc=1, output='no newline'))
+    >>> s["c"]
+    Step(name='c', rc=None, output='oops\\n')
     """
     return {m[1]: Step(m[1], None if m[3] is None else int(m[3]), m[2]) for m in _STEP.finditer(output)}
 
