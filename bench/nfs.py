@@ -22,7 +22,7 @@ Figures, each for both servers back to back:
 The RPC figures use bench/nfs_client.py, a small pipelining client written from the RFCs that shares no
 code with either server: ``--conns`` TCP connections in threads, ``--window`` calls in flight on each.
 The client's CPU seconds are printed with each figure, so a client-bound figure shows.
-``--quick`` is a smoke run (small defaults, ~20 s; ~40 s with ``--kernel``) that still checks every
+``--quick`` is a smoke run (small defaults, ~5 s; ~25 s with ``--kernel``) that still checks every
 figure end to end: bytes compared after nfs-cp, entry counts, FILE_SYNC honoured.
 """
 
