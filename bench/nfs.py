@@ -375,6 +375,9 @@ def main() -> None:
                     p.wait(30)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        out_dir = os.path.join(base, "out")
+        if os.path.ismount(out_dir):
+            subprocess.run(["umount", out_dir], check=False)
         shutil.rmtree(base, ignore_errors=True)
 
 
