@@ -10,6 +10,7 @@ KERNEL-CLIENTS.md).
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,7 @@ class Ganesha:
         self.sandbox.wait_port(NFS_PORT, 60, self.proc)
         return self
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:
-            self.sandbox.stop(self.proc)
+            self.sandbox.stop(self.proc, sig)
             self.proc = None

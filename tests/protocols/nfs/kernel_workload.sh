@@ -190,6 +190,23 @@ echo 3 > /proc/sys/vm/drop_caches
 ls > /dev/null
 EOF
 
+step crash <<'EOF'
+cd /mnt/n
+cat /tmp/big /tmp/big /tmp/big /tmp/big > /tmp/big16
+# 16 MiB written (UNSTABLE, partly still in the page cache) through a file left open; the server is killed
+# (SIGKILL) and started again; closing the file flushes and COMMITs: the write verifier changed, so the
+# client must send again whatever the dead server had not made durable
+exec 3> crashed
+cat /tmp/big16 >&3
+host_event crash
+await_line /mnt/n/ctl crashed 120
+exec 3>&-
+echo 3 > /proc/sys/vm/drop_caches
+[ "$(md5sum < crashed)" = "$(md5sum < /tmp/big16)" ]
+[ "$(cat restart-after)" = after ]
+printf 'crashed-md5 %s\n' "$(md5sum < crashed | cut -c 1-32)"
+EOF
+
 step umount <<'EOF'
 umount /mnt/n
 umount /mnt/q

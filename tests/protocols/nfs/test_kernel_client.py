@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -55,7 +56,7 @@ class Backend(Protocol):
     q_opts: str
 
     def start(self) -> None: ...
-    def stop(self) -> None: ...
+    def stop(self, sig: int = signal.SIGTERM) -> None: ...
     def ctl(self, line: str) -> None: ...                      # append a line to ctl in the /mnt/n export
     def hold_lock(self, name: str, start: int, length: int) -> None: ...   # an exclusive lock kept held
     def can_lock(self, name: str, start: int, length: int) -> bool: ...   # try (and release) one
@@ -94,9 +95,9 @@ class Tessera:
         self.proc = self.sb.popen(argv, log=self.workdir / "server.log", cwd=ROOT)
         self.sb.wait_port(NFS_PORT, 60, self.proc)
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:
-            self.sb.stop(self.proc)
+            self.sb.stop(self.proc, sig)
             self.proc = None
 
     def _ino(self, path: str) -> int:
@@ -169,8 +170,8 @@ class GaneshaRef:
     def start(self) -> None:
         self.server.start()
 
-    def stop(self) -> None:
-        self.server.stop()
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.server.stop(sig)
 
     def _path(self, path: str) -> Path:
         export, _, rest = path.partition("/")
@@ -242,7 +243,7 @@ def _script(b: Backend, tlock: bool) -> str:
 
 
 def _drive(g: Guest, b: Backend, host: dict[str, object], tlock: bool) -> None:
-    """Answer the guest's events: the lock checks, then the restart."""
+    """Answer the guest's events: the lock checks, then a restart (SIGTERM) and a crash (SIGKILL)."""
     def left() -> float:
         return BOOT_LIMIT_S - (time.monotonic() - g.vm.started)
     if tlock and g.wait_output("@@HOST locked", left(), stop_at=["@@STEP-END locks"]):
@@ -253,13 +254,14 @@ def _drive(g: Guest, b: Backend, host: dict[str, object], tlock: bool) -> None:
         time.sleep(3.0)
         host["blocked_while_held"] = "@@STEP-END blocking_lock" not in g.output()
         b.release_locks()
-    if g.wait_output("@@HOST restart", left(), stop_at=["@@STEP-END restart"]):
-        t = time.monotonic()
-        b.stop()
-        time.sleep(1.0)
-        b.start()
-        host["restart_s"] = round(time.monotonic() - t, 1)
-        b.ctl("restarted")
+    for event, sig in (("restart", signal.SIGTERM), ("crash", signal.SIGKILL)):    # the step has the event's name
+        if g.wait_output(f"@@HOST {event}", left(), stop_at=[f"@@STEP-END {event}"]):
+            t = time.monotonic()
+            b.stop(sig)
+            time.sleep(1.0)
+            b.start()
+            host[f"{event}_s"] = round(time.monotonic() - t, 1)
+            b.ctl(f"{event}ed")
 
 
 def _backends() -> list[Any]:
@@ -368,6 +370,16 @@ def test_server_restart_with_the_mount_in_use(run: Run) -> None:
     assert "restart_s" in run.host
     assert run.backend.read("n/restart-after") == b"after\n"
     assert hashlib.md5(run.backend.read("n/inflight")).digest() == hashlib.md5(run.backend.read("n/big")).digest()
+
+
+def test_server_crash_with_unstable_writes(run: Run) -> None:
+    out = run.step_ok("crash")
+    assert "crash_s" in run.host
+    md5 = re.search(r"crashed-md5 ([0-9a-f]{32})", out)
+    assert md5, out
+    data = run.backend.read("n/crashed")
+    assert len(data) == 16 << 20
+    assert hashlib.md5(data).hexdigest() == md5[1]
 
 
 def test_unmount(run: Run) -> None:
