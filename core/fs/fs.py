@@ -54,6 +54,7 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
         self.root = ns.ROOT
         self.cred = cred
         self._handle_key: list[bytes] = []
+        self._handles_seen: dict[bytes, tuple[int, int, int]] = {}
         self.write_verifier = os.urandom(8)  # NFS: changes on every start, so clients re-send what was not committed
 
     def as_user(self, cred: Cred) -> FileSystem:

@@ -102,6 +102,7 @@ class Context:
         self._clock = clock
         self._lock = threading.Lock()
         self._creds: dict[tuple[Export, AuthSys | None], Cred] = {}
+        self._views: dict[Cred, FileSystem] = {}
         self._state = self._read(None)
 
     # -- exports ----------------------------------------------------------------------
@@ -192,7 +193,16 @@ class Context:
             raise NfsError(NFS3ERR_STALE, f"inode {ino} generation {gen} no longer exists") from None
         if write and export.read_only:
             raise NfsError(NFS3ERR_ROFS, f"export {export.path} is read-only")
-        return self.fs.as_user(self.cred(export, req.auth)), export, attr
+        return self.view(self.cred(export, req.auth)), export, attr
+
+    def view(self, cred: Cred) -> FileSystem:
+        """The file system as ``cred`` (views are cached: a client sends the same credential every call)."""
+        v = self._views.get(cred)
+        if v is None:
+            if len(self._views) >= _CRED_CACHE:
+                self._views.clear()
+            v = self._views[cred] = self.fs.as_user(cred)
+        return v
 
     def root_ino(self, export: Export) -> int:
         """The inode of the export's directory (resolved as the admin; cached for ``refresh_s``).

@@ -32,6 +32,7 @@ b'\\x00\\x00\\x00*'
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -81,6 +82,9 @@ class Program:
     prog: int
     versions: dict[int, dict[int, Handler]]       # vers -> proc -> handler
     non_idempotent: frozenset[tuple[int, int]] = field(default_factory=frozenset)  # (vers, proc) via the DRC
+    # (vers, proc) cheap enough to run on the event loop itself (a metadata read): the thread hand-off
+    # costs more than the call (measured: GETATTR 42 us in-process, ~130 us through the pool)
+    inline: frozenset[tuple[int, int]] = field(default_factory=frozenset)
 
     @property
     def low(self) -> int:
@@ -89,6 +93,27 @@ class Program:
     @property
     def high(self) -> int:
         return max(self.versions)
+
+
+_HEAD = struct.Struct(">IIIIII")  # xid, msg_type, rpcvers, prog, vers, proc
+
+
+def runs_inline(programs: Mapping[int, Program], record: Buf) -> bool:
+    """Whether ``record`` is a call of an inline procedure (NULL of any program, or one a program lists);
+    a peek at the fixed call header, no decoding (a malformed record goes to the pool and is refused there).
+
+    >>> runs_inline({}, struct.pack(">IIIIII", 1, 0, 2, 100003, 3, 0))
+    True
+    """
+    if len(record) < _HEAD.size:
+        return False
+    _, mtype, rpcvers, prog, vers, proc = _HEAD.unpack_from(record)
+    if mtype != 0 or rpcvers != 2:
+        return False
+    if proc == 0:
+        return True
+    p = programs.get(prog)
+    return p is not None and (vers, proc) in p.inline
 
 
 def index(programs: Iterable[Program]) -> dict[int, Program]:

@@ -96,8 +96,7 @@ _WRITES = ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE
 
 
 def getattr_(c: Call, a: FhArgs, res: GetattrRes) -> None:
-    fs, _, ino = c.resolve(a.object, res)
-    res.attr = fs.getattr(ino)
+    _, _, res.attr = c.resolve_attr(a.object, res)
 
 
 def setattr_(c: Call, a: SetattrArgs, res: WccRes) -> None:
@@ -220,7 +219,12 @@ NON_IDEMPOTENT = frozenset((NFS_V3, int(p)) for p in (
     Proc.LINK))
 
 
+# metadata reads answered on the server's event loop (no thread hand-off): one indexed lookup each
+INLINE = frozenset((NFS_V3, int(p)) for p in (Proc.GETATTR, Proc.LOOKUP, Proc.ACCESS, Proc.READLINK,
+                                              Proc.FSINFO, Proc.PATHCONF))
+
+
 def program(ctx: Context) -> Program:
     """NFS version 3 (program 100003) over ``ctx``; NULL is answered by dispatch itself."""
     procs = {int(p): handler(ctx, args, res, fn) for p, (args, res, fn) in PROCEDURES.items()}
-    return Program(NFS_PROGRAM, {NFS_V3: procs}, NON_IDEMPOTENT)
+    return Program(NFS_PROGRAM, {NFS_V3: procs}, NON_IDEMPOTENT, INLINE)

@@ -53,6 +53,12 @@ class Call:
         res.fsid = export.id
         return fs, export, ino
 
+    def resolve_attr(self, fh: bytes, res: Res, *, write: bool = False) -> tuple[FileSystem, Export, Attr]:
+        """:meth:`resolve` with the attributes the handle check read (no second read)."""
+        fs, export, attr = self.ctx.resolve_attr(self.req, fh, write=write)
+        res.fsid = export.id
+        return fs, export, attr
+
     def handle(self, export: Export, attr: Attr) -> bytes:
         return self.ctx.handle(export, attr)
 

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, cast
 
-from .dispatch import Program, handle_record, index
+from .dispatch import Program, handle_record, index, runs_inline
 from .drc import Drc
 from .rpc import MAX_FRAGMENT, Buf, RecordReader, RecordTooLarge, frame
 
@@ -138,6 +138,8 @@ class _TcpConnection(asyncio.Protocol):
         self.eof = False
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("?", 0)
+        self.out: list[Buf] = []
+        self.flush_soon = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -164,14 +166,22 @@ class _TcpConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         """The client half-closed: answer what it sent, then close."""
         self.eof = True
+        self._flush()  # replies answered inline are still queued for this turn's write
         return bool(self.queue or self.inflight)
 
     def _pump(self) -> None:
-        """Start queued calls while under the in-flight cap; pause reading while over it."""
-        while self.queue and self.inflight < self.server.max_inflight and self.can_write and not self.closed:
+        """Start queued calls while under the in-flight cap; pause reading while over it.
+
+        Cheap metadata reads (the programs' ``inline`` procedures) are answered right here on the loop;
+        the rest go to the pool."""
+        srv = self.server
+        while self.queue and self.inflight < srv.max_inflight and self.can_write and not self.closed:
             record = self.queue.popleft()
+            if runs_inline(srv.programs, record):
+                self._send(handle_record(srv.programs, record, self.peer, "tcp", srv.drc))
+                continue
             self.inflight += 1
-            self.server.submit(record, self.peer, "tcp").add_done_callback(self._done)
+            srv.submit(record, self.peer, "tcp").add_done_callback(self._done)
         want = not self.queue and self.inflight < self.server.max_inflight and self.can_write
         if self.transport is None or self.closed or want == self.reading:
             return
@@ -186,11 +196,26 @@ class _TcpConnection(asyncio.Protocol):
         reply = _result(fut, f"a call from {self.peer}")
         if self.closed or self.transport is None:
             return
-        if reply is not None:
-            self.transport.writelines(frame(reply, self.server.max_fragment))
+        self._send(reply)
         self._pump()
         if self.eof and not self.queue and not self.inflight:
+            self._flush()
             self.transport.close()
+
+    def _send(self, reply: Reply) -> None:
+        """Queue a reply; every reply ready in this turn of the loop goes out in one write."""
+        if reply is None or self.closed or self.transport is None:
+            return
+        self.out.extend(frame(reply, self.server.max_fragment))
+        if not self.flush_soon:
+            self.flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.flush_soon = False
+        out, self.out = self.out, []
+        if out and not self.closed and self.transport is not None:
+            self.transport.writelines(out)
 
     def pause_writing(self) -> None:
         self.can_write = False
