@@ -1,7 +1,8 @@
 """Boot the appliance under qemu (TCG, 2 vCPUs) and use it as a client would (``make image-test``).
 
 * ISO: two blank virtual disks become targets, the node's config comes from a TESSERA-CFG disk; boto3
-  creates a bucket, puts and gets objects byte-identical; the power is cut (qemu killed, started again) and
+  creates a bucket, puts and gets objects byte-identical; libnfs reads them back through the node's NFS
+  export as their owner (and a squashed root is refused); the power is cut (qemu killed, started again) and
   the objects are still there (the targets persist; RAM held only the OS); the power is cut again and one
   target disk is gone: the node serves the object from the other (1+1), health DEGRADED.
 * PXE: qemu's iPXE ROM fetches a script over qemu's TFTP, which chains to the shipped boot.ipxe over HTTP:
@@ -21,6 +22,7 @@ import http.server
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 import urllib.request
@@ -48,6 +50,13 @@ def image() -> Path:
     missing = [n for n in need if not (OUT / n).exists()]
     assert not missing, f"image outputs missing in {OUT}: {missing} (run `make image` first)"
     return OUT
+
+
+def nfs_cat(port: int, path: str, uid: int) -> bytes | None:
+    """``path`` read through the node's NFS export with libnfs (AUTH_SYS ``uid``), None if refused."""
+    url = f"nfs://127.0.0.1{path}?version=3&nfsport={port}&mountport={port}&uid={uid}&gid={uid}"
+    p = subprocess.run(["nfs-cat", url], capture_output=True, timeout=60, check=False)
+    return p.stdout if p.returncode == 0 else None
 
 
 def record(name: str, seconds: float) -> None:
@@ -103,6 +112,12 @@ def test_iso_boot_s3_round_trip_and_reboot_persistence(image: Path, tmp_path: Pa
         s3.put_object(Bucket="appliance", Key="dir/small.txt", Body=b"hello from the appliance\n")
         got = s3.get_object(Bucket="appliance", Key="big.bin")["Body"].read()
         assert hashlib.sha256(got).digest() == hashlib.sha256(big).digest()
+        # the same objects through the node's NFS export, as their owner (the first user: uid 1000); a
+        # squashed root may not read them (S3 objects are 0600 in a 0700 bucket)
+        small = vm.wait_for("NFS", lambda: nfs_cat(vm.ports["nfs"], "/appliance/dir/small.txt", 1000), 180)
+        assert small == b"hello from the appliance\n"
+        assert nfs_cat(vm.ports["nfs"], "/appliance/big.bin", 1000) == big
+        assert nfs_cat(vm.ports["nfs"], "/appliance/big.bin", 0) is None
         with urllib.request.urlopen(f"http://127.0.0.1:{vm.ports['admin']}/metrics", timeout=10) as r:
             metrics = r.read().decode()
         assert 'tessera_health{state="OK"} 1.0' in metrics
