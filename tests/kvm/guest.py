@@ -202,7 +202,11 @@ class GuestImage:
             tree.mkdir(d)
         _busybox(tree)
         mods = _initrd_modules()
-        order: list[str] = mods.resolve(MODULES, mods.load_dep(str(kernel.modules)), mods.builtin(str(kernel.modules)))
+        try:
+            order: list[str] = mods.resolve(MODULES, mods.load_dep(str(kernel.modules)),
+                                            mods.builtin(str(kernel.modules)))
+        except SystemExit as e:     # initrd_modules reports an unknown module that way
+            raise GuestError(f"{kernel.modules}: {e}") from None
         for rel in order:
             tree.copy(str(kernel.modules / rel), f"lib/modules/{rel}")
         tree.file("etc/kvm-modules", "".join(f"{rel}\n" for rel in order).encode())

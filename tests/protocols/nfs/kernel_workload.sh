@@ -164,10 +164,16 @@ EOF
 
 step blocking_lock <<'EOF'
 cd /mnt/n
-host_event blocking
-# F_SETLKW waits while the host holds bytes 0-99, then the host lets go. The server's GRANTED callback
+# F_SETLKW waits while the host holds bytes 0-99; then the host lets go. The server's GRANTED callback
 # cannot reach the guest through qemu's NAT: the client asks again after 30 s (NLMCLNT_POLL_TIMEOUT).
-[ "$(timeout -s KILL 75 tlock locked W 0 10)" = locked ]
+timeout -s KILL 75 tlock locked W 0 10 > /tmp/blocked.out &
+pid=$!
+sleep 3
+kill -0 $pid
+[ ! -s /tmp/blocked.out ]
+host_event blocking
+wait $pid
+[ "$(cat /tmp/blocked.out)" = locked ]
 EOF
 fi
 
