@@ -42,6 +42,7 @@ def main() -> None:
     cfg = Path(d, "tessera.yaml")
     text = cfg.read_text().replace("listen: 0.0.0.0:9000", f"listen: 127.0.0.1:{args.port}")
     text = text.replace("admin:\n  enabled: true", "admin:\n  enabled: false")
+    text = text.replace("nfs:\n  enabled: true", "nfs:\n  enabled: false")  # S3 only: no port 2049 needed
     cfg.write_text(text.replace("workers: 2", "workers: 1"))
     srv = subprocess.Popen([*tessera, "serve"], cwd=args.repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
