@@ -292,6 +292,7 @@ class Guest:
         self.vm.argv[:0] = list(prefix)
 
     def start(self) -> Guest:
+        assert self.vm.proc is None, "one boot per Guest"
         self.vm.start()
         return self
 
@@ -351,5 +352,6 @@ class Guest:
         return res
 
     def run(self, limit_s: float) -> Result:
-        with self.start():
+        """Boot, wait for the power-off (``finish``), kill qemu whatever happens."""
+        with self:
             return self.finish(limit_s)

@@ -101,8 +101,23 @@ def test_per_run_archive_is_appended(guest_image: GuestImage, tmp_path: Path) ->
     g.kill()
 
 
+def live_processes_mentioning(text: str) -> list[int]:
+    """PIDs of live (not zombie) processes whose command line contains ``text``."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            cmdline = (d / "cmdline").read_bytes().decode(errors="replace")
+            state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z":
+            pids.append(int(d.name))
+    return pids
+
+
 def test_hard_time_limit_kills_qemu(guest_image: GuestImage, tmp_path: Path) -> None:  # noqa: F811
     g = Guest(guest_image, tmp_path, "sleep 600\n", name="hang")
     with pytest.raises(GuestError, match="no power-off within 3 s"):
         g.run(3)
     assert g.vm.proc is not None and g.vm.proc.poll() is not None
+    assert live_processes_mentioning(str(tmp_path)) == []       # no qemu of this test left behind
