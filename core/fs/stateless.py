@@ -1,7 +1,7 @@
 """What stateless protocols (NFSv3 first) need from the file system (a part of FileSystem).
 
 - **File handles** (format v1, below): opaque, persistent across restarts, built from
-  core ids only, and unforgeable: an HMAC under a per-store key covers every field, so a
+  core ids only, and unforgeable: a MAC under a per-store key covers every field, so a
   client cannot make a handle that reaches an inode (or an export) it was never given.
 - **Parent lookup** (``..`` of a directory) and **readdir with attributes** from one
   metadata snapshot (READDIRPLUS without a transaction per entry); a cookie verifier.
@@ -19,7 +19,7 @@ Handle format v1 (36 bytes, network byte order)::
     4   u32   export id (chosen by the protocol, e.g. a hash of the export path)
     8   u64   inode number
     16  u32   inode generation (a reused number gets a new generation: old handles are Stale)
-    20  16    HMAC-SHA256(store handle key, bytes 0..19), first 16 bytes
+    20  16    keyed BLAKE2b-128 (RFC 7693's MAC mode) of bytes 0..19 under the store's handle key
 
 The key (32 random bytes) is made on first use and kept in the store's metadata
 (``info`` row ``handle_key``), so every process and node of a store agrees on it.
@@ -79,7 +79,7 @@ class StatelessOps:
     cred: Cred
     files: FileLayer
     _handle_key: list[bytes]  # shared by every as_user view: [] until first use
-    _handles_seen: dict[bytes, tuple[int, int, int]]  # handles that passed the HMAC check (shared too)
+    _handles_seen: dict[bytes, tuple[int, int, int]]  # handles that passed the MAC check (shared too)
     write_verifier: bytes
 
     if TYPE_CHECKING:  # FileSystem's own
@@ -102,17 +102,17 @@ class StatelessOps:
     def make_handle(self, export_id: int, attr: Attr) -> bytes:
         """A v1 handle for ``attr`` under ``export_id`` (see the module docstring)."""
         body = _FH.pack(HANDLE_VERSION, export_id & 0xFFFFFFFF, attr.ino, attr.gen & 0xFFFFFFFF)
-        return body + hmac.new(self._key(), body, hashlib.sha256).digest()[:_MAC]
+        return body + hashlib.blake2b(body, key=self._key(), digest_size=_MAC).digest()
 
     def parse_handle(self, fh: bytes) -> tuple[int, int, int]:
         """(export id, inode, generation) of a handle this store issued; :class:`BadHandle` otherwise."""
         hit = self._handles_seen.get(fh)
-        if hit is not None:  # verified before (the key never changes): skip the HMAC
+        if hit is not None:  # verified before (the key never changes): skip the MAC
             return hit
         if len(fh) != HANDLE_SIZE or fh[0] != HANDLE_VERSION:
             raise BadHandle("not a Tessera file handle (wrong size or version)")
         body, mac = fh[:_FH.size], fh[_FH.size:]
-        if not hmac.compare_digest(mac, hmac.new(self._key(), body, hashlib.sha256).digest()[:_MAC]):
+        if not hmac.compare_digest(mac, hashlib.blake2b(body, key=self._key(), digest_size=_MAC).digest()):
             raise BadHandle("file handle failed its integrity check")
         _, export_id, ino, gen = _FH.unpack(body)
         if len(self._handles_seen) >= _SEEN_MAX:
