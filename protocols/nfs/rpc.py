@@ -208,6 +208,9 @@ def decode_call(record: Buf) -> Call:
     flavor, too long, or malformed gets AUTH_ERROR AUTH_BADCRED; a verifier over 400
     bytes gets AUTH_BADVERF.
     """
+    fast = _decode_fast(record)
+    if fast is not None:
+        return fast
     u = Unpacker(record)
     try:
         xid = u.unpack_uint()
@@ -237,14 +240,47 @@ def decode_call(record: Buf) -> Call:
     return Call(xid, prog, vers, proc, flavor, _credential(xid, flavor, cred), u.rest(), header_len)
 
 
+_CALL_HEAD = struct.Struct(">IIIIIIII")  # xid, mtype, rpcvers, prog, vers, proc, cred flavor, cred length
+_CRED_CACHE: dict[bytes, AuthSys] = {}   # a client sends the same credential bytes on every call
+_CRED_CACHE_MAX = 4096
+
+
+def _decode_fast(record: Buf) -> Call | None:
+    """The common case in one struct call: a well-formed version-2 call; None sends the record down the
+    careful path above (which gives every malformed case its own reply)."""
+    n = len(record)
+    if n < 40:
+        return None
+    xid, mtype, rpcvers, prog, vers, proc, flavor, cred_len = _CALL_HEAD.unpack_from(record)
+    if mtype != CALL or rpcvers != RPC_VERSION or cred_len > MAX_AUTH_BYTES:
+        return None
+    vpos = 32 + ((cred_len + 3) & ~3)
+    if vpos + 8 > n:
+        return None
+    verf_len = _U32.unpack_from(record, vpos + 4)[0]
+    end = vpos + 8 + ((verf_len + 3) & ~3)
+    if verf_len > MAX_AUTH_BYTES or end > n:
+        return None
+    cred = bytes(record[32: 32 + cred_len])
+    view = memoryview(record)
+    return Call(xid, prog, vers, proc, flavor, _credential(xid, flavor, cred), view[end:], end)
+
+
 def _credential(xid: int, flavor: int, cred: bytes) -> AuthSys | None:
     if flavor == AUTH_NONE:
         return None
     if flavor == AUTH_SYS:
+        hit = _CRED_CACHE.get(cred)
+        if hit is not None:
+            return hit
         try:
-            return decode_authsys(cred)
+            auth = decode_authsys(cred)
         except XdrError as e:
             raise BadCall(f"malformed AUTH_SYS credential: {e}", encode_auth_error(xid, AUTH_BADCRED)) from e
+        if len(_CRED_CACHE) >= _CRED_CACHE_MAX:
+            _CRED_CACHE.clear()
+        _CRED_CACHE[cred] = auth
+        return auth
     raise BadCall(f"credential flavor {flavor} not supported", encode_auth_error(xid, AUTH_BADCRED))
 
 
