@@ -169,14 +169,15 @@ class StatelessOps:
         file, as knfsd allows, so a file created read-only can still be filled); buffered unless ``stable``."""
         if off < 0:
             raise InvalidArgument("negative offset")
-        with self._meta.read() as t:
-            node = ns.get(t, ino)
-            if node.type != REG:
-                raise IsADirectory("is a directory") if node.type == DIR else InvalidArgument("not a regular file")
-            if self.cred.uid != node.uid:
-                perm.need(t, self.cred, node, A.WRITE_DATA, "write")
+        t = self._meta.peek()  # one statement: the check needs no snapshot of its own
+        node = ns.get(t, ino)
+        if node.type != REG:
+            raise IsADirectory("is a directory") if node.type == DIR else InvalidArgument("not a regular file")
+        if self.cred.uid != node.uid:
+            perm.need(t, self.cred, node, A.WRITE_DATA, "write")
+        committed = Attr.of(node)
         if wcc is not None:
-            wcc.before[ino] = self.getattr(ino)
+            wcc.before[ino] = self._with_buffered(committed)
         st = self.files.acquire(ino)
         try:
             n = self.files.write(st, off, data)
@@ -184,8 +185,8 @@ class StatelessOps:
                 self.files.commit(st)
         finally:
             self.files.release(st)
-        if wcc is not None:
-            wcc.after[ino] = self.getattr(ino)
+        if wcc is not None:  # unstable: the committed attributes plus our buffered growth, no query
+            wcc.after[ino] = self.getattr(ino) if stable else self._with_buffered(committed)
         return n
 
     def commit(self, ino: int, wcc: Wcc | None = None) -> None:
