@@ -28,7 +28,8 @@ $(VENV)/.installed: $(VENV)/.runtime
 # system packages: S3 clients, NFS clients (libnfs), NFS-Ganesha and rpcbind for the NFS tests and benchmarks,
 # podman for the containers, and what builds and boots the appliance image
 deps: $(VENV)/.installed
-	@bash .ci/system-deps.sh rclone libnfs-utils nfs-ganesha nfs-ganesha-vfs rpcbind podman runc mmdebstrap uidmap \
+	@bash .ci/system-deps.sh rclone libnfs-utils nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common gcc libc6-dev \
+	  podman runc mmdebstrap uidmap \
 	  qemu-system-x86 ipxe-qemu squashfs-tools xorriso grub-common grub-pc-bin grub-efi-amd64-bin mtools \
 	  busybox-static cpio e2fsprogs file
 
@@ -57,8 +58,9 @@ image: deps
 	PY=$(BIN)/python bash image/build.sh image
 
 # boot the image under qemu (TCG): ISO with two target disks + reboot persistence, then PXE via iPXE
+# ... and the kernel's own NFS client (a small guest on the appliance's kernel) against the NFS server
 image-test: image
-	$(BIN)/pytest -q -m appliance tests/image/test_boot.py
+	$(BIN)/pytest -q -m appliance tests/image/test_boot.py tests/kvm tests/protocols/nfs/test_kernel_client.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/core.py
