@@ -4,6 +4,7 @@ test tools on top; `make deps` names the system packages the NFS tests and bench
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,8 +22,9 @@ def planned(target: str, tmp: Path, *, touch: tuple[str, ...] = ()) -> list[str]
         (venv / "bin").mkdir(parents=True, exist_ok=True)
         (venv / "bin" / "python").touch()
         (venv / stamp).touch()
-    p = subprocess.run(["make", "-n", target, f"VENV={venv}", f"DATA={tmp / 'data'}"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=60, check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "TESSERA_DATA")}
+    p = subprocess.run(["make", "--no-print-directory", "-n", target, f"VENV={venv}", f"DATA={tmp / 'data'}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60, check=True, env=env)
     text = p.stdout.replace("\\\n", " ")  # a recipe line continued with a backslash is one command
     return [line.replace(str(venv), "$VENV") for line in text.splitlines()]
 
