@@ -336,6 +336,10 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
 
     def read(self, ino: int, off: int, n: int) -> bytes:
         """Read without a handle (each call is checked, as NFS READ is)."""
+        return bytes(self.read_buffer(ino, off, n))
+
+    def read_buffer(self, ino: int, off: int, n: int) -> bytearray:
+        """:meth:`read` into a new buffer the caller keeps (no copy into ``bytes``: large NFS READs)."""
         buf = bytearray(max(0, n))
         st = self.files.state(ino, create=False)
         if st is not None:  # this process has buffered writes: read through them (checked here)
@@ -343,7 +347,7 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
         with memoryview(buf) as view:  # read_committed checks inside its own snapshot
             got = self.files.read_into(st, off, view) if st else self.read_committed(ino, off, view)
         del buf[got:]
-        return bytes(buf)
+        return buf
 
     def read_committed(self, ino: int, off: int, out: memoryview, allow_short: bool = False) -> int:
         """Read committed bytes at ``off``; returns how many (short at EOF)."""

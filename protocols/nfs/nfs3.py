@@ -139,10 +139,10 @@ def readlink(c: Call, a: FhArgs, res: ReadlinkRes) -> None:
 
 
 def read(c: Call, a: ReadArgs, res: ReadRes) -> None:
-    fs, _, ino = c.resolve(a.file, res)
+    fs, _, obj = c.resolve_attr(a.file, res)  # a read changes no attribute: the check's read serves as post-op
+    ino = obj.ino
     try:
-        data = fs.read(ino, a.offset, min(a.count, c.max_payload))
-        obj = fs.getattr(ino)
+        data = fs.read_buffer(ino, a.offset, min(a.count, c.max_payload))
         res.obj, res.data, res.eof = obj, data, a.offset + len(data) >= obj.size
     finally:
         if res.obj is None:

@@ -116,7 +116,7 @@ class ReadRes(Res):
     """READ3res: count is the length of ``data``."""
 
     obj: Attr | None = None
-    data: bytes = b""
+    data: bytes | bytearray = b""
     eof: bool = False
 
     def body(self, p: Packer, ok: bool) -> None:

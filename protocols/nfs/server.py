@@ -36,6 +36,7 @@ log = logging.getLogger("tessera.nfs.rpc")
 
 DEFAULT_MAX_RECORD = 4 << 20      # a 1 MiB WRITE and its header fit with room to spare
 DEFAULT_MAX_INFLIGHT = 32         # calls in flight per TCP connection before reading pauses
+BIG_PART = 64 << 10               # reply parts at least this big are written without joining (READ data)
 UDP_MAX_INFLIGHT = 256            # datagrams in flight in all; more are dropped (the client retries)
 
 Reply = list[Buf] | None
@@ -214,8 +215,19 @@ class _TcpConnection(asyncio.Protocol):
     def _flush(self) -> None:
         self.flush_soon = False
         out, self.out = self.out, []
-        if out and not self.closed and self.transport is not None:
-            self.transport.writelines(out)
+        if not out or self.closed or self.transport is None:
+            return
+        small: list[Buf] = []  # headers and small replies are joined; big payloads go as they are (no copy)
+        for part in out:
+            if len(part) < BIG_PART:
+                small.append(part)
+                continue
+            if small:
+                self.transport.write(b"".join(small))
+                small = []
+            self.transport.write(part)
+        if small:
+            self.transport.write(b"".join(small))
 
     def pause_writing(self) -> None:
         self.can_write = False
