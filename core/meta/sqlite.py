@@ -28,6 +28,10 @@ BUSY_TIMEOUT_MS = 120_000
 MAX_BATCH = 512
 
 
+_FORKS = [0]  # bumped in every forked child: a cheap "did we fork?" (os.getpid() is a system call per query)
+os.register_at_fork(after_in_child=lambda: _FORKS.__setitem__(0, _FORKS[0] + 1))
+
+
 def _connect(path: str, busy_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=busy_ms / 1000, isolation_level=None,
                            check_same_thread=False, cached_statements=256)
@@ -84,6 +88,7 @@ class SqliteMeta:
         self.path = path
         self._local = threading.local()
         self._pid = os.getpid()
+        self._forks = _FORKS[0]
         self._q: queue.SimpleQueue[tuple[Callable[[Txn], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._wlock = threading.Lock()
@@ -122,7 +127,8 @@ class SqliteMeta:
 
     # -- connections ----------------------------------------------------------------
     def _after_fork(self) -> None:
-        if os.getpid() != self._pid:  # a forked child: nothing of the parent's is usable
+        if _FORKS[0] != self._forks:  # a forked child: nothing of the parent's is usable
+            self._forks = _FORKS[0]
             self._pid = os.getpid()
             self._local = threading.local()
             self._q = queue.SimpleQueue()
