@@ -28,7 +28,7 @@ from core.fs.join import JoinOps
 from core.fs.stage import Stager
 from core.fs.stateless import StatelessOps, Wcc, snap
 from core.fs.stateless import _after as _cookie_after
-from core.fs.types import NOW, ROOT, Attr, Cred, DirEntry, StatFs
+from core.fs.types import FILE_TYPES, NOW, ROOT, Attr, Cred, DirEntry, StatFs
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
 from core.meta.types import BLK, CHR, DIR, FIFO, LNK, REG, SOCK, FileType, Inode
@@ -140,7 +140,7 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
         with self._meta.read() as t:
             perm.need(t, self.cred, ns.get_dir(t, ino), A.LIST_DIRECTORY, "list the directory")
             rows = t.list_dir(ino, _cookie_after(t, ino, cookie), limit)
-        return [DirEntry(names.decode(n), i, FileType(k), c) for n, i, k, c in rows]
+        return [DirEntry(names.decode(n), i, FILE_TYPES[k], c) for n, i, k, c in rows]
 
     def listdir(self, ino: int) -> list[DirEntry]:
         out: list[DirEntry] = []

@@ -38,10 +38,10 @@ from core.errors import BadCookie, BadHandle, InvalidArgument, IsADirectory
 from core.fs import acl as A
 from core.fs import names, perm
 from core.fs import namespace as ns
-from core.fs.types import Attr, Cred, DirEntry
+from core.fs.types import FILE_TYPES, Attr, Cred, DirEntry
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
-from core.meta.types import DIR, REG, FileType
+from core.meta.types import DIR, REG
 
 if TYPE_CHECKING:
     from core.fs.files import FileLayer
@@ -147,11 +147,13 @@ class StatelessOps:
             attr = Attr.of(node)
             if node.type == REG:
                 attr = self._with_buffered(attr)
-            out.append((DirEntry(names.decode(n), i, FileType(k), c), attr))
+            out.append((DirEntry(names.decode(n), i, FILE_TYPES[k], c), attr))
         return out
 
     def _with_buffered(self, attr: Attr) -> Attr:
         """``attr`` with this process's uncommitted growth and write time."""
+        if not self.files._states:  # nothing buffered in this process (the common case): no lock
+            return attr
         st = self.files.state(attr.ino, create=False)
         if st is None or not st.dirty:
             return attr

@@ -11,6 +11,9 @@ NOBODY_ID = 65534
 NOW = -1  # setattr: set a time to the server's clock
 
 
+FILE_TYPES: dict[int, FileType] = {int(t): t for t in FileType}  # stored value -> enum, without Enum.__call__
+
+
 @dataclass(frozen=True, slots=True)
 class Cred:
     """Who is calling: every core.fs operation runs with one (like an FSAL operation context).
@@ -76,7 +79,7 @@ class Attr:
 
     @staticmethod
     def of(node: Inode) -> Attr:
-        return Attr(node.ino, node.gen, FileType(node.type), type_bits(node.type) | node.mode, node.nlink,
+        return Attr(node.ino, node.gen, FILE_TYPES[node.type], type_bits(node.type) | node.mode, node.nlink,
                     node.uid, node.gid, node.size, node.rdev, node.atime, node.mtime, node.ctime,
                     node.btime)
 
