@@ -210,6 +210,31 @@ def test_after_failure_every_step_fails() -> None:
     assert srv.session_key is None and srv.user is None
 
 
+def test_good_authenticate_after_a_bad_one_fails() -> None:
+    srv, c = server(), Client("alice", "correct horse")
+    out, _ = srv.step(c.negotiate())
+    good = SPNEGO_NegTokenResp(c.authenticate(challenge_of(out)))["ResponseToken"]
+    proof_at = struct.unpack_from("<I", good, 24)[0]  # NtChallengeResponseFields.BufferOffset
+    bad = SPNEGO_NegTokenResp()
+    bad["ResponseToken"] = good[:proof_at] + bytes([good[proof_at] ^ 1]) + good[proof_at + 1:]
+    assert srv.step(bad.getData())[1] is NtStatus.LOGON_FAILURE
+    retry = SPNEGO_NegTokenResp()
+    retry["ResponseToken"] = good
+    assert srv.step(retry.getData()) == (b"", NtStatus.LOGON_FAILURE)
+    assert srv.failed and srv.session_key is None
+
+
+def test_proof_under_the_empty_domain_accepted() -> None:
+    srv, c = server(), Client("alice", "correct horse", "")
+    out, _ = srv.step(c.negotiate())
+    type3 = ntlm.NTLMAuthChallengeResponse()
+    type3.fromString(SPNEGO_NegTokenResp(c.authenticate(challenge_of(out)))["ResponseToken"])
+    type3["domain_name"] = "CORP".encode("utf-16-le")  # computed under "", sent as CORP
+    resp = SPNEGO_NegTokenResp()
+    resp["ResponseToken"] = type3.getData()
+    assert srv.step(resp.getData())[1] is NtStatus.SUCCESS and srv.session_key == c.key
+
+
 def test_garbage_fails_and_sticks() -> None:
     srv = server()
     assert srv.step(b"\xa1\x03\x30\x01\x00")[1] is NtStatus.LOGON_FAILURE
@@ -294,3 +319,7 @@ def test_real_identity(mem_store: Store) -> None:
         is NtStatus.LOGON_FAILURE
     assert login(NtlmServer(lookup, "tessera", "workgroup"), Client("nopw", ""))[1] is NtStatus.LOGON_FAILURE
     assert lookup("nobody") == (None, "nobody")
+    ident.add_user("eve", "pw one", key=False)
+    ident.add_user("Eve", "pw two", key=False)
+    assert lookup("eve") == (nt_hash("pw one"), "eve")
+    assert lookup("EVE") == (None, "EVE")  # two users differ only by case: neither
