@@ -14,7 +14,8 @@ The interface:
   ``session_key`` the 16-byte exported session key the SMB signing and encryption
   keys derive from (16 zero bytes for anonymous), ``anonymous`` says which.
 - ``identity_lookup(identity)``: the ``lookup`` callable over core.identity
-  (case-insensitive user names).  ``lookup(name) -> (nt_hash or None, canonical name)``.
+  (case-insensitive user names).  ``lookup(name) -> (nt_hash or None, canonical name)``;
+  a UPN (``user@realm`` with no domain) is looked up whole, then as ``user``.
 
 Refused: NTLMv1 and LM-only responses, unknown users, users without a password,
 a bad NTLMv2 proof, a bad MIC over the three NTLM messages (when the client
@@ -297,6 +298,8 @@ class NtlmServer:
         if len(auth.nt) <= 24 or auth.flags & ntlm.NTLMSSP_NEGOTIATE_LM_KEY:
             return None  # NTLMv1, LM or LM_KEY: never
         nt_hash, name = self._lookup(auth.user)
+        if nt_hash is None and "@" in auth.user and not auth.domain:  # a UPN, user@realm
+            nt_hash, name = self._lookup(auth.user.rpartition("@")[0])
         if nt_hash is None or len(nt_hash) != 16:
             return None
         base_key, blob = _verify_ntlmv2(nt_hash, auth, self._challenge)

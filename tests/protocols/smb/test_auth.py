@@ -154,6 +154,13 @@ def test_raw_ntlmssp_answered_raw() -> None:
     assert (out, st, srv.session_key) == (b"", NtStatus.SUCCESS, c.key)
 
 
+def test_upn_user_name() -> None:
+    srv = server()
+    assert login(srv, Client("Alice@tessera.example", "correct horse"))[1] is NtStatus.SUCCESS
+    assert srv.user == "alice"
+    assert login(server(), Client("alice@tessera.example", "hunter2"))[1] is NtStatus.LOGON_FAILURE
+
+
 def test_user_names_are_case_insensitive() -> None:
     srv = server()
     assert login(srv, Client("ALICE", "correct horse"))[1] is NtStatus.SUCCESS
