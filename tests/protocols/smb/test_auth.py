@@ -330,3 +330,22 @@ def test_real_identity(mem_store: Store) -> None:
     ident.add_user("Eve", "pw two", key=False)
     assert lookup("eve") == (nt_hash("pw one"), "eve")
     assert lookup("EVE") == (None, "EVE")  # two users differ only by case: neither
+
+
+@pytest.mark.parametrize("password", ["correct horse", "wrong"])
+def test_pyspnego_client(password: str) -> None:
+    """pyspnego (smbprotocol's auth layer) sends the NTLM MIC and a mechListMIC and checks ours, as Windows does."""
+    spnego_client = pytest.importorskip("spnego")
+    c = spnego_client.client("alice", password, hostname="tessera", service="cifs", protocol="negotiate")
+    srv = server()
+    out, st = srv.step(c.step(NEG_TOKEN_INIT2))
+    assert st is NtStatus.MORE_PROCESSING_REQUIRED
+    last = c.step(out)
+    assert spnego.parse_token(last).mic is not None
+    out, st = srv.step(last)
+    if password != "correct horse":
+        assert (out, st) == (b"", NtStatus.LOGON_FAILURE)
+        return
+    assert st is NtStatus.SUCCESS
+    c.step(out)  # raises if our mechListMIC is wrong
+    assert c.complete and c.session_key == srv.session_key
