@@ -167,8 +167,7 @@ def _field(raw: bytes, base: int) -> bytes:
 def _parse_authenticate(raw: bytes) -> _Authenticate:
     if len(raw) < 64 or not raw.startswith(spnego.NTLMSSP_SIGNATURE) or raw[8:12] != b"\3\0\0\0":
         raise ValueError("not an NTLM AUTHENTICATE message")
-    msg: Any = ntlm.NTLMAuthChallengeResponse()
-    msg.fromString(raw)
+    msg: Any = _impacket_parse(ntlm.NTLMAuthChallengeResponse, raw)
     flags = int(msg["flags"])
     for base in (12, 20, 28, 36, 44, 52):  # impacket slices without checking
         _field(raw, base)
@@ -181,9 +180,17 @@ def _parse_authenticate(raw: bytes) -> _Authenticate:
 def _negotiate_flags(raw: bytes) -> int:
     if len(raw) < 16 or not raw.startswith(spnego.NTLMSSP_SIGNATURE) or raw[8:12] != b"\1\0\0\0":
         raise ValueError("not an NTLM NEGOTIATE message")
-    msg: Any = ntlm.NTLMAuthNegotiate()
-    msg.fromString(raw)
-    return int(msg["flags"])
+    return int(_impacket_parse(ntlm.NTLMAuthNegotiate, raw)["flags"])
+
+
+def _impacket_parse(cls: Any, raw: bytes) -> Any:
+    """impacket's parser on untrusted bytes: whatever it raises becomes ValueError."""
+    msg = cls()
+    try:
+        msg.fromString(raw)
+    except Exception as e:  # impacket raises bare Exception, struct.error, TypeError...
+        raise ValueError(f"malformed NTLM message: {e}") from e
+    return msg
 
 
 class NtlmServer:
