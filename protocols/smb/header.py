@@ -1,4 +1,4 @@
-"""The SMB2 message header, compound requests and responses, the ERROR body, credits. Sans-IO.
+"""The SMB2 message header, compound requests and responses, the ERROR body. Sans-IO.
 
 The 64-byte header (MS-SMB2 2.2.1), little-endian, in its sync and async forms::
 
@@ -22,8 +22,10 @@ through the compound.
 Public interface: :class:`Command`, :class:`Flags`, :class:`Header` (``decode``/``encode``),
 :class:`Message`, :func:`split_compound`, :func:`compound_response`, :class:`ChainState`,
 :func:`encode_error` / :func:`decode_error` (the ERROR response body, 2.2.2),
-:func:`credit_charge` and :func:`check_credits` (3.3.5.2.5), and :class:`HeaderError`, which
-carries the NTSTATUS to answer with and, when one could be read, the header to answer.
+:class:`HeaderError`, which carries the NTSTATUS to answer with, the header to answer when
+one could be read, and whether MS-SMB2 wants the connection dropped instead (3.3.5.2.6:
+no error response to a message shorter than a header or with an unknown command;
+3.3.5.2.7: a compound whose next header is not 8-byte aligned). Credits live in ``credits``.
 
 >>> h = Header(Command.ECHO, message_id=7, credits=1)
 >>> wire = h.encode() + b"\\x04\\x00\\x00\\x00"
@@ -52,7 +54,6 @@ SIGNATURE_SIZE: Final = 16
 RELATED_SESSION_ID: Final = 0xFFFF_FFFF_FFFF_FFFF   # what clients put in a related message's SessionId
 RELATED_TREE_ID: Final = 0xFFFF_FFFF
 RELATED_FILE_ID: Final = b"\xff" * 16               # "the previous operation's FileId"
-CREDIT_UNIT: Final = 65536                          # bytes one credit pays for (large MTU)
 
 _SYNC = struct.Struct("<4sHHIHHIIQII Q16s")
 _ASYNC = struct.Struct("<4sHHIHHIIQQ Q16s")
@@ -83,6 +84,10 @@ class Command(IntEnum):
     OPLOCK_BREAK = 0x12
 
 
+_COMMANDS: Final[dict[int, Command]] = {int(c): c for c in Command}
+_STATUSES: Final = frozenset(int(v) for v in NtStatus)
+
+
 class Flags(IntFlag):
     """SMB2 header flags (MS-SMB2 2.2.1.1)."""
 
@@ -96,22 +101,24 @@ class Flags(IntFlag):
 
 
 class HeaderError(Exception):
-    """A malformed header or compound: answer ``status`` to ``header`` when it is known.
+    """A malformed header or compound, or a related message that cannot run.
 
-    With no header (not even the first message's could be read) there is no message id to
-    answer: the server closes the connection.
+    The server answers ``status`` (an ERROR response) to ``header``, unless ``disconnect``
+    is true, when it drops the connection without an answer. ``disconnect`` is always true
+    when ``header`` is None: there is no MessageId to answer.
     """
 
     def __init__(self, reason: str, status: NtStatus = NtStatus.INVALID_PARAMETER,
-                 header: Header | None = None) -> None:
+                 header: Header | None = None, disconnect: bool = False) -> None:
         super().__init__(reason)
         self.status = status
         self.header = header
+        self.disconnect = disconnect or header is None
 
 
 @dataclass(slots=True)
 class Header:
-    """One SMB2 header. ``command`` is a :class:`Command` when known, else the raw number.
+    """One SMB2 header.
 
     ``status`` is the 4 bytes at offset 8: a response's NTSTATUS, or in a 3.x request the
     ChannelSequence (low 16 bits, :attr:`channel_sequence`) and a reserved half. ``tree_id``
@@ -124,7 +131,7 @@ class Header:
     (True, True, True, 0)
     """
 
-    command: int
+    command: Command
     message_id: int = 0
     credit_charge: int = 0
     status: int = 0
@@ -167,6 +174,9 @@ class Header:
     def decode(cls, buf: Buf, offset: int = 0) -> Header:
         """Read the header at ``offset``; HeaderError(INVALID_PARAMETER) if it is not one.
 
+        Too short, another protocol id or an unknown command: ``disconnect``; a wrong
+        StructureSize: answer the header.
+
         >>> Header.decode(b"\\xffSMB" + bytes(60))
         Traceback (most recent call last):
         ...
@@ -178,11 +188,9 @@ class Header:
          mid, a, b, sid, sig) = _SYNC.unpack_from(buf, offset)
         if proto != PROTOCOL_ID:
             raise HeaderError(f"not an SMB2 header (protocol id {proto.hex()})")
-        try:
-            command = Command(command)
-        except ValueError:
-            pass                                 # the dispatcher answers an unknown command
-        h = cls(command, mid, charge, status, credits, flags, nxt, 0, 0, sid, sig)
+        if command not in _COMMANDS:
+            raise HeaderError(f"unknown command 0x{command:04x} (message {mid})")
+        h = cls(_COMMANDS[command], mid, charge, status, credits, flags, nxt, 0, 0, sid, sig)
         if flags & Flags.ASYNC_COMMAND:
             h.async_id = a | b << 32
         else:
@@ -233,10 +241,13 @@ class Message:
 def split_compound(frame: Buf, max_messages: int = 64) -> list[Message]:
     """Cut a frame's SMB2 content into its messages (one for a plain request).
 
-    Checks each NextCommand: 8-byte aligned, at least a header long, inside the frame, and
-    no more than ``max_messages`` messages. HeaderError(INVALID_PARAMETER) otherwise, naming
-    the header of the message at fault (for the server to answer; the ones before it are
-    fine, but a broken compound is best answered as a whole, with that one error).
+    Checks each NextCommand: 8-byte aligned (else ``disconnect``, 3.3.5.2.7), at least a
+    header long, inside the frame, and no more than ``max_messages`` messages; and each header
+    as :meth:`Header.decode` does. HeaderError(INVALID_PARAMETER) otherwise, naming the header
+    of the message at fault. The messages before it are sound but never handled: a server
+    that answers only the one at fault leaves the others unanswered, so closing the
+    connection (as Samba does for any broken compound) is the safe answer to an error
+    raised past the first message (``e.header.message_id`` tells).
 
     >>> two = Header(Command.CREATE, next_command=72).encode() + bytes(8)
     >>> two += Header(Command.CLOSE, flags=Flags.RELATED_OPERATIONS).encode() + bytes(24)
@@ -257,7 +268,8 @@ def split_compound(frame: Buf, max_messages: int = 64) -> list[Message]:
             out.append(Message(h, view[offset:], offset))
             return out
         if nxt % ALIGN:
-            raise HeaderError(f"NextCommand {nxt} at offset {offset} is not 8-byte aligned", header=h)
+            raise HeaderError(f"NextCommand {nxt} at offset {offset} is not 8-byte aligned", header=h,
+                              disconnect=True)
         if nxt < HEADER_SIZE or offset + nxt + HEADER_SIZE > len(view):
             raise HeaderError(f"NextCommand {nxt} at offset {offset} is outside the frame", header=h)
         if len(out) + 1 >= max_messages:
@@ -299,10 +311,14 @@ def compound_response(messages: Sequence[tuple[Header, Buf]]) -> list[bytes]:
 class ChainState:
     """What a related message inherits, carried through one compound (MS-SMB2 3.3.5.2.7.2).
 
-    For each message: :meth:`enter` gives the SessionId and TreeId to use, :meth:`file_id`
-    resolves a FileId from its body, and after handling it :meth:`leave` records the outcome.
-    A related message after a failed one should fail with the same status
-    (:attr:`inherited_failure`); a related first message is INVALID_PARAMETER.
+    For each message: :meth:`enter` gives the SessionId and TreeId to use (a related one's
+    are the previous message's, whatever its header says), :meth:`file_id` resolves the
+    FileId in its body, and after handling it :meth:`leave` records the outcome and the
+    FileId the message used or created. A related message naming the all-0xFF FileId gets
+    the previous one's; if there is none because the message that should have made it failed
+    (a CREATE), it fails with that status, otherwise with INVALID_HANDLE. A related first
+    message is INVALID_PARAMETER. A failed SESSION_SETUP or TREE_CONNECT earlier in the chain
+    is the server's to check (their ids stay 0 here, which names no session or tree).
 
     >>> c = ChainState()
     >>> c.enter(Header(Command.CREATE, session_id=5, tree_id=9))
@@ -310,19 +326,20 @@ class ChainState:
     >>> c.leave(NtStatus.SUCCESS, b"F" * 16)
     >>> rel = Header(Command.READ, flags=Flags.RELATED_OPERATIONS, session_id=RELATED_SESSION_ID,
     ...              tree_id=RELATED_TREE_ID)
-    >>> c.enter(rel), c.file_id(RELATED_FILE_ID), c.inherited_failure
-    ((5, 9), b'FFFFFFFFFFFFFFFF', None)
-    >>> c.leave(NtStatus.END_OF_FILE)
-    >>> c.enter(rel), c.inherited_failure
-    ((5, 9), <NtStatus.END_OF_FILE: 3221225489>)
+    >>> c.enter(rel), c.file_id(RELATED_FILE_ID)
+    ((5, 9), b'FFFFFFFFFFFFFFFF')
+    >>> c.leave(NtStatus.END_OF_FILE, b"F" * 16)    # the READ failed, its FileId is still good
+    >>> c.enter(rel), c.file_id(RELATED_FILE_ID)
+    ((5, 9), b'FFFFFFFFFFFFFFFF')
     """
 
     session_id: int = 0
     tree_id: int = 0
     last_file_id: bytes | None = None
-    last_status: int = NtStatus.SUCCESS
+    file_failure: int | None = None     # why there is no FileId to inherit: a failed CREATE's status
     related: bool = False
     started: bool = False
+    current: Header | None = None       # the message being handled (named by errors)
 
     def enter(self, h: Header) -> tuple[int, int]:
         """Start on message ``h``: its effective (SessionId, TreeId).
@@ -330,38 +347,45 @@ class ChainState:
         HeaderError(INVALID_PARAMETER) if the first message of a compound is marked related.
         """
         first = not self.started
-        self.started = True
+        self.started, self.current = True, h
         self.related = h.is_related
         if self.related:
             if first:
                 raise HeaderError("the first message of a compound is marked related", header=h)
             return self.session_id, self.tree_id
         self.session_id, self.tree_id = h.session_id, h.tree_id
-        self.last_file_id, self.last_status = None, NtStatus.SUCCESS
+        self.last_file_id, self.file_failure = None, None
         return self.session_id, self.tree_id
-
-    @property
-    def inherited_failure(self) -> NtStatus | int | None:
-        """The status a related message fails with because the one before it failed, if any."""
-        if self.related and is_error(self.last_status):
-            return self.last_status
-        return None
 
     def file_id(self, file_id: bytes) -> bytes:
         """The FileId a message means: the previous one's for 16 0xFF bytes in a related
-        message (FILE_CLOSED when there is none), else its own."""
+        message, else its own. HeaderError (the failed CREATE's status, or INVALID_HANDLE)
+        when there is nothing to inherit."""
         if file_id != RELATED_FILE_ID or not self.related:
             return file_id
-        if self.last_file_id is None:
-            raise HeaderError("a related message names the previous FileId, but there is none",
-                              status=NtStatus.FILE_CLOSED)
-        return self.last_file_id
+        if self.last_file_id is not None:
+            return self.last_file_id
+        if self.file_failure is not None:
+            status = NtStatus(self.file_failure) if self.file_failure in _STATUSES else NtStatus.INVALID_HANDLE
+            raise HeaderError("the operation that should have made the FileId failed", status, self.current)
+        raise HeaderError("a related message names the previous FileId, but there is none",
+                          NtStatus.INVALID_HANDLE, self.current)
+
+    def set_ids(self, session_id: int | None = None, tree_id: int | None = None) -> None:
+        """Record ids a SESSION_SETUP or TREE_CONNECT in the chain created."""
+        if session_id is not None:
+            self.session_id = session_id
+        if tree_id is not None:
+            self.tree_id = tree_id
 
     def leave(self, status: int, file_id: bytes | None = None) -> None:
-        """Record a handled message's status and the FileId it used or created (if any)."""
-        self.last_status = status
+        """Record a handled message: its status and the FileId it used or created, also when
+        it failed (None when it has none, e.g. a failed CREATE: later related messages naming
+        the previous FileId then fail with ``status``)."""
         if file_id is not None:
-            self.last_file_id = file_id
+            self.last_file_id, self.file_failure = file_id, None
+        elif is_error(status):
+            self.last_file_id, self.file_failure = None, status
 
 
 # ----------------------------------------------------------------------------- ERROR body
@@ -398,57 +422,3 @@ def decode_error(body: Buf) -> ErrorBody:
     if size != 9 or len(body) < _ERROR.size + n:
         raise HeaderError(f"ERROR body StructureSize {size}, ByteCount {n}, length {len(body)}")
     return ErrorBody(count, bytes(body[_ERROR.size: _ERROR.size + n]))
-
-
-# ----------------------------------------------------------------------------- credits
-
-class CreditCheck(IntEnum):
-    """The outcome of :func:`check_credits`."""
-
-    OK = 0
-    BAD_CHARGE = 1       # answer INVALID_PARAMETER (3.3.5.2.5)
-    OUT_OF_WINDOW = 2    # more credits than the client holds: terminate the connection (3.3.5.2.3)
-
-
-def credit_charge(send: int, expected_response: int = 0) -> int:
-    """The CreditCharge a request must carry in a multi-credit dialect (MS-SMB2 3.3.5.2.5):
-    ``1 + (max(send, expected_response) - 1) // 65536``, at least 1.
-
-    >>> credit_charge(0), credit_charge(1), credit_charge(65536), credit_charge(65537)
-    (1, 1, 1, 2)
-    >>> credit_charge(100, expected_response=8 << 20)
-    128
-    """
-    return 1 + (max(send, expected_response, 1) - 1) // CREDIT_UNIT
-
-
-def check_credits(charge: int, send: int, expected_response: int, available: int,
-                  multi_credit: bool = True) -> CreditCheck:
-    """Whether a request is within its credit window.
-
-    ``charge`` is the header's CreditCharge, ``send`` the request's payload size (a WRITE's
-    data, an IOCTL's input), ``expected_response`` the most it asks back (a READ's Length,
-    a QUERY_DIRECTORY's OutputBufferLength), ``available`` the credits the client holds
-    (granted less used). Without multi-credit (2.0.2) every request costs one credit and
-    CreditCharge is ignored. With it, a charge of 0 counts as 1 but only for payloads up
-    to 64 KiB, and a charge smaller than :func:`credit_charge` is BAD_CHARGE.
-
-    >>> check_credits(1, 65536, 0, available=1)
-    <CreditCheck.OK: 0>
-    >>> check_credits(1, 0, 65537, available=10)
-    <CreditCheck.BAD_CHARGE: 1>
-    >>> check_credits(0, 70000, 0, available=10)
-    <CreditCheck.BAD_CHARGE: 1>
-    >>> check_credits(128, 0, 8 << 20, available=127)
-    <CreditCheck.OUT_OF_WINDOW: 2>
-    >>> check_credits(0, 0, 0, available=0)
-    <CreditCheck.OUT_OF_WINDOW: 2>
-    >>> check_credits(0, 1 << 20, 0, available=1, multi_credit=False)
-    <CreditCheck.OK: 0>
-    """
-    cost = max(charge, 1) if multi_credit else 1
-    if cost > available:
-        return CreditCheck.OUT_OF_WINDOW
-    if multi_credit and max(charge, 1) < credit_charge(send, expected_response):
-        return CreditCheck.BAD_CHARGE
-    return CreditCheck.OK

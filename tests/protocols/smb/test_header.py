@@ -13,14 +13,11 @@ from protocols.smb.header import (
     RELATED_TREE_ID,
     ChainState,
     Command,
-    CreditCheck,
     ErrorBody,
     Flags,
     Header,
     HeaderError,
-    check_credits,
     compound_response,
-    credit_charge,
     decode_error,
     encode_error,
     split_compound,
@@ -114,7 +111,7 @@ def test_response_header() -> None:
 def test_decode_rejects_without_header(bad: bytes) -> None:
     with pytest.raises(HeaderError) as e:
         Header.decode(bad)
-    assert e.value.status == NtStatus.INVALID_PARAMETER and e.value.header is None
+    assert e.value.status == NtStatus.INVALID_PARAMETER and e.value.header is None and e.value.disconnect
 
 
 def test_decode_wrong_structure_size_names_the_header() -> None:
@@ -122,12 +119,16 @@ def test_decode_wrong_structure_size_names_the_header() -> None:
     wire[4] = 65
     with pytest.raises(HeaderError) as e:
         Header.decode(wire)
-    assert e.value.header is not None and e.value.header.message_id == 9
+    assert e.value.header is not None and e.value.header.message_id == 9 and not e.value.disconnect
 
 
-def test_unknown_command_is_kept_for_the_dispatcher() -> None:
-    h = Header.decode(Header(0x77).encode())
-    assert h.command == 0x77 and not isinstance(h.command, Command)
+def test_unknown_command_means_disconnect() -> None:
+    wire = bytearray(Header(Command.ECHO).encode())
+    wire[12] = 0x13                              # one past OPLOCK_BREAK
+    with pytest.raises(HeaderError) as e:
+        Header.decode(wire)
+    assert e.value.disconnect and e.value.header is None
+    assert Header.decode(Header(Command.OPLOCK_BREAK).encode()).command is Command.OPLOCK_BREAK
 
 
 # ----------------------------------------------------------------------------- compounds
@@ -165,13 +166,14 @@ def test_single_message_and_empty_body() -> None:
     assert len(msgs) == 1 and len(msgs[0].body) == 0
 
 
-@pytest.mark.parametrize("nxt", [4, 60, 68, 72 + 8, 2**32 - 8])
-def test_split_rejects_bad_next_command(nxt: int) -> None:
+@pytest.mark.parametrize(("nxt", "disconnect"), [(4, True), (56, False), (60, True), (68, True), (80, False),
+                                                  (2**32 - 8, False)])
+def test_split_rejects_bad_next_command(nxt: int, disconnect: bool) -> None:
     frame = Header(Command.CREATE, message_id=5, next_command=nxt).encode() + bytes(8) + Header(Command.CLOSE).encode()
     with pytest.raises(HeaderError) as e:
         split_compound(frame)
     assert e.value.status == NtStatus.INVALID_PARAMETER and e.value.header is not None
-    assert e.value.header.message_id == 5
+    assert e.value.header.message_id == 5 and e.value.disconnect is disconnect
 
 
 def test_split_rejects_garbage_second_header_and_too_many() -> None:
@@ -210,37 +212,58 @@ def test_split_fuzz_only_header_errors(pieces: list[bytes]) -> None:
 def test_chain_inherits_ids_and_file() -> None:
     c = ChainState()
     assert c.enter(Header(Command.CREATE, session_id=10, tree_id=20)) == (10, 20)
-    assert c.file_id(b"a" * 16) == b"a" * 16
+    assert c.file_id(RELATED_FILE_ID) == RELATED_FILE_ID          # not related: taken literally
     c.leave(NtStatus.SUCCESS, b"f" * 16)
     rel = Header(Command.WRITE, flags=Flags.RELATED_OPERATIONS, session_id=RELATED_SESSION_ID, tree_id=RELATED_TREE_ID)
-    assert c.enter(rel) == (10, 20) and c.file_id(RELATED_FILE_ID) == b"f" * 16 and c.inherited_failure is None
-    c.leave(NtStatus.DISK_FULL)
-    assert c.enter(rel) == (10, 20) and c.inherited_failure == NtStatus.DISK_FULL
-    c.leave(NtStatus.DISK_FULL)
-    # an unrelated message starts afresh: its own ids, no FileId to inherit, no failure
+    assert c.enter(rel) == (10, 20) and c.file_id(RELATED_FILE_ID) == b"f" * 16
+    assert c.file_id(b"g" * 16) == b"g" * 16                      # an explicit FileId stays its own
+    c.leave(NtStatus.DISK_FULL, b"f" * 16)                        # the WRITE failed on a good handle
+    other = Header(Command.CLOSE, flags=Flags.RELATED_OPERATIONS, session_id=3, tree_id=4)
+    assert c.enter(other) == (10, 20) and c.file_id(RELATED_FILE_ID) == b"f" * 16
+    c.leave(NtStatus.SUCCESS)
+    # an unrelated message starts afresh: its own ids, no FileId to inherit
     assert c.enter(Header(Command.ECHO, session_id=1, tree_id=2)) == (1, 2)
-    assert c.inherited_failure is None and c.file_id(RELATED_FILE_ID) == RELATED_FILE_ID
-
-
-def test_chain_warning_is_not_inherited_as_failure() -> None:
-    c = ChainState()
-    c.enter(Header(Command.QUERY_DIRECTORY))
-    c.leave(NtStatus.BUFFER_OVERFLOW)
-    c.enter(Header(Command.CLOSE, flags=Flags.RELATED_OPERATIONS))
-    assert c.inherited_failure is None
-
-
-def test_chain_errors() -> None:
-    with pytest.raises(HeaderError) as e:
-        ChainState().enter(Header(Command.READ, message_id=4, flags=Flags.RELATED_OPERATIONS))
-    assert e.value.status == NtStatus.INVALID_PARAMETER and e.value.header is not None
-    c = ChainState()
-    c.enter(Header(Command.ECHO))
     c.leave(NtStatus.SUCCESS)
     c.enter(Header(Command.READ, flags=Flags.RELATED_OPERATIONS))
     with pytest.raises(HeaderError) as e:
         c.file_id(RELATED_FILE_ID)
-    assert e.value.status == NtStatus.FILE_CLOSED
+    assert e.value.status == NtStatus.INVALID_HANDLE and not e.value.disconnect
+
+
+def test_chain_failed_create_fails_the_rest_with_its_status() -> None:
+    c = ChainState()
+    c.enter(Header(Command.CREATE, session_id=1, tree_id=1))
+    c.leave(NtStatus.OBJECT_NAME_NOT_FOUND)                      # no FileId made
+    for cmd in (Command.QUERY_INFO, Command.CLOSE):
+        c.enter(Header(cmd, flags=Flags.RELATED_OPERATIONS))
+        with pytest.raises(HeaderError) as e:
+            c.file_id(RELATED_FILE_ID)
+        assert e.value.status == NtStatus.OBJECT_NAME_NOT_FOUND
+        c.leave(e.value.status)
+
+
+def test_chain_warning_keeps_the_file() -> None:
+    c = ChainState()
+    c.enter(Header(Command.CREATE))
+    c.leave(NtStatus.SUCCESS, b"d" * 16)
+    c.enter(Header(Command.QUERY_DIRECTORY, flags=Flags.RELATED_OPERATIONS))
+    c.leave(NtStatus.BUFFER_OVERFLOW)
+    c.enter(Header(Command.CLOSE, flags=Flags.RELATED_OPERATIONS))
+    assert c.file_id(RELATED_FILE_ID) == b"d" * 16
+
+
+def test_chain_session_setup_in_chain_and_related_first() -> None:
+    with pytest.raises(HeaderError) as e:
+        ChainState().enter(Header(Command.READ, message_id=4, flags=Flags.RELATED_OPERATIONS))
+    assert e.value.status == NtStatus.INVALID_PARAMETER and e.value.header is not None
+    assert e.value.header.message_id == 4 and not e.value.disconnect
+    c = ChainState()
+    c.enter(Header(Command.SESSION_SETUP))
+    c.set_ids(session_id=77)
+    c.leave(NtStatus.SUCCESS)
+    c.enter(Header(Command.TREE_CONNECT, flags=Flags.RELATED_OPERATIONS))
+    c.set_ids(tree_id=5)
+    assert c.enter(Header(Command.CREATE, flags=Flags.RELATED_OPERATIONS)) == (77, 5)
 
 
 # ----------------------------------------------------------------------------- ERROR body
@@ -264,24 +287,3 @@ def test_error_body_against_impacket() -> None:
 def test_error_body_rejects(bad: bytes) -> None:
     with pytest.raises(HeaderError):
         decode_error(bad)
-
-
-# ----------------------------------------------------------------------------- credits
-
-@given(st.integers(0, 16 << 20), st.integers(0, 16 << 20))
-def test_credit_charge_formula(send: int, resp: int) -> None:
-    n = credit_charge(send, resp)
-    assert n == 1 + (max(send, resp, 1) - 1) // 65536
-    assert (n - 1) * 65536 < max(send, resp, 1) <= n * 65536
-    assert check_credits(n, send, resp, available=n) is CreditCheck.OK
-    assert check_credits(n, send, resp, available=n - 1) is CreditCheck.OUT_OF_WINDOW
-    if n > 1:
-        assert check_credits(n - 1, send, resp, available=1000) is CreditCheck.BAD_CHARGE
-        assert check_credits(0, send, resp, available=1000) is CreditCheck.BAD_CHARGE
-
-
-def test_credits_8_mib_read() -> None:
-    assert credit_charge(0, 8 << 20) == 128
-    assert check_credits(128, 49, 8 << 20, available=512) is CreditCheck.OK
-    assert check_credits(0, 0, 65536, available=1) is CreditCheck.OK     # charge 0 = 1, up to 64 KiB
-    assert check_credits(5, 0, 10, available=5) is CreditCheck.OK        # over-charging is allowed
