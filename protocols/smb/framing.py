@@ -11,7 +11,8 @@ offering SMB2 dialects. :func:`kind` tells them apart by their 4-byte protocol i
 
 Public interface: :class:`FrameReader` (bytes in, whole frames out), :func:`frame` (a
 message's parts out, with the header in front, data not copied), :func:`kind` and
-:class:`FrameKind`, and the errors :class:`FramingError` > :class:`FrameTooLarge`,
+:class:`FrameKind`, :func:`smb1_dialects` (the dialect strings of an SMB1 NEGOTIATE, for the
+multi-protocol negotiate of MS-SMB2 3.3.5.3.1), and the errors :class:`FramingError` > :class:`FrameTooLarge`,
 :class:`BadFrame`. A framing error means the stream can no longer be trusted: the server
 closes the connection (there is no message id to answer).
 
@@ -43,6 +44,11 @@ SMB2_PROTOCOL_ID: Final = b"\xfeSMB"
 SMB1_PROTOCOL_ID: Final = b"\xffSMB"
 TRANSFORM_PROTOCOL_ID: Final = b"\xfdSMB"
 COMPRESSION_PROTOCOL_ID: Final = b"\xfcSMB"
+
+SMB1_HEADER_LEN: Final = 32
+SMB1_COM_NEGOTIATE: Final = 0x72
+SMB2_002_DIALECT: Final = "SMB 2.002"     # an SMB1 NEGOTIATE offering SMB 2.0.2: answer dialect 0x0202
+SMB2_WILDCARD_DIALECT: Final = "SMB 2.???"  # ... offering 2.1 or later: answer 0x02FF, the client renegotiates
 
 
 class FrameKind(IntEnum):
@@ -176,3 +182,40 @@ def frame(parts: Sequence[Buf]) -> list[Buf]:
     if total > MAX_LENGTH:
         raise ValueError(f"message of {total} bytes exceeds the 24-bit frame length")
     return [total.to_bytes(HEADER_LEN, "big"), *parts]
+
+
+def smb1_dialects(message: Buf) -> list[str]:
+    r"""The dialect strings an SMB1 NEGOTIATE offers (MS-CIFS 2.2.4.52.1), in order.
+
+    The frame must be an SMB1 header (32 bytes, command 0x72), WordCount 0, ByteCount, then
+    each dialect as 0x02, ASCII text, 0x00. BadFrame otherwise: the server closes the
+    connection (MS-SMB2 3.3.5.3.1 answers only a NEGOTIATE naming an SMB2 dialect).
+
+    >>> neg = b"\xffSMB\x72" + bytes(27) + b"\x00\x17\x00" + b"\x02NT LM 0.12\x00\x02SMB 2.???\x00"
+    >>> smb1_dialects(neg)
+    ['NT LM 0.12', 'SMB 2.???']
+    >>> smb1_dialects(neg[:-1])
+    Traceback (most recent call last):
+    ...
+    protocols.smb.framing.BadFrame: SMB1 NEGOTIATE ByteCount 23 overruns the frame (22 bytes follow)
+    """
+    m = bytes(message)
+    if len(m) < SMB1_HEADER_LEN + 3 or m[:4] != SMB1_PROTOCOL_ID or m[4] != SMB1_COM_NEGOTIATE:
+        raise BadFrame("not an SMB1 NEGOTIATE")
+    words = m[SMB1_HEADER_LEN]
+    at = SMB1_HEADER_LEN + 1 + 2 * words
+    if words != 0 or len(m) < at + 2:
+        raise BadFrame(f"SMB1 NEGOTIATE with WordCount {words}")
+    count = int.from_bytes(m[at: at + 2], "little")
+    data = m[at + 2: at + 2 + count]
+    if len(data) < count:
+        raise BadFrame(f"SMB1 NEGOTIATE ByteCount {count} overruns the frame ({len(data)} bytes follow)")
+    out: list[str] = []
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\0", pos)
+        if data[pos] != 0x02 or end < 0:
+            raise BadFrame("malformed SMB1 dialect list")
+        out.append(data[pos + 1: end].decode("ascii", "replace"))
+        pos = end + 1
+    return out

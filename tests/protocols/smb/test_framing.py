@@ -17,6 +17,7 @@ from protocols.smb.framing import (
     FramingError,
     frame,
     kind,
+    smb1_dialects,
 )
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -137,3 +138,38 @@ def test_exactly_default_cap_is_accepted() -> None:
     r = FrameReader()
     assert r.feed(DEFAULT_MAX_FRAME.to_bytes(4, "big")) == []
     assert r.needed() == DEFAULT_MAX_FRAME
+
+
+def test_smb1_dialects_from_impacket_negotiate() -> None:
+    # what impacket's SMBConnection sends first (negotiateSessionWildcard), and what Windows sends
+    for offered in (["NT LM 0.12", "SMB 2.002", "SMB 2.???"], ["PC NETWORK PROGRAM 1.0", "SMB 2.002"]):
+        p = smb.NewSMBPacket()
+        p["Flags2"] = smb.SMB.FLAGS2_EXTENDED_SECURITY | smb.SMB.FLAGS2_UNICODE
+        neg = smb.SMBCommand(smb.SMB.SMB_COM_NEGOTIATE)
+        neg["Data"] = b"".join(b"\x02" + d.encode() + b"\x00" for d in offered)
+        p.addCommand(neg)
+        wire = bytes(p.getData())
+        assert kind(wire) is FrameKind.SMB1
+        assert smb1_dialects(wire) == offered
+        assert smb1_dialects(wire + b"trailing") == offered      # ByteCount bounds the list
+
+
+@pytest.mark.parametrize("bad", [
+    b"", b"\xfeSMB" + bytes(40),
+    b"\xffSMB\x73" + bytes(30),                                   # SESSION_SETUP_ANDX, not NEGOTIATE
+    b"\xffSMB\x72" + bytes(27) + b"\x01\x00\x00\x00\x00",          # WordCount 1
+    b"\xffSMB\x72" + bytes(27) + b"\x00\x05\x00\x02abc",           # no terminating zero
+    b"\xffSMB\x72" + bytes(27) + b"\x00\x05\x00\x01abc\x00",       # buffer format not 0x02
+])
+def test_smb1_dialects_rejects(bad: bytes) -> None:
+    with pytest.raises(BadFrame):
+        smb1_dialects(bad)
+
+
+@FUZZ
+@given(st.binary(max_size=80))
+def test_smb1_dialects_fuzz(tail: bytes) -> None:
+    try:
+        smb1_dialects(b"\xffSMB\x72" + bytes(27) + tail)
+    except BadFrame:
+        pass
