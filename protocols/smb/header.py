@@ -20,7 +20,8 @@ FileId of all 0xFF bytes in its body means the FileId the previous operation use
 through the compound.
 
 Public interface: :class:`Command`, :class:`Flags`, :class:`Header` (``decode``/``encode``),
-:class:`Message`, :func:`split_compound`, :func:`compound_response`, :class:`ChainState`,
+:class:`Message`, :func:`split_compound`, :func:`mixed_compound`, :func:`compound_response`,
+:class:`ChainState`,
 :func:`encode_error` / :func:`decode_error` (the ERROR response body, 2.2.2),
 :class:`HeaderError`, which carries the NTSTATUS to answer with, the header to answer when
 one could be read, and whether MS-SMB2 wants the connection dropped instead (3.3.5.2.6:
@@ -278,6 +279,20 @@ def split_compound(frame: Buf, max_messages: int = 64) -> list[Message]:
         offset += nxt
 
 
+def mixed_compound(messages: Sequence[Message]) -> bool:
+    """Whether a compound mixes the related and unrelated styles (RELATED_OPERATIONS on some
+    but not all messages after the first): MS-SMB2 3.3.5.2.7 says fail each message with
+    INVALID_PARAMETER.
+
+    >>> one = Header(Command.ECHO, next_command=72).encode() + bytes(8)
+    >>> rel = Header(Command.ECHO, next_command=72, flags=Flags.RELATED_OPERATIONS).encode() + bytes(8)
+    >>> end = Header(Command.ECHO).encode()
+    >>> mixed_compound(split_compound(one + rel + end)), mixed_compound(split_compound(one + one + end))
+    (True, False)
+    """
+    return len({m.header.is_related for m in messages[1:]}) > 1
+
+
 def _pad(n: int) -> int:
     return -n % ALIGN
 
@@ -287,7 +302,10 @@ def compound_response(messages: Sequence[tuple[Header, Buf]]) -> list[bytes]:
     8 bytes with its NextCommand set. The headers are not changed.
 
     Returns each message's bytes separately so a signer can sign each (its signature covers
-    exactly those bytes, padding included) before they are joined and framed.
+    exactly those bytes, padding included) before they are joined and framed. Works for
+    requests too (tests and clients build compounds with it). For a related chain, answer
+    each request with ``request.response(...)``: it keeps RELATED_OPERATIONS, so every
+    response but the first carries it, as the requests did.
 
     >>> out = compound_response([(Header(Command.CREATE), b"x" * 89), (Header(Command.CLOSE), b"y" * 60)])
     >>> [len(m) for m in out], [Header.decode(m).next_command for m in out]

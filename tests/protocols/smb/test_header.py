@@ -17,9 +17,11 @@ from protocols.smb.header import (
     Flags,
     Header,
     HeaderError,
+    Message,
     compound_response,
     decode_error,
     encode_error,
+    mixed_compound,
     split_compound,
 )
 from protocols.smb.status import NtStatus
@@ -287,3 +289,22 @@ def test_error_body_against_impacket() -> None:
 def test_error_body_rejects(bad: bytes) -> None:
     with pytest.raises(HeaderError):
         decode_error(bad)
+
+
+def test_mixed_compound_styles() -> None:
+    def msgs(*related: bool) -> list[Message]:
+        parts = [(Header(Command.ECHO, flags=Flags.RELATED_OPERATIONS if r else 0), bytes(4)) for r in related]
+        return split_compound(b"".join(compound_response(parts)))
+
+    assert not mixed_compound(msgs(False))
+    assert not mixed_compound(msgs(False, True, True)) and not mixed_compound(msgs(False, False, False))
+    assert mixed_compound(msgs(False, True, False)) and mixed_compound(msgs(False, False, True))
+    assert not mixed_compound(msgs(True, False))          # a related first message is ChainState's error
+
+
+def test_related_responses_keep_the_flag() -> None:
+    reqs = [Header(Command.CREATE, message_id=1),
+            Header(Command.CLOSE, message_id=2, flags=Flags.RELATED_OPERATIONS | Flags.SIGNED)]
+    out = compound_response([(r.response(), encode_error()) for r in reqs])
+    got = [s3.SMB2Packet(m)["Flags"] for m in out]
+    assert got == [Flags.SERVER_TO_REDIR, Flags.SERVER_TO_REDIR | Flags.RELATED_OPERATIONS]
