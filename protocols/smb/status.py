@@ -107,5 +107,6 @@ def severity(status: int) -> int:
 
 
 def is_error(status: int) -> bool:
-    """True for error-severity codes, the ones answered with an ERROR response body."""
+    """True for error-severity codes. Most are answered with an ERROR response body; the
+    exceptions (MORE_PROCESSING_REQUIRED on SESSION_SETUP, for one) are the handlers' to know."""
     return severity(status) == 3
