@@ -26,6 +26,13 @@ Public interface:
   (``framing.smb1_dialects``) answered with an SMB2 NEGOTIATE response (header included),
   DialectRevision 0x02FF for "SMB 2.???" (the client then sends an SMB2 NEGOTIATE) or 0x0202.
 
+Choices (``choose``): the highest dialect both sides allow; signing HMAC-SHA256 for 2.x,
+AES-CMAC for 3.0/3.0.2, for 3.1.1 the first of AES-GMAC, AES-CMAC, HMAC-SHA256 the client lists
+(AES-CMAC when it lists none of them or sends no signing context); cipher AES-128-CCM for
+3.0/3.0.2 when encryption is enabled and the client sets CAP_ENCRYPTION, for 3.1.1 the server's
+first preference the client lists; LARGE_MTU and LEASING from 2.1, 8 MiB I/O (64 KiB for 2.0.2,
+which has no multi-credit); signing required unless the config relaxes it.
+
 ``Negotiated`` keeps what the connection needs later: the dialect, signing and cipher choice,
 and the client's and server's values that FSCTL_VALIDATE_NEGOTIATE_INFO compares.
 
