@@ -41,7 +41,7 @@ Choices (documented here, tested in tests/protocols/smb/test_security.py):
   object and callback *allow* types are skipped (fewer grants, never more); their *deny* types
   fail with INVALID_ACL, since skipping them would grant what the client meant to deny.
 - Malformed bytes: INVALID_SECURITY_DESCR (header, offsets, not self-relative), INVALID_ACL (ACL
-  or ACE layout, more than core's MAX_ACES), INVALID_SID (a SID's layout).
+  or ACE layout, an ACL size not a multiple of 4, more than core's MAX_ACES), INVALID_SID (a SID's layout).
 - Order: explicit denies, explicit allows, inherited ACEs (canonical NT order), but an ACE moves
   ahead of another only where the swap cannot change a decision (same type, disjoint masks, two
   different named users, or one applies here and the other only to children); so a mode-derived
@@ -376,7 +376,7 @@ def _acl_at(raw: bytes, off: int, resolver: SidResolver, uid: int, gid: int) -> 
         raise SecurityError(NtStatus.INVALID_ACL, "ACL header past the end of the descriptor")
     rev, _, size, count, _ = _ACL_HEAD.unpack_from(raw, off)
     end = off + size
-    if rev not in (2, 4) or size < _ACL_HEAD.size or end > len(raw):
+    if rev not in (2, 4) or size < _ACL_HEAD.size or size % 4 or end > len(raw):
         raise SecurityError(NtStatus.INVALID_ACL, f"bad ACL (revision {rev}, size {size})")
     out: A.Acl = []
     dropped: list[str] = []
