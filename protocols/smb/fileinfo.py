@@ -18,7 +18,8 @@ point at, so the reparse tag is always 0.
 Buffer rule (:func:`fit`, MS-SMB2 3.3.5.20.1 passing MS-FSA 2.1.5.12/2.1.5.13 through): if
 OutputBufferLength is smaller than a class's fixed part the answer is INFO_LENGTH_MISMATCH with no data;
 a class with a variable tail (a name) that does not fit whole is cut at OutputBufferLength and answered
-with BUFFER_OVERFLOW (a warning: the truncated bytes are still sent).  The fixed part is each class's
+with BUFFER_OVERFLOW (a warning: the truncated bytes are still sent), except FileStreamInformation, whose
+entries are sent whole or not at all (MS-FSA 2.1.5.12.29).  The fixed part is each class's
 ``FieldOffset(name)`` block-aligned as MS-FSA says (FileAllInformation 104, FileFsVolumeInformation 24,
 FileFsAttributeInformation 12, FileNameInformation 4, FileStreamInformation 24).
 
@@ -305,7 +306,10 @@ def query_file(cls: int, facts: FileFacts, output_length: int) -> tuple[NtStatus
     'INFO_LENGTH_MISMATCH'
     """
     data = query_file_info(cls, facts)
-    return fit(data, output_length, fixed=_FILE_CLASSES[FileInfoClass(cls)][1])
+    status, out = fit(data, output_length, fixed=_FILE_CLASSES[FileInfoClass(cls)][1])
+    if cls == FileInfoClass.STREAM and status == NtStatus.BUFFER_OVERFLOW:
+        return status, b""  # MS-FSA 2.1.5.12.29: stream entries go whole or not at all (we have only one)
+    return status, out
 
 
 @dataclass(frozen=True, slots=True)

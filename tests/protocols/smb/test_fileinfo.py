@@ -133,6 +133,10 @@ def test_stream_information() -> None:
     assert p["stream_name"].get_value() == "::$DATA"
     assert (p["next_entry_offset"].get_value(), p["stream_size"].get_value()) == (0, 5000)
     assert query_file_info(FileInfoClass.STREAM, FileFacts(DIR)) == b""
+    assert query_file(FileInfoClass.STREAM, FileFacts(FILE), 23) == (NtStatus.INFO_LENGTH_MISMATCH, b"")
+    assert query_file(FileInfoClass.STREAM, FileFacts(FILE), 37) == (NtStatus.BUFFER_OVERFLOW, b"")
+    assert query_file(FileInfoClass.STREAM, FileFacts(FILE), 38)[0] == NtStatus.SUCCESS
+    assert query_file(FileInfoClass.STREAM, FileFacts(DIR), 24) == (NtStatus.SUCCESS, b"")
 
 
 def test_unknown_file_class() -> None:
