@@ -176,29 +176,36 @@ def match(pattern: str, name: str, *, case_insensitive: bool = True) -> bool:
 
 @lru_cache(maxsize=4096)
 def _match(p: str, n: str) -> bool:
+    """An NFA walk over the pattern positions, one name character at a time (no recursion, so a
+    client's long pattern costs len(p) * len(n) steps and never the stack)."""
     last_dot = n.rfind(".")
-    memo: dict[tuple[int, int], bool] = {}
+    states = _closure(p, n, {0}, 0)
+    for ni, c in enumerate(n):
+        nxt: set[int] = set()
+        for pi in states:
+            if pi == len(p):
+                continue
+            tok = p[pi]
+            if tok == "*" or (tok == "<" and ni != last_dot):
+                nxt.add(pi)                      # take c and stay
+            elif tok == "?" or (tok == ">" and c != ".") or (tok == '"' and c == ".") \
+                    or (tok == c and tok not in WILDCARDS):
+                nxt.add(pi + 1)                  # take c and move on
+        if not nxt:
+            return False
+        states = _closure(p, n, nxt, ni + 1)
+    return len(p) in states
 
-    def at(pi: int, ni: int) -> bool:
-        key = (pi, ni)
-        if key not in memo:
-            memo[key] = step(pi, ni)
-        return memo[key]
 
-    def step(pi: int, ni: int) -> bool:
-        if pi == len(p):
-            return ni == len(n)
-        c, more = p[pi], ni < len(n)
-        if c == "*":
-            return at(pi + 1, ni) or (more and at(pi, ni + 1))
-        if c == "<":
-            return at(pi + 1, ni) or (more and ni != last_dot and at(pi, ni + 1))
-        if c == ">":
-            return at(pi + 1, ni) if not more or n[ni] == "." else at(pi + 1, ni + 1)
-        if c == '"':
-            return at(pi + 1, ni) if not more else n[ni] == "." and at(pi + 1, ni + 1)
-        if c == "?":
-            return more and at(pi + 1, ni + 1)
-        return more and n[ni] == c and at(pi + 1, ni + 1)
-
-    return at(0, 0)
+def _closure(p: str, n: str, states: set[int], ni: int) -> set[int]:
+    """Add the positions reachable by tokens that match no character at name position ``ni``."""
+    at_end = ni == len(n)
+    work = list(states)
+    while work:
+        pi = work.pop()
+        if pi < len(p) and pi + 1 not in states:
+            tok = p[pi]
+            if tok in "*<" or (tok == ">" and (at_end or n[ni] == ".")) or (tok == '"' and at_end):
+                states.add(pi + 1)
+                work.append(pi + 1)
+    return states

@@ -164,6 +164,19 @@ def test_wildcard_table(pattern: str, name: str, expected: bool) -> None:
     assert match(pattern, name) is expected
 
 
+def test_wildcard_chars_in_names_are_not_literals() -> None:
+    assert not match('a"', 'a"')   # DOS_DOT takes only a dot (or nothing at the end)
+    assert match('a?', 'a"')
+
+
+def test_long_patterns_do_not_exhaust_the_stack() -> None:
+    name = "x" * 255
+    assert match("*" * 5000 + "x", name)
+    assert match("<" * 3000 + ">" * 3000, name)
+    assert not match("?" * 256, name)
+    assert match("?" * 255, name)
+
+
 def test_case_sensitive_option() -> None:
     assert match("*.TXT", "a.txt")
     assert not match("*.TXT", "a.txt", case_insensitive=False)
