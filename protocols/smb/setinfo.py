@@ -110,7 +110,8 @@ class Position:
 SetInfo: TypeAlias = BasicInfo | EndOfFile | Allocation | Disposition | RenameInfo | Position
 
 _TIME_NAMES: Final = ("created", "accessed", "written", "changed")
-_BASIC = struct.Struct("<qqqqI")  # 36 (+ 4 reserved bytes clients send; 36 suffices)
+_BASIC = struct.Struct("<qqqqI")  # + 4 reserved bytes
+_BASIC_SIZE: Final = 40  # sizeof(FILE_BASIC_INFORMATION): MS-FSA 2.1.5.15.2 wants it whole
 _RENAME_FIXED: Final = 20  # ReplaceIfExists, Reserved[7], RootDirectory, FileNameLength
 
 
@@ -120,7 +121,7 @@ def _need(buf: bytes, size: int) -> None:
 
 
 def _basic(buf: bytes) -> BasicInfo:
-    _need(buf, _BASIC.size)
+    _need(buf, _BASIC_SIZE)
     *times, attrs = _BASIC.unpack_from(buf)
     values: list[int | None] = []
     frozen: set[str] = set()

@@ -51,7 +51,7 @@ def test_basic_times_and_attributes() -> None:
     info = decode_set_info(FileInfoClass.BASIC, _basic(0, 0, 0, 0, 0x610))
     assert isinstance(info, BasicInfo) and info.attributes == FileAttribute.DIRECTORY
     assert _status(FileInfoClass.BASIC, _basic(-3, 0, 0, 0, 0)) == NtStatus.INVALID_PARAMETER
-    assert _status(FileInfoClass.BASIC, _basic(0, 0, 0, 0, 0)[:35]) == NtStatus.INFO_LENGTH_MISMATCH
+    assert _status(FileInfoClass.BASIC, _basic(0, 0, 0, 0, 0)[:39]) == NtStatus.INFO_LENGTH_MISMATCH
 
 
 def test_sizes_and_position() -> None:
@@ -141,3 +141,18 @@ def test_rename_round_trip(name: str, replace: bool, tail: bytes) -> None:
             name.encode("utf-16-le")
     else:
         assert out == RenameInfo(name, replace)
+
+
+_TIME = st.one_of(st.sampled_from([0, -1, -2]), st.integers(1, 2**63 - 1))
+
+
+@FUZZ
+@given(st.tuples(_TIME, _TIME, _TIME, _TIME), st.integers(0, 2**32 - 1))
+def test_basic_round_trip(times: tuple[int, int, int, int], attrs: int) -> None:
+    info = decode_set_info(FileInfoClass.BASIC, _basic(*times, attrs))
+    assert isinstance(info, BasicInfo)
+    got = (info.created_ns, info.accessed_ns, info.written_ns, info.changed_ns)
+    for name, t, ns in zip(("created", "accessed", "written", "changed"), times, got, strict=True):
+        assert (name in info.frozen) == (t == -1) and (name in info.resumed) == (t == -2)
+        assert ns == (None if t <= 0 else (t - 116_444_736_000_000_000) * 100)
+    assert info.attributes == (None if attrs == 0 else attrs & 0x31B7)
