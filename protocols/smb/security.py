@@ -409,8 +409,8 @@ def from_descriptor(raw: bytes, resolver: SidResolver, owner_uid: int, owner_gid
                     want: int = ALL_INFO) -> Parsed:
     """What a client's self-relative SD sets, for the parts ``want`` names (the SET_INFO's
     AdditionalInformation); ``owner_uid``/``owner_gid``: the file's current owner and group."""
-    control, o_owner, o_group, o_dacl = _header(bytes(raw))
     raw = bytes(raw)
+    control, o_owner, o_group, o_dacl = _header(raw)
     uid = gid = None
     if want & OWNER_SECURITY_INFORMATION:
         uid = _id_at(raw, o_owner, resolver, "uid", NtStatus.INVALID_OWNER)

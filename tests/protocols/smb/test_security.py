@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterator
 
@@ -30,11 +31,10 @@ class UnixResolver:
         return f"S-1-22-2-{gid}"
 
     def id_of_sid(self, sid: str) -> tuple[S.IdKind, int] | None:
-        if sid.startswith("S-1-22-1-"):
-            return "uid", int(sid[9:])
-        if sid.startswith("S-1-22-2-"):
-            return "gid", int(sid[9:])
-        return None
+        m = re.fullmatch(r"S-1-22-([12])-(\d{1,10})", sid)
+        if m is None or int(m[2]) >= 2**32:
+            return None
+        return ("uid" if m[1] == "1" else "gid"), int(m[2])
 
 
 R = UnixResolver()
