@@ -7,13 +7,14 @@ one information class.  All integers are little-endian.
 Times: a FILETIME is 100 ns intervals since 1601-01-01 UTC; core.fs keeps ns since 1970.  A FILETIME of 0
 means "not known", so a time before 1601 encodes as 0 (:func:`filetime`, :func:`from_filetime`).
 
-DOS attributes (:func:`dos_attributes`) follow Samba's default mapping (``map readonly = yes`` of the
-classic ``dos_mode_from_sbuf``): DIRECTORY for directories; READONLY for a non-directory whose owner write
-bit is clear (Samba, like Windows Explorer, never reports READONLY on a directory because Explorer reads
-it as "customised folder"); HIDDEN for a name starting with ``.`` only when the share asks for it (Samba's
-``hide dot files``); NORMAL when nothing else is set.  Attributes stored per inode, when core.fs keeps
-them, are passed in as ``stored`` and win.  Symlinks are followed by the server and reported as what they
-point at, so the reparse tag is always 0.
+DOS attributes (:func:`dos_attributes`) follow Samba's mode-bit fallback, ``dos_mode_from_sbuf`` with
+``map readonly = yes`` (the classic rule; recent Samba defaults to ``no`` and relies on DOS attributes
+stored in an xattr, which Tessera passes in as ``stored`` once core.fs keeps them): DIRECTORY for
+directories; READONLY for a non-directory whose owner write bit is clear (never on a directory: Explorer
+reads a read-only folder as a "customised" one, so Samba and Windows leave it off); HIDDEN for a name
+starting with ``.`` only when the share asks for it (Samba's ``hide dot files``); NORMAL when nothing else
+is set.  ``stored`` attributes win, except that DIRECTORY always follows the inode's type.  Symlinks are
+followed by the server and reported as what they point at, so the reparse tag is always 0.
 
 Buffer rule (:func:`fit`, MS-SMB2 3.3.5.20.1 passing MS-FSA 2.1.5.12/2.1.5.13 through): if
 OutputBufferLength is smaller than a class's fixed part the answer is INFO_LENGTH_MISMATCH with no data;
@@ -28,9 +29,12 @@ features (and Office stops complaining) only for names they know; the attribute 
 true of Tessera (case preserved, Unicode on disk, persistent ACLs, case-sensitive search when the share is
 case sensitive, read-only volume for a read-only share).
 
-Public interface: :class:`FileInfoClass`, :class:`FsInfoClass`, :class:`FileAttribute`, :func:`filetime`,
-:func:`from_filetime`, :func:`dos_attributes`, :class:`FileFacts`, :func:`query_file_info`,
-:class:`VolumeFacts`, :func:`query_fs_info`, :func:`fit`, :class:`InfoError`.
+Public interface: :class:`FileInfoClass`, :class:`FsInfoClass`, :class:`FileAttribute`, :class:`FsAttribute`,
+:func:`filetime`, :func:`from_filetime`, :func:`dos_attributes`, :func:`allocation_size`,
+:class:`FileFacts` -> :func:`query_file` (status and bytes within OutputBufferLength) or
+:func:`query_file_info` (the whole structure); :class:`VolumeFacts` -> :func:`query_fs` /
+:func:`query_fs_info`; :func:`fit`; :class:`InfoError` (INVALID_INFO_CLASS for a class not served here).
+SET_INFO decoding is in ``setinfo``, QUERY_DIRECTORY entries and patterns in ``dirinfo``.
 
 >>> filetime(0)
 116444736000000000
