@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import struct
 from collections.abc import Iterator
@@ -390,3 +391,31 @@ def test_store_owner_change_through_a_descriptor(people: tuple[Store, S.Identity
         S.from_descriptor(imp_sd(store.identity.domain_sid + "-999999", None, None, 0x8000), res, 1, 1,
                           S.OWNER_SECURITY_INFORMATION)
     assert e.value.status == NtStatus.INVALID_OWNER
+
+
+def test_identity_resolver_with_odd_sids(people: tuple[Store, S.IdentityResolver]) -> None:
+    """SIDs of every shape through the real identity service: an answer or a SecurityError, nothing else."""
+    store, res = people
+    rng = random.Random(11)
+    domain = store.identity.domain_sid
+    shapes = [lambda: f"{domain}-{rng.choice([0, 999, 1000, 1001, 1002, 2**32 - 1])}",
+              lambda: f"S-1-22-{rng.randint(0, 3)}-{rng.randint(0, 2**32 - 1)}",
+              lambda: f"S-1-{rng.randint(0, 2**48 - 1)}" + "".join(f"-{rng.randint(0, 2**32 - 1)}"
+                                                                     for _ in range(rng.randint(0, 15)))]
+    seen = set()
+    for _ in range(300):
+        sids = [rng.choice(shapes)() for _ in range(3)]
+        try:
+            raw = imp_sd(None, None, [imp_ace(rng.randint(0, 1), rng.randint(0, 31), 0x1F01FF, s) for s in sids])
+        except Exception:  # impacket's fromCanonical takes one-byte authorities only: build ours instead
+            aces = b"".join(_raw_ace(0, struct.pack("<I", 1) + S.sid_to_bytes(s)) for s in sids)
+            raw = struct.pack("<BBHIIII", 1, 0, 0x8004, 0, 0, 0, 20) + struct.pack(
+                "<BBHHH", 2, 0, 8 + len(aces), 3, 0) + aces
+        try:
+            got = S.from_descriptor(raw, res, 1001, 600, S.DACL_SECURITY_INFORMATION)
+        except S.SecurityError as e:
+            seen.add(e.status)
+            continue
+        assert got.acl is not None and len(got.acl) + len(got.dropped) == 3
+        seen.add(NtStatus.SUCCESS)
+    assert NtStatus.SUCCESS in seen
