@@ -3,9 +3,11 @@
 Public interface:
 
 - :func:`sid_to_bytes` / :func:`sid_from_bytes`: the SID codec (MS-DTYP 2.4.2).
-- :func:`to_descriptor` (QUERY_INFO SMB2_0_INFO_SECURITY): a core ACL (or, for a file without one,
-  its mode bits through ``acl.from_mode``) plus the owner and group SIDs -> a self-relative SD with
-  the parts ``want`` (a SECURITY_INFORMATION mask) asks for.  No SACL is ever answered.
+- :func:`to_descriptor` (QUERY_INFO SMB2_0_INFO_SECURITY): a core ACL plus the owner and group SIDs
+  -> a self-relative SD with the parts ``want`` (a SECURITY_INFORMATION mask) asks for.  No SACL is
+  ever answered.  :func:`file_descriptor` does the same from a file's uid, gid and stored ACL (or,
+  without one, its mode bits through ``acl.from_mode``): what the server calls with ``getacl``'s
+  answer and ``getattr``'s ids.
 - :func:`from_descriptor` (SET_INFO SMB2_0_INFO_SECURITY): SD bytes -> :class:`Parsed` (a new owner
   uid, group gid and core ACL, each None when not set); every failure is a :class:`SecurityError`
   carrying the NTSTATUS to answer.
@@ -23,7 +25,8 @@ NO_PROPAGATE 0x4, INHERIT_ONLY 0x8; core INHERITED 0x80 <-> NT INHERITED_ACE 0x1
   ``S-1-3-0`` / CREATOR GROUP ``S-1-3-1``; one that applies here *and* is inherited is shown as the
   two ACEs Windows uses for that (owner SID here, CREATOR OWNER inherit-only);
 - coming back, the owner's (group's) SID on a non-inheritable ACE becomes ``OWNER@`` (``GROUP@``),
-  on an inheritable ACE the named user (group): the grant follows that person to new files;
+  on an inheritable ACE the named user (group): the grant follows that person to new files (so a
+  named entry for the file's own owner comes back as ``OWNER@``: the same decision for this file);
   OWNER RIGHTS ``S-1-3-4`` becomes ``OWNER@``; CREATOR OWNER/GROUP become inherit-only
   ``OWNER@``/``GROUP@`` (on a non-inheritable ACE they match nobody, as on Windows: skipped);
 - users and groups <-> their SIDs through the resolver.
@@ -31,8 +34,9 @@ NO_PROPAGATE 0x4, INHERIT_ONLY 0x8; core INHERITED 0x80 <-> NT INHERITED_ACE 0x1
 Choices (documented here, tested in tests/protocols/smb/test_security.py):
 
 - An ACE whose SID names nobody in this store (SYSTEM, BUILTIN\\Administrators, Authenticated
-  Users, another domain's accounts) is skipped and listed in ``Parsed.dropped``: no Tessera
-  caller can hold that SID, so neither an allow nor a deny for it changes any decision.  Setting an
+  Users, another domain's accounts) is skipped and listed in ``Parsed.dropped`` (the server may log
+  it): no Tessera credential carries that SID, so neither an allow nor a deny for it changes any
+  decision.  (Authenticated Users is not widened to ``EVERYONE@``: fewer grants, never more.)  Setting an
   owner or group that names nobody (or a group as owner, a user as group) fails with
   INVALID_OWNER / INVALID_PRIMARY_GROUP.
 - A NULL DACL (SE_DACL_PRESENT with no DACL, or DACL asked for but not present) grants full access
