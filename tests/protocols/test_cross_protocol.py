@@ -21,19 +21,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from core.store import open_store
+from tests.protocols.s3.conftest import cli, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cli(data: Path, *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(data), *args], cwd=ROOT,
-                          check=True, capture_output=True, text=True).stdout
 
 
 @dataclass
