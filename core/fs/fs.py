@@ -26,8 +26,7 @@ from core.fs.extents import CHUNK, chunks_of, resolve, to_slices
 from core.fs.files import FileHandle, FileLayer, FileState
 from core.fs.join import JoinOps
 from core.fs.stage import Stager
-from core.fs.stateless import StatelessOps, Wcc, snap
-from core.fs.stateless import _after as _cookie_after
+from core.fs.stateless import StatelessOps, Wcc, cookie_after, snap
 from core.fs.types import FILE_TYPES, NOW, ROOT, Attr, Cred, DirEntry, StatFs
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
@@ -139,7 +138,7 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
         """Entries after ``cookie`` (0 = from the start), in byte order of name."""
         with self._meta.read() as t:
             perm.need(t, self.cred, ns.get_dir(t, ino), A.LIST_DIRECTORY, "list the directory")
-            rows = t.list_dir(ino, _cookie_after(t, ino, cookie), limit)
+            rows = t.list_dir(ino, cookie_after(t, ino, cookie), limit)
         return [DirEntry(names.decode(n), i, FILE_TYPES[k], c) for n, i, k, c in rows]
 
     def listdir(self, ino: int) -> list[DirEntry]:

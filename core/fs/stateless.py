@@ -137,7 +137,7 @@ class StatelessOps:
         """Entries after ``cookie`` with their attributes, all from one metadata snapshot."""
         with self._meta.read() as t:
             perm.need(t, self.cred, ns.get_dir(t, ino), A.LIST_DIRECTORY, "list the directory")
-            rows = t.list_dir(ino, _after(t, ino, cookie), limit)
+            rows = t.list_dir(ino, cookie_after(t, ino, cookie), limit)
             nodes = t.inodes([r[1] for r in rows])
         out = []
         for n, i, k, c in rows:
@@ -206,7 +206,8 @@ class StatelessOps:
             wcc.after[ino] = self.getattr(ino)
 
 
-def _after(t: Txn, ino: int, cookie: int) -> bytes | None:
+def cookie_after(t: Txn, ino: int, cookie: int) -> bytes | None:
+    """The name a readdir cookie of ``ino`` stands for (None = from the start); BadCookie if never issued."""
     if not cookie:
         return None
     name = t.cookie_name(ino, cookie)
