@@ -17,7 +17,29 @@ from core.fs.files import FileHandle
 from core.fs.fs import FileSystem
 from core.fs.stage import Stager
 from core.fs.stateless import HANDLE_SIZE, Wcc
-from core.fs.types import ANONYMOUS, DELETE, NOBODY_ID, NOW, READ, ROOT, WRITE, Attr, Cred, DirEntry, LockInfo, StatFs
+from core.fs.types import (
+    ANONYMOUS,
+    DELETE,
+    DOS_ARCHIVE,
+    DOS_HIDDEN,
+    DOS_KEEP,
+    DOS_NOT_CONTENT_INDEXED,
+    DOS_OFFLINE,
+    DOS_READONLY,
+    DOS_SPARSE,
+    DOS_SYSTEM,
+    DOS_TEMPORARY,
+    NOBODY_ID,
+    NOW,
+    READ,
+    ROOT,
+    WRITE,
+    Attr,
+    Cred,
+    DirEntry,
+    LockInfo,
+    StatFs,
+)
 from core.meta.types import FileType
 
 if TYPE_CHECKING:
@@ -44,7 +66,8 @@ def open_volume(data_dir: str, *, threads: int = 4) -> Volume:
 
 
 __all__ = [
-    "ANONYMOUS", "DELETE", "HANDLE_SIZE", "NOBODY_ID", "NOW", "READ", "ROOT", "WRITE", "Ace", "AceType", "Acl",
-    "Attr", "Cred", "DirEntry", "FileHandle", "FileSystem", "FileType", "LockInfo", "Stager", "StatFs", "Volume",
-    "Wcc", "Who", "WhoKind", "acl", "open_volume",
+    "ANONYMOUS", "DELETE", "DOS_ARCHIVE", "DOS_HIDDEN", "DOS_KEEP", "DOS_NOT_CONTENT_INDEXED", "DOS_OFFLINE",
+    "DOS_READONLY", "DOS_SPARSE", "DOS_SYSTEM", "DOS_TEMPORARY", "HANDLE_SIZE", "NOBODY_ID", "NOW", "READ", "ROOT",
+    "WRITE", "Ace", "AceType", "Acl", "Attr", "Cred", "DirEntry", "FileHandle", "FileSystem", "FileType", "LockInfo",
+    "Stager", "StatFs", "Volume", "Wcc", "Who", "WhoKind", "acl", "open_volume",
 ]

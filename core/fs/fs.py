@@ -27,7 +27,7 @@ from core.fs.files import FileHandle, FileLayer, FileState
 from core.fs.join import JoinOps
 from core.fs.stage import Stager
 from core.fs.stateless import StatelessOps, Wcc, cookie_after, snap
-from core.fs.types import FILE_TYPES, NOW, ROOT, Attr, Cred, DirEntry, StatFs
+from core.fs.types import DOS_KEEP, FILE_TYPES, NOW, ROOT, Attr, Cred, DirEntry, StatFs
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
 from core.meta.types import BLK, CHR, DIR, FIFO, LNK, REG, SOCK, FileType, Inode
@@ -240,11 +240,18 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
 
     def setattr(self, ino: int, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None,
-                wcc: Wcc | None = None, if_ctime_ns: int | None = None) -> Attr:
+                wcc: Wcc | None = None, if_ctime_ns: int | None = None, btime_ns: int | None = None,
+                dos: int | None = None) -> Attr:
         """chmod/chown/truncate/utimes in one transaction; a time of :data:`NOW` is the server's clock
         (allowed to anyone who may write; explicit times only to the owner), as NFS's SET_TO_SERVER_TIME.
         ``if_ctime_ns`` applies the change only if the inode's ctime is still that (NFS's guard), else
-        :class:`Changed`."""
+        :class:`Changed`.
+
+        ``btime_ns`` (birth time) and ``dos`` (DOS attributes, SMB's FILE_ATTRIBUTE_* bits; bits outside
+        :data:`~core.fs.types.DOS_KEEP` are dropped) need the owner or the WRITE_ATTRIBUTES right, as
+        Windows asks for FileBasicInformation; they touch metadata only."""
+        if dos is not None and not 0 <= dos < 1 << 32:
+            raise InvalidArgument("DOS attributes are a 32-bit mask")
         if size is not None:
             if size < 0:
                 raise InvalidArgument("negative size")
@@ -258,6 +265,8 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
                 raise Changed("the file changed since the caller's guard time")
             ts = time.time_ns()
             self._check_setattr(t, node, mode, uid, gid, size, atime_ns, mtime_ns)
+            if (btime_ns is not None or dos is not None) and not self.cred.admin:
+                perm.need(t, self.cred, node, A.WRITE_ATTRIBUTES, "set attributes")
             if size is not None:
                 if node.type == DIR:
                     raise IsADirectory("cannot change the size of a directory")
@@ -279,6 +288,10 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
                 node.atime = ts if atime_ns == NOW else atime_ns
             if mtime_ns is not None:
                 node.mtime = ts if mtime_ns == NOW else mtime_ns
+            if btime_ns is not None:
+                node.btime = ts if btime_ns == NOW else btime_ns
+            if dos is not None:
+                node.dos = dos & DOS_KEEP
             node.ctime = ts
             t.update_inode(node)
             return node

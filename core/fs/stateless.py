@@ -162,7 +162,7 @@ class StatelessOps:
         if size == attr.size and mtime == attr.mtime_ns:
             return attr
         return Attr(attr.ino, attr.gen, attr.type, attr.mode, attr.nlink, attr.uid, attr.gid, size, attr.rdev,
-                    attr.atime_ns, mtime, max(attr.ctime_ns, mtime), attr.btime_ns)
+                    attr.atime_ns, mtime, max(attr.ctime_ns, mtime), attr.btime_ns, attr.dos)
 
     # -- writes without an open ---------------------------------------------------
     def write(self, ino: int, off: int, data: bytes | bytearray | memoryview, *, stable: bool = False,

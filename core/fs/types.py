@@ -10,6 +10,20 @@ from core.meta.types import DIR, LNK, REG, FileType, Inode, type_bits
 NOBODY_ID = 65534
 NOW = -1  # setattr: set a time to the server's clock
 
+# DOS attributes (MS-FSCC 2.6 FILE_ATTRIBUTE_*) that core.fs keeps per inode for SMB.  DIRECTORY and NORMAL
+# are not kept: the SMB layer derives them from the type and from "no other bit".  core.fs only stores
+# them; what they mean to a Windows client (READONLY refusing writes, HIDDEN in listings) is SMB's.
+DOS_READONLY = 0x1
+DOS_HIDDEN = 0x2
+DOS_SYSTEM = 0x4
+DOS_ARCHIVE = 0x20
+DOS_TEMPORARY = 0x100
+DOS_SPARSE = 0x200
+DOS_OFFLINE = 0x1000
+DOS_NOT_CONTENT_INDEXED = 0x2000
+DOS_KEEP = (DOS_READONLY | DOS_HIDDEN | DOS_SYSTEM | DOS_ARCHIVE | DOS_TEMPORARY | DOS_SPARSE | DOS_OFFLINE
+            | DOS_NOT_CONTENT_INDEXED)
+
 
 FILE_TYPES: dict[int, FileType] = {int(t): t for t in FileType}  # stored value -> enum, without Enum.__call__
 
@@ -55,6 +69,7 @@ class Attr:
     mtime_ns: int
     ctime_ns: int
     btime_ns: int
+    dos: int | None = None  # the DOS attributes a client set (DOS_KEEP bits); None = never set, derive them
 
     @property
     def perm(self) -> int:
@@ -81,7 +96,7 @@ class Attr:
     def of(node: Inode) -> Attr:
         return Attr(node.ino, node.gen, FILE_TYPES[node.type], type_bits(node.type) | node.mode, node.nlink,
                     node.uid, node.gid, node.size, node.rdev, node.atime, node.mtime, node.ctime,
-                    node.btime)
+                    node.btime, node.dos)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Metadata schema, version 2, and its migrations.
+"""Metadata schema, version 3, and its migrations.
 
 The SQL is kept portable (no SQLite-only types or upserts beyond
 ``ON CONFLICT``), so the PostgreSQL MetaStore can run the same statements.
@@ -13,7 +13,10 @@ Tables
 ``inodes``     attributes; ``inline_data`` holds small files; ``parent`` is a
                directory's ``..``; times are nanoseconds; ``flags`` bit 1 = the
                inode has an ACL (xattr ``system.tessera.acl``), so permission
-               checks of the many inodes without one need no second lookup.
+               checks of the many inodes without one need no second lookup;
+               ``dos`` the FILE_ATTRIBUTE_* bits an SMB client set and keeps
+               (READONLY, HIDDEN, SYSTEM, ARCHIVE, ...), NULL when none ever
+               did (the SMB layer then derives them from the mode bits).
 ``dentries``   (parent, name) -> inode; ``id`` is the readdir cookie.
 ``dentry_tombs`` cookies of removed entries, so a readdir resumes after them.
 ``slices``     file chunk -> segment range; a higher ``id`` wins on overlap.
@@ -30,7 +33,7 @@ Tables
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Version 1.  A released version is never edited: stores in the field were made with it.
 V1 = [
@@ -117,5 +120,10 @@ V2 = [
     "ALTER TABLE inodes ADD COLUMN flags INTEGER NOT NULL DEFAULT 0",
 ]
 
+# Version 3: DOS attributes per inode (SMB), kept without touching the data; NULL = never set.
+V3 = [
+    "ALTER TABLE inodes ADD COLUMN dos INTEGER",
+]
+
 # version -> statements that bring the schema from version-1 to version.
-MIGRATIONS: dict[int, list[str]] = {1: V1, 2: V2}
+MIGRATIONS: dict[int, list[str]] = {1: V1, 2: V2, 3: V3}

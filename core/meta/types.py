@@ -33,7 +33,7 @@ def type_bits(kind: int) -> int:
 
 
 INODE_COLS = ("ino, gen, type, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, btime, "
-              "parent, symlink, inline_data, flags")
+              "parent, symlink, inline_data, flags, dos")
 HAS_ACL = 1  # Inode.flags
 
 
@@ -56,6 +56,7 @@ class Inode:
     symlink: bytes | None
     inline_data: bytes | None
     flags: int = 0  # HAS_ACL
+    dos: int | None = None  # DOS attributes a client set (FILE_ATTRIBUTE_* bits); None = never set
 
     @property
     def st_mode(self) -> int:

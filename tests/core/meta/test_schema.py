@@ -25,7 +25,7 @@ V1_USER_ROWS = [
 
 
 def test_schema_1_is_frozen() -> None:
-    assert V1_USERS in MIGRATIONS[1] and SCHEMA_VERSION == 2
+    assert V1_USERS in MIGRATIONS[1] and sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION + 1))
 
 
 def _v1_database(path: str) -> None:
@@ -43,7 +43,7 @@ def test_v1_to_v2_keeps_users_and_turns_keys_into_rows(tmp_path: Path) -> None:
     _v1_database(p)
     SqliteMeta(p).close()
     c = sqlite3.connect(p)
-    assert c.execute("SELECT value FROM info WHERE key = 'schema_version'").fetchone() == ("2",)
+    assert c.execute("SELECT value FROM info WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     users = c.execute("SELECT name, uid, gid, admin, rid, nt_hash, pw_hash, created FROM users "
                       "ORDER BY name").fetchall()
     assert users == [("alice", 1000, 100, 0, 1000, nt_hash("pw"), "scrypt$a$b", 1),
@@ -61,6 +61,11 @@ def test_v1_to_v2_keeps_users_and_turns_keys_into_rows(tmp_path: Path) -> None:
     c.close()
 
 
+def _undo_after_v2(c: sqlite3.Connection) -> None:
+    """Take away what schemas after 2 added, leaving a store as schema 2 made it."""
+    c.execute("ALTER TABLE inodes DROP COLUMN dos")  # schema 3
+
+
 def _downgrade_to_v1(data_dir: str) -> None:
     """Turn a fresh store into what schema 1 left on disk: old users table, no key file, 0644/0755."""
     c = sqlite3.connect(meta_path(data_dir))
@@ -71,6 +76,7 @@ def _downgrade_to_v1(data_dir: str) -> None:
     c.execute("DELETE FROM info WHERE key IN ('next_rid', 'identity_epoch', 'domain_sid')")
     c.execute("UPDATE info SET value = '1' WHERE key = 'schema_version'")
     c.execute("ALTER TABLE inodes DROP COLUMN flags")  # schema 2 added it
+    _undo_after_v2(c)
     c.commit()
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     c.close()
@@ -106,3 +112,32 @@ def test_v1_store_opens_with_keys_working_and_secrets_sealed(tmp_path: Path) -> 
             assert stat.S_IMODE(os.stat(meta_path(d) + sfx).st_mode) == 0o600
     with open_store(d) as s:  # a second open changes nothing
         assert s.identity.resealed == 0 and s.identity.lookup_key(V1_USER_ROWS[0][3]) is not None
+
+
+def _downgrade_to_v2(data_dir: str) -> None:
+    c = sqlite3.connect(meta_path(data_dir))
+    _undo_after_v2(c)
+    c.execute("UPDATE info SET value = '2' WHERE key = 'schema_version'")
+    c.commit()
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.close()
+
+
+def test_v2_store_gains_dos_attributes(tmp_path: Path) -> None:
+    d = str(tmp_path / "store")
+    init_store(d, targets=[f"mem:{i}" for i in range(6)], cell=64 * 1024)
+    with open_store(d) as s:
+        f = s.fs.write_file(s.fs.root, "f", b"kept")
+        s.fs.setattr(f.ino, btime_ns=77)
+    _downgrade_to_v2(d)
+    c = sqlite3.connect(meta_path(d))
+    assert "dos" not in [r[1] for r in c.execute("PRAGMA table_info(inodes)")]
+    c.close()
+    with open_store(d) as s:
+        a = s.fs.getattr(f.ino)
+        assert (a.dos, a.btime_ns, a.size) == (None, 77, 4)  # never set; the rest as it was
+        assert s.fs.setattr(f.ino, dos=0x2).dos == 0x2
+        assert s.fs.read(f.ino, 0, 4) == b"kept"
+    c = sqlite3.connect(meta_path(d))
+    assert c.execute("SELECT value FROM info WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    c.close()
