@@ -22,6 +22,7 @@ from core.fs import acl as A
 from core.fs import names, perm
 from core.fs import namespace as ns
 from core.fs.attrs import AttrOps
+from core.fs.caseless import CaselessOps
 from core.fs.extents import CHUNK, chunks_of, resolve, to_slices
 from core.fs.files import FileHandle, FileLayer, FileState
 from core.fs.join import JoinOps
@@ -36,7 +37,7 @@ DataLike = bytes | bytearray | memoryview
 T = TypeVar("T")
 
 
-class FileSystem(AttrOps, JoinOps, StatelessOps):
+class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
     """The store's namespace and files, as seen by one caller (:attr:`cred`).
 
     The store opens it as the admin; a protocol takes a view per caller with :meth:`as_user`,
@@ -103,7 +104,10 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
         with self._meta.read() as t:
             return ns.get(t, ino).size
 
-    def lookup(self, parent: int, name: str) -> Attr:
+    def lookup(self, parent: int, name: str, *, fold: bool = False) -> Attr:
+        """The entry ``name`` of ``parent``; ``fold``: case-insensitively (see :mod:`core.fs.caseless`)."""
+        if fold:
+            return self.lookup_entry(parent, name, fold=True)[1]
         raw = names.encode(name)
         t = self._meta.peek()
         if self.cred.admin:
@@ -118,18 +122,18 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
             ns.get_dir(t, parent)
         raise NotFound(f"{name!r} not found")
 
-    def resolve(self, path: str) -> Attr:
+    def resolve(self, path: str, *, fold: bool = False) -> Attr:
         parts = [names.encode(p) for p in names.split_path(path)]
         with self._meta.read() as t:
-            node = ns.walk(t, self.cred, parts)
+            node = ns.walk(t, self.cred, parts, fold=fold)
         return self.getattr(node.ino) if node.type == REG else Attr.of(node)
 
-    def resolve_parent(self, path: str) -> tuple[int, str]:
-        """(parent inode, last name) of a path whose parent must exist."""
+    def resolve_parent(self, path: str, *, fold: bool = False) -> tuple[int, str]:
+        """(parent inode, last name) of a path whose parent must exist (``fold``: found case-insensitively)."""
         parts = names.split_path(path)
         if not parts:
             raise InvalidArgument("the root has no parent")
-        parent = self.resolve("/" + "/".join(parts[:-1]))
+        parent = self.resolve("/" + "/".join(parts[:-1]), fold=fold)
         if not parent.is_dir:
             raise NotADirectory(f"{'/'.join(parts[:-1])} is not a directory")
         return parent.ino, parts[-1]
@@ -154,10 +158,11 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
     # -- namespace ------------------------------------------------------------------
     def create(self, parent: int, name: str, mode: int = 0o644, uid: int | None = None, gid: int | None = None,
                exclusive: bool = True, acl: A.Acl | None = None, wcc: Wcc | None = None,
-               verifier: bytes | None = None) -> Attr:
+               verifier: bytes | None = None, fold: bool = False) -> Attr:
         """A new regular file.  ``verifier`` makes an exclusive create retryable (NFS EXCLUSIVE): it is kept
         with the file in the same transaction, and a later create of the same name with the same verifier
-        answers that file instead of :class:`Exists`."""
+        answers that file instead of :class:`Exists`.  ``fold``: a name differing only by case is the same
+        name (:class:`Exists`, or that file when not ``exclusive``)."""
         raw = names.encode(name)
         node = ns.new_inode(REG, mode, *self._ids(uid, gid))
 
@@ -166,17 +171,20 @@ class FileSystem(AttrOps, JoinOps, StatelessOps):
                 again = ns.created_with(t, self.cred, parent, raw, verifier)
                 if again is not None:
                     return again
-            n = ns.add_entry(t, self.cred, parent, raw, node, exclusive=exclusive or verifier is not None, acl=acl)
+            n = ns.add_entry(t, self.cred, parent, raw, node, exclusive=exclusive or verifier is not None, acl=acl,
+                             fold=fold)
             if verifier is not None:
                 t.set_xattr(n.ino, ns.VERIFIER_XATTR, verifier)
             return n
         return Attr.of(self._mut(wcc, [parent], op, result=True))
 
     def mkdir(self, parent: int, name: str, mode: int = 0o755, uid: int | None = None, gid: int | None = None,
-              acl: A.Acl | None = None, wcc: Wcc | None = None) -> Attr:
+              acl: A.Acl | None = None, wcc: Wcc | None = None, fold: bool = False) -> Attr:
+        """A new directory (``fold``: :class:`Exists` also for a name that differs only by case)."""
         raw = names.encode(name)
         node = ns.new_inode(DIR, mode, *self._ids(uid, gid))
-        return Attr.of(self._mut(wcc, [parent], lambda t: ns.add_entry(t, self.cred, parent, raw, node, acl=acl),
+        return Attr.of(self._mut(wcc, [parent],
+                                 lambda t: ns.add_entry(t, self.cred, parent, raw, node, acl=acl, fold=fold),
                                  result=True))
 
     def makedirs(self, path: str, mode: int = 0o755, uid: int | None = None, gid: int | None = None) -> Attr:

@@ -71,15 +71,25 @@ def _touch_dir(t: Txn, d: Inode, ts: int, nlink_delta: int = 0) -> None:
     t.update_inode(d)
 
 
+def find(t: Txn, parent: int, name: bytes, fold: bool = False) -> tuple[int, int, bytes] | None:
+    """(ino, type, stored name) of ``name`` in ``parent``: exactly, or under case folding if ``fold``."""
+    if fold:
+        hit = t.lookup_folded(parent, name)
+        return None if hit is None else (hit[0], hit[1], hit[3])
+    exact = t.lookup(parent, name)
+    return None if exact is None else (exact[0], exact[1], name)
+
+
 def add_entry(t: Txn, cred: Cred, parent: int, name: bytes, node: Inode, *, exclusive: bool = True,
-              acl: A.Acl | None = None) -> Inode:
+              acl: A.Acl | None = None, fold: bool = False) -> Inode:
     """Insert a new inode under ``parent`` (create, mkdir, symlink, mknod).
 
     The inode's group and mode follow the directory (setgid, inherited ACL) unless ``acl`` is given.
+    With ``fold`` an entry whose name differs only by case counts as the same name (it exists).
     """
     d = get_dir(t, parent)
     perm.may_search(t, cred, d)
-    hit = t.lookup(parent, name)
+    hit = find(t, parent, name, fold)
     if hit is not None:
         existing = get(t, hit[0])
         if exclusive or node.type != REG:
@@ -241,16 +251,22 @@ def rename(t: Txn, cred: Cred, sp: int, sn: bytes, dp: int, dn: bytes, *, replac
     return replaced
 
 
-def walk(t: Txn, cred: Cred, parts: list[bytes], start: int = ROOT) -> Inode:
-    """Resolve path components from ``start`` without following symlinks (search permission on each)."""
+def walk(t: Txn, cred: Cred, parts: list[bytes], start: int = ROOT, *, fold: bool = False,
+         found: list[bytes] | None = None) -> Inode:
+    """Resolve path components from ``start`` without following symlinks (search permission on each).
+
+    ``fold`` matches each component case-insensitively (:meth:`Txn.lookup_folded`); ``found``, if
+    given, receives the stored name of each component."""
     node = get(t, start)
     for i, part in enumerate(parts):
         if node.type != DIR:
             raise NotADirectory(f"{b'/'.join(parts[:i]).decode(errors='replace')} is not a directory")
         perm.may_search(t, cred, node)
-        hit = t.lookup(node.ino, part)
+        hit = find(t, node.ino, part, fold)
         if hit is None:
             raise NotFound(f"/{b'/'.join(parts[: i + 1]).decode(errors='replace')} not found")
+        if found is not None:
+            found.append(hit[2])
         node = get(t, hit[0])
     return node
 

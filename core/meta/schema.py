@@ -1,7 +1,9 @@
-"""Metadata schema, version 3, and its migrations.
+"""Metadata schema, version 4, and its migrations.
 
 The SQL is kept portable (no SQLite-only types or upserts beyond
 ``ON CONFLICT``), so the PostgreSQL MetaStore can run the same statements.
+A migration step is a statement, or a Python function of the DB-API connection
+for what SQL cannot compute (such as a Unicode case fold).
 
 Tables
 ------
@@ -17,7 +19,9 @@ Tables
                ``dos`` the FILE_ATTRIBUTE_* bits an SMB client set and keeps
                (READONLY, HIDDEN, SYSTEM, ARCHIVE, ...), NULL when none ever
                did (the SMB layer then derives them from the mode bits).
-``dentries``   (parent, name) -> inode; ``id`` is the readdir cookie.
+``dentries``   (parent, name) -> inode; ``id`` is the readdir cookie; ``folded``
+               is the name's case-folded key (:mod:`core.meta.fold`), indexed
+               with the parent, for case-insensitive lookup without a scan.
 ``dentry_tombs`` cookies of removed entries, so a readdir resumes after them.
 ``slices``     file chunk -> segment range; a higher ``id`` wins on overlap.
 ``xattrs``     extended attributes.
@@ -33,7 +37,14 @@ Tables
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+import sqlite3
+from collections.abc import Callable
+
+from core.meta.fold import fold
+
+Step = str | Callable[[sqlite3.Connection], None]
+
+SCHEMA_VERSION = 4
 
 # Version 1.  A released version is never edited: stores in the field were made with it.
 V1 = [
@@ -125,5 +136,25 @@ V3 = [
     "ALTER TABLE inodes ADD COLUMN dos INTEGER",
 ]
 
-# version -> statements that bring the schema from version-1 to version.
-MIGRATIONS: dict[int, list[str]] = {1: V1, 2: V2, 3: V3}
+
+
+def _fill_folded(conn: sqlite3.Connection, batch: int = 10_000) -> None:
+    """Give every existing dentry its folded key (in id order, a batch at a time)."""
+    last = 0
+    while True:
+        rows = conn.execute("SELECT id, name FROM dentries WHERE id > ? ORDER BY id LIMIT ?", (last, batch)).fetchall()
+        if not rows:
+            return
+        conn.executemany("UPDATE dentries SET folded = ? WHERE id = ?", [(fold(bytes(n)), i) for i, n in rows])
+        last = rows[-1][0]
+
+
+# Version 4: case-insensitive lookup (SMB shares) through an index on each entry's folded name.
+V4: list[Step] = [
+    "ALTER TABLE dentries ADD COLUMN folded BLOB",
+    _fill_folded,
+    "CREATE INDEX dentries_folded ON dentries (parent, folded)",
+]
+
+# version -> steps that bring the schema from version-1 to version.
+MIGRATIONS: dict[int, list[Step]] = {1: list(V1), 2: list(V2), 3: list(V3), 4: V4}

@@ -112,8 +112,11 @@ class SqliteMeta:
             if version > SCHEMA_VERSION:
                 raise StoreError(f"metadata schema {version} is newer than this Tessera ({SCHEMA_VERSION})")
             for v in range(version + 1, SCHEMA_VERSION + 1):
-                for stmt in MIGRATIONS[v]:
-                    conn.execute(stmt)
+                for step in MIGRATIONS[v]:
+                    if isinstance(step, str):
+                        conn.execute(step)
+                    else:
+                        step(conn)
                 conn.execute("INSERT INTO info (key, value) VALUES ('schema_version', ?) "
                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(v),))
             conn.execute("COMMIT")

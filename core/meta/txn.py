@@ -11,10 +11,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from core.meta.fold import fold
 from core.meta.idtxn import IdentityTxn
 from core.meta.types import INODE_COLS, Inode, SegmentInfo, Slice, TargetInfo
 
 Row = tuple[Any, ...]
+
+# A case-insensitive lookup: one search of the (parent, folded) index; the exact name wins, then byte order.
+FOLD_LOOKUP_SQL = ("SELECT ino, type, id, name FROM dentries WHERE parent = ? AND folded = ? "
+                   "ORDER BY name <> ?, name LIMIT 1")
 
 
 class Txn(IdentityTxn):
@@ -102,9 +107,15 @@ class Txn(IdentityTxn):
         row = self.one("SELECT ino, type, id FROM dentries WHERE parent = ? AND name = ?", (parent, name))
         return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
+    def lookup_folded(self, parent: int, name: bytes) -> tuple[int, int, int, bytes] | None:
+        """(ino, type, cookie, stored name) of the entry whose name equals ``name`` under case folding
+        (:mod:`core.meta.fold`); an exact match wins over others that differ only by case."""
+        row = self.one(FOLD_LOOKUP_SQL, (parent, fold(name), name))
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]), bytes(row[3]))
+
     def add_dentry(self, parent: int, name: bytes, ino: int, kind: int) -> None:
-        self.exec("INSERT INTO dentries (parent, name, ino, type) VALUES (?, ?, ?, ?)",
-                  (parent, name, ino, kind))
+        self.exec("INSERT INTO dentries (parent, name, ino, type, folded) VALUES (?, ?, ?, ?, ?)",
+                  (parent, name, ino, kind, fold(name)))
 
     def remove_dentry(self, parent: int, name: bytes, now: int) -> None:
         row = self.one("SELECT id FROM dentries WHERE parent = ? AND name = ?", (parent, name))
@@ -122,7 +133,7 @@ class Txn(IdentityTxn):
         if new_parent == parent:
             self.exec("INSERT INTO dentry_tombs (id, parent, name, at) VALUES (?, ?, ?, ?)",
                       (-int(row[0]), parent, name, now))
-            self.exec("UPDATE dentries SET name = ? WHERE id = ?", (new_name, row[0]))
+            self.exec("UPDATE dentries SET name = ?, folded = ? WHERE id = ?", (new_name, fold(new_name), row[0]))
         else:
             self.remove_dentry(parent, name, now)
             self.add_dentry(new_parent, new_name, int(row[1]), int(row[2]))

@@ -31,6 +31,7 @@ def test_schema_1_is_frozen() -> None:
 def _v1_database(path: str) -> None:
     c = sqlite3.connect(path)
     for stmt in MIGRATIONS[1]:
+        assert isinstance(stmt, str)
         c.execute(stmt)
     c.execute("INSERT INTO info (key, value) VALUES ('schema_version', '1')")
     c.executemany("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)", V1_USER_ROWS)
@@ -61,9 +62,19 @@ def test_v1_to_v2_keeps_users_and_turns_keys_into_rows(tmp_path: Path) -> None:
     c.close()
 
 
-def _undo_after_v2(c: sqlite3.Connection) -> None:
-    """Take away what schemas after 2 added, leaving a store as schema 2 made it."""
-    c.execute("ALTER TABLE inodes DROP COLUMN dos")  # schema 3
+# What each schema after 2 added, to take away again (newest first) to make an older store.
+UNDO = {
+    4: ["DROP INDEX dentries_folded", "ALTER TABLE dentries DROP COLUMN folded"],
+    3: ["ALTER TABLE inodes DROP COLUMN dos"],
+}
+
+
+def _undo_after(c: sqlite3.Connection, version: int) -> None:
+    """Take away what schemas after ``version`` (>= 2) added."""
+    assert sorted(UNDO) == list(range(3, SCHEMA_VERSION + 1))  # a new schema needs its undo here
+    for v in range(SCHEMA_VERSION, version, -1):
+        for stmt in UNDO[v]:
+            c.execute(stmt)
 
 
 def _downgrade_to_v1(data_dir: str) -> None:
@@ -76,7 +87,7 @@ def _downgrade_to_v1(data_dir: str) -> None:
     c.execute("DELETE FROM info WHERE key IN ('next_rid', 'identity_epoch', 'domain_sid')")
     c.execute("UPDATE info SET value = '1' WHERE key = 'schema_version'")
     c.execute("ALTER TABLE inodes DROP COLUMN flags")  # schema 2 added it
-    _undo_after_v2(c)
+    _undo_after(c, 2)
     c.commit()
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     c.close()
@@ -114,10 +125,10 @@ def test_v1_store_opens_with_keys_working_and_secrets_sealed(tmp_path: Path) -> 
         assert s.identity.resealed == 0 and s.identity.lookup_key(V1_USER_ROWS[0][3]) is not None
 
 
-def _downgrade_to_v2(data_dir: str) -> None:
+def _downgrade(data_dir: str, version: int) -> None:
     c = sqlite3.connect(meta_path(data_dir))
-    _undo_after_v2(c)
-    c.execute("UPDATE info SET value = '2' WHERE key = 'schema_version'")
+    _undo_after(c, version)
+    c.execute("UPDATE info SET value = ? WHERE key = 'schema_version'", (str(version),))
     c.commit()
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     c.close()
@@ -129,7 +140,7 @@ def test_v2_store_gains_dos_attributes(tmp_path: Path) -> None:
     with open_store(d) as s:
         f = s.fs.write_file(s.fs.root, "f", b"kept")
         s.fs.setattr(f.ino, btime_ns=77)
-    _downgrade_to_v2(d)
+    _downgrade(d, 2)
     c = sqlite3.connect(meta_path(d))
     assert "dos" not in [r[1] for r in c.execute("PRAGMA table_info(inodes)")]
     c.close()
@@ -140,4 +151,30 @@ def test_v2_store_gains_dos_attributes(tmp_path: Path) -> None:
         assert s.fs.read(f.ino, 0, 4) == b"kept"
     c = sqlite3.connect(meta_path(d))
     assert c.execute("SELECT value FROM info WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    c.close()
+
+
+def test_v3_store_gains_the_folded_index(tmp_path: Path) -> None:
+    d = str(tmp_path / "store")
+    init_store(d, targets=[f"mem:{i}" for i in range(6)], cell=64 * 1024)
+    with open_store(d) as s:
+        fs = s.fs
+        sub = fs.mkdir(fs.root, "Docs")
+        inos = {n: fs.create(sub.ino, n).ino for n in ("Readme.TXT", "Straße", "caf\u00e9", "x", "X")}
+    _downgrade(d, 3)
+    c = sqlite3.connect(meta_path(d))
+    assert "folded" not in [r[1] for r in c.execute("PRAGMA table_info(dentries)")]
+    c.close()
+    with open_store(d) as s:
+        fs = s.fs
+        assert fs.resolve_entry("/DOCS/readme.txt", fold=True) == ("/Docs/Readme.TXT", fs.getattr(inos["Readme.TXT"]))
+        assert fs.lookup(sub.ino, "STRASSE", fold=True).ino == inos["Straße"]
+        assert fs.lookup(sub.ino, "CAFE\u0301", fold=True).ino == inos["caf\u00e9"]
+        assert fs.lookup(sub.ino, "X", fold=True).ino == inos["X"]  # exact still wins
+        assert fs.lookup(sub.ino, "x", fold=True).ino == inos["x"]
+        fs.create(sub.ino, "New")  # new entries get their key too
+        assert fs.lookup(sub.ino, "NEW", fold=True).is_file
+    c = sqlite3.connect(meta_path(d))
+    assert c.execute("SELECT COUNT(*) FROM dentries WHERE folded IS NULL").fetchone() == (0,)
+    assert c.execute("SELECT name FROM sqlite_master WHERE name = 'dentries_folded'").fetchone() is not None
     c.close()
