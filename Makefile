@@ -28,7 +28,7 @@ $(VENV)/.installed: $(VENV)/.runtime
 # system packages: S3 clients, NFS clients (libnfs), NFS-Ganesha and rpcbind for the NFS tests and benchmarks,
 # podman for the containers, and what builds and boots the appliance image
 deps: $(VENV)/.installed
-	@bash .ci/system-deps.sh rclone libnfs-utils nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common gcc libc6-dev iproute2 procps \
+	@bash .ci/system-deps.sh rclone smbclient samba libnfs-utils nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common gcc libc6-dev iproute2 procps \
 	  podman runc mmdebstrap uidmap \
 	  qemu-system-x86 ipxe-qemu squashfs-tools xorriso grub-common grub-pc-bin grub-efi-amd64-bin mtools \
 	  busybox-static cpio e2fsprogs file

@@ -1,0 +1,181 @@
+"""The SMB server's sockets: asyncio over TCP (Direct TCP, port 445), the only module with I/O.
+
+Each connection has a reader (frames reassembled by ``framing.FrameReader``) and a worker that
+hands frames, in order, to :meth:`~protocols.smb.conn.Connection.handle` on a thread pool (core.fs
+calls block) and writes the answers. Reading goes on while a frame is being handled, up to
+:data:`QUEUE` frames ahead (then the socket is not read: back-pressure). Answers sent later (a
+pending lock or change notification completing, an oplock break) come through ``send`` from any
+thread. A poller retries waiting operations every :data:`POLL_S`. A protocol violation
+(``Disconnect``) or a frame too large closes that connection only, releasing its opens and locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+
+from .conn import Connection, Disconnect, Handler
+from .framing import FrameReader, FramingError, frame
+from .header import Command
+from .state import ServerContext
+
+log = logging.getLogger("tessera.smb")
+
+QUEUE = 32
+POLL_S = 0.5
+MAX_FRAME = 8 * 1024 * 1024 + 64 * 1024
+
+
+class SmbServer:
+    """Listens on ``host:port`` (0 = any free port, see :attr:`port`) and serves ``ctx``."""
+
+    def __init__(self, ctx: ServerContext, handlers: dict[Command, Handler], host: str = "0.0.0.0", port: int = 445,
+                 workers: int = 8) -> None:
+        self.ctx = ctx
+        self.handlers = handlers
+        self.host, self.port = host, port
+        self.workers = workers
+        self.connections: dict[Connection, asyncio.StreamWriter] = {}
+        self._server: asyncio.Server | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="tessera-smb")
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+        if self._server is not None:
+            self._server.close()
+        for w in list(self.connections.values()):
+            w.close()
+        for _ in range(100):
+            if not self.connections:
+                break
+            await asyncio.sleep(0.05)
+        if self._server is not None:
+            await self._server.wait_closed()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _poll(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(POLL_S)
+            for c in list(self.connections):
+                if c.pending:
+                    await loop.run_in_executor(self._pool, c.poll)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        peer = writer.get_extra_info("peername") or ("?", 0)
+
+        def send(data: bytes) -> None:
+            def put() -> None:
+                if not writer.is_closing():
+                    writer.writelines(frame([data]))
+            loop.call_soon_threadsafe(put)
+
+        conn = Connection(self.ctx, (str(peer[0]), int(peer[1])), send, self.handlers)
+        self.connections[conn] = writer
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE)
+        work = loop.create_task(self._work(conn, queue, writer))
+        frames = FrameReader(MAX_FRAME)
+        try:
+            while not work.done():
+                data = await reader.read(1 << 20)
+                if not data:
+                    break
+                for f in frames.feed(data):
+                    await queue.put(f)
+        except FramingError as e:
+            log.info("SMB connection from %s closed: %s", peer[0], e)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if not work.done():
+                try:
+                    queue.put_nowait(None)
+                except asyncio.QueueFull:
+                    work.cancel()
+            try:
+                await work
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+            self.connections.pop(conn, None)
+            await loop.run_in_executor(self._pool, conn.close)
+            writer.close()
+
+    async def _work(self, conn: Connection, queue: asyncio.Queue[bytes | None], writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            f = await queue.get()
+            if f is None:
+                return
+            try:
+                out = await loop.run_in_executor(self._pool, conn.handle, f)
+            except Disconnect as e:
+                log.info("SMB connection from %s closed: %s", conn.peer[0], e)
+                writer.close()
+                return
+            except Exception:  # noqa: BLE001
+                log.exception("SMB connection from %s failed", conn.peer[0])
+                writer.close()
+                return
+            for data in out:
+                writer.writelines(frame([data]))
+            await writer.drain()
+
+
+class ServerThread:
+    """An :class:`SmbServer` running its own event loop on a daemon thread (tests, ``serve``)."""
+
+    def __init__(self, server: SmbServer) -> None:
+        self.server = server
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="tessera-smb-loop", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self, timeout: float = 30.0) -> ServerThread:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the SMB server did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self.server.start()
+        except BaseException as e:  # noqa: BLE001
+            self._error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        await self.server.close()
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def call(self, fn: Callable[[], None]) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(fn)
