@@ -232,7 +232,7 @@ class Connection:
             raise
         except HeaderError as e:
             return self._error(h, e.status, session, chain, credits)
-        except Exception as e:  # noqa: BLE001 - every failure is an NTSTATUS, never a dropped connection
+        except Exception as e:
             if not expected(e):
                 log.exception("SMB %s from %s failed", h.command.name, self.peer[0])
             return self._error(h, status_of(e), session, chain, credits, getattr(e, "data", b""))
@@ -258,6 +258,8 @@ class Connection:
 
     def _error(self, h: Header, status: int, session: Session | None, chain: ChainState,
                credits: int | None = None, data: bytes = b"") -> tuple[Header, bytes, Session | None, None]:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s -> %s", self.peer[0], h.command.name, _name(status))
         chain.leave(status, None if h.command == Command.CREATE else chain.last_file_id)
         resp = h.response(status, self._grant(h) if credits is None else credits)
         return resp, encode_error(data), session, None
@@ -307,8 +309,9 @@ class Connection:
                 raw = crypto.sign(raw, session.keys.signing, session.signing)
             signed.append(raw)
         frame = b"".join(signed)
-        if encrypted is not None and encrypted.keys is not None and encrypted.keys.server_to_client and encrypted.cipher:
-            frame = crypto.encrypt(frame, encrypted.keys.server_to_client, encrypted.cipher, encrypted.id)
+        keys = encrypted.keys if encrypted is not None else None
+        if encrypted is not None and keys is not None and keys.server_to_client and encrypted.cipher:
+            frame = crypto.encrypt(frame, keys.server_to_client, encrypted.cipher, encrypted.id)
         return [frame]
 
     def _should_sign(self, h: Header, session: Session) -> bool:
@@ -330,7 +333,7 @@ class Connection:
             h = p.header.response(reply.status, 0)
             h.flags |= Flags.ASYNC_COMMAND
             h.async_id = p.async_id
-            body = reply.body if not is_error(reply.status) else encode_error()
+            body = reply.body if reply.body and not is_error(reply.status) else encode_error()
             enc = p.session if p.encrypted else None
             frames = self._finish([(h, body, p.session, None)], enc)
         for f in frames:
@@ -343,7 +346,7 @@ class Connection:
                 continue
             try:
                 r = p.retry()
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 r = Reply(b"", status_of(e))
             if r is not None:
                 self.complete(p, r)
@@ -369,11 +372,18 @@ class Connection:
             for o in list(self.opens.values()):
                 try:
                     close_open(self, o)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("closing open %s on disconnect", o.path)
             self.opens.clear()
             self.pending.clear()
             self.sessions.clear()
+
+
+def _name(status: int) -> str:
+    try:
+        return NtStatus(status).name
+    except ValueError:
+        return f"{status:#010x}"
 
 
 def _spnego_init() -> bytes:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import struct
 
 from core.errors import CoreError, NotFound
-from core.fs import DELETE, READ, WRITE, Attr, FileSystem
+from core.fs import DELETE, READ, WRITE, Attr, FileSystem, FileType
 from core.fs import acl as A
 
 from . import paths
@@ -77,11 +77,14 @@ def map_generic(mask: int) -> int:
 
 def lookup(conn: Connection, tree: Tree, parent: int, name: str) -> Attr:
     """``name`` in ``parent`` as the share compares names (case-insensitively when it says so)."""
+    return lookup_entry(tree, parent, name)[1]
+
+
+def lookup_entry(tree: Tree, parent: int, name: str) -> tuple[str, Attr]:
+    """(the stored name, its attributes) of ``name`` in ``parent``, as the share compares names."""
     fs = tree.fs
     assert fs is not None and tree.share is not None
-    if tree.share.case_insensitive:
-        return fs.lookup(parent, name, fold=True)
-    return fs.lookup(parent, name)
+    return fs.lookup_entry(parent, name, fold=tree.share.case_insensitive)
 
 
 def walk(conn: Connection, tree: Tree, parts: tuple[str, ...]) -> Attr:
@@ -172,7 +175,7 @@ def _contexts(req: Request, off: int, length: int) -> dict[bytes, bytes]:
         return {}
     try:
         return dict(parse_contexts(raw))
-    except Exception as e:  # noqa: BLE001 - the codec's errors carry the status
+    except Exception as e:
         raise SmbError(getattr(e, "status", NtStatus.INVALID_PARAMETER), str(e)) from None
 
 
@@ -186,12 +189,15 @@ def _open(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, desir
         try:
             parent = walk(conn, tree, path.parts[:-1])
         except NotFound:
-            raise SmbError(NtStatus.OBJECT_PATH_NOT_FOUND, f"{path.text()}: a directory on the way is missing") from None
+            raise SmbError(NtStatus.OBJECT_PATH_NOT_FOUND, f"{path.text()}: a directory on the way is missing"
+                           ) from None
         if not parent.is_dir:
             raise SmbError(NtStatus.OBJECT_PATH_NOT_FOUND, f"{path.text()}: not a directory on the way")
         parent_ino, name = parent.ino, path.name
         try:
-            existing = walk(conn, tree, path.parts)
+            name, existing = lookup_entry(tree, parent_ino, name)
+            if existing.type == FileType.LNK:
+                existing = walk(conn, tree, path.parts)
         except NotFound:
             existing = None
     if existing is not None:
@@ -224,10 +230,11 @@ def _open(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, desir
             paths.check_component(name, creating=True)
         except paths.PathError as e:
             raise SmbError(e.status, str(e)) from None
+        fold = tree.share is not None and tree.share.case_insensitive
         if options & DIRECTORY_FILE:
-            attr = fs.mkdir(parent_ino, name, DIR_MODE)
+            attr = fs.mkdir(parent_ino, name, DIR_MODE, fold=fold)
         else:
-            attr = fs.create(parent_ino, name, FILE_MODE)
+            attr = fs.create(parent_ino, name, FILE_MODE, fold=fold)
         keep = attributes & 0x2027  # READONLY HIDDEN SYSTEM ARCHIVE NOT_CONTENT_INDEXED
         if keep & ~0x20:
             attr = fs.setattr(attr.ino, dos=keep)

@@ -22,7 +22,7 @@ from .conn import Connection, Reply, Request, buffer_at, unpack
 from .dirinfo import DIR_CLASSES, has_wildcards, match, pack_entries
 from .errors import SmbError
 from .fileinfo import InfoError, dos_attributes
-from .handlers_create import lookup
+from .handlers_create import lookup_entry
 from .handlers_file import find_open
 from .state import Listing, Open
 from .status import NtStatus
@@ -63,8 +63,7 @@ class _Cursor:
             if not has_wildcards(self.pattern):
                 self.done = True
                 try:
-                    a = lookup(self.conn, self.o.tree, self.o.ino, self.pattern)
-                    self.buf.append((a_name(self.conn, self.o, self.pattern, a), a))
+                    self.buf.append(lookup_entry(self.o.tree, self.o.ino, self.pattern))
                 except NotFound:
                     pass
                 return
@@ -90,18 +89,6 @@ class _Cursor:
 
     def advance(self, n: int) -> None:
         del self.buf[:n]
-
-
-def a_name(conn: Connection, o: Open, asked: str, attr: Attr) -> str:
-    """The stored name of the entry a case-folding lookup of ``asked`` found."""
-    fs = o.tree.fs
-    assert fs is not None
-    if o.tree.share is None or not o.tree.share.case_insensitive:
-        return asked
-    try:
-        return fs.name_of(o.ino, attr.ino, asked) if hasattr(fs, "name_of") else asked
-    except NotFound:
-        return asked
 
 
 def query_directory(conn: Connection, req: Request) -> Reply:

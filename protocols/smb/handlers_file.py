@@ -58,6 +58,8 @@ def close_open(conn: Connection, o: Open) -> None:
     """Release an open: its handle (flushed), locks, share mode, and a pending delete at the last close."""
     conn.opens.pop(o.volatile, None)
     conn.ctx.opens.pop(o.volatile, None)
+    for p in [p for p in conn.pending.values() if p.extra.get("open") == o.volatile]:
+        conn.complete(p, Reply(b"", NtStatus.NOTIFY_CLEANUP))
     ctx = conn.ctx
     try:
         if o.handle is not None:
@@ -136,7 +138,7 @@ def read(conn: Connection, req: Request) -> Reply:
         raise SmbError(NtStatus.ACCESS_DENIED, "the open has no read access")
     _lock_conflict(conn, o, offset, length, False)
     data = o.handle.read(offset, length)
-    if not data and length or len(data) < minimum:
+    if (not data and length) or len(data) < minimum:
         raise SmbError(NtStatus.END_OF_FILE, "read at or past the end of the file")
     o.position = offset + len(data)
     return Reply(_READ_RESP.pack(17, 80, 0, len(data), 0, 0) + data, file_id=o.file_id)

@@ -21,7 +21,7 @@ from . import paths, security
 from .conn import Connection, Reply, Request, buffer_at, unpack
 from .errors import SmbError
 from .fileinfo import FileFacts, FileInfoClass, InfoError, VolumeFacts, dos_attributes, query_file, query_fs
-from .handlers_create import lookup, walk
+from .handlers_create import lookup_entry, walk
 from .handlers_file import find_open
 from .setinfo import Allocation, BasicInfo, Disposition, EndOfFile, Position, RenameInfo, decode_set_info
 from .state import Open
@@ -92,8 +92,9 @@ def _query_security(conn: Connection, o: Open, want: int, out_len: int) -> Reply
     assert fs is not None
     attr = fs.getattr(o.ino)
     acl, stored = fs.getacl(o.ino)
-    sd = security.file_descriptor(acl if stored else None, uid=attr.uid, gid=attr.gid, mode=attr.mode & 0o7777, is_dir=attr.is_dir,
-                                  want=want & security.ALL_INFO, resolver=security.IdentityResolver(conn.ctx.identity))
+    sd = security.file_descriptor(acl if stored else None, uid=attr.uid, gid=attr.gid, mode=attr.mode & 0o7777,
+                                  is_dir=attr.is_dir, want=want & security.ALL_INFO,
+                                  resolver=security.IdentityResolver(conn.ctx.identity))
     if len(sd) > out_len:
         raise SmbError(NtStatus.BUFFER_TOO_SMALL, f"the descriptor needs {len(sd)} bytes",
                        data=struct.pack("<I", len(sd)))
@@ -203,7 +204,9 @@ def _rename(conn: Connection, o: Open, info: RenameInfo) -> None:
         raise SmbError(NtStatus.OBJECT_PATH_NOT_FOUND, "the target directory is missing") from None
     name = target.name
     try:
-        existing = lookup(conn, o.tree, parent.ino, name)
+        stored, existing = lookup_entry(o.tree, parent.ino, name)
+        if existing.ino != o.ino:
+            name = stored  # replacing another entry: name it exactly
     except NotFound:
         existing = None
     if info.link:
@@ -220,8 +223,6 @@ def _rename(conn: Connection, o: Open, info: RenameInfo) -> None:
             raise SmbError(NtStatus.ACCESS_DENIED, "cannot replace a directory")
         if conn.ctx.opens_of(existing.ino):
             raise SmbError(NtStatus.ACCESS_DENIED, f"{target.text()} is open")
-    elif existing is not None and parent.ino == o.parent and name != o.name:
-        pass  # a case-only rename of the same file
     if o.is_dir:
         prefix = o.path + "\\"
         if any(x.path.startswith(prefix) and x.tree.share == o.tree.share and x is not o

@@ -107,7 +107,7 @@ class SmbServer:
                     work.cancel()
             try:
                 await work
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            except (asyncio.CancelledError, Exception):
                 pass
             self.connections.pop(conn, None)
             await loop.run_in_executor(self._pool, conn.close)
@@ -125,7 +125,7 @@ class SmbServer:
                 log.info("SMB connection from %s closed: %s", conn.peer[0], e)
                 writer.close()
                 return
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("SMB connection from %s failed", conn.peer[0])
                 writer.close()
                 return
@@ -162,7 +162,7 @@ class ServerThread:
         self._stop = asyncio.Event()
         try:
             await self.server.start()
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             self._error = e
             self._ready.set()
             return

@@ -47,9 +47,9 @@ class SmbSettings:
 
 def handlers() -> dict[Command, Handler]:
     """Every command's handler."""
-    from . import handlers_create, handlers_dir, handlers_file, handlers_info, handlers_session
+    from . import handlers_create, handlers_dir, handlers_file, handlers_info, handlers_notify, handlers_session
     out: dict[Command, Handler] = {}
-    for mod in (handlers_session, handlers_create, handlers_file, handlers_dir, handlers_info):
+    for mod in (handlers_session, handlers_create, handlers_file, handlers_dir, handlers_info, handlers_notify):
         out.update(mod.HANDLERS)  # type: ignore[arg-type]
     try:
         from . import handlers_misc

@@ -67,7 +67,7 @@ class ServerContext:
             with self._lock:
                 try:
                     self._shares = tuple(self._source())
-                except Exception:  # noqa: BLE001 - a bad edit keeps the shares that work
+                except Exception:
                     import logging
                     logging.getLogger("tessera.smb").exception("reading the SMB shares failed; keeping the old ones")
                 self._read_at = time.monotonic()
