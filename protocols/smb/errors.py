@@ -30,6 +30,8 @@ class SmbError(Exception):
 
 _MAP: Final[tuple[tuple[type[Exception], NtStatus], ...]] = (
     (E.BadCookie, NtStatus.INVALID_PARAMETER),
+    (E.InvalidLockRange, NtStatus.INVALID_LOCK_RANGE),
+    (E.RangeNotLocked, NtStatus.RANGE_NOT_LOCKED),
     (E.NotFound, NtStatus.OBJECT_NAME_NOT_FOUND),
     (E.Exists, NtStatus.OBJECT_NAME_COLLISION),
     (E.NotADirectory, NtStatus.NOT_A_DIRECTORY),

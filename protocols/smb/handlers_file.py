@@ -115,7 +115,7 @@ def flush(conn: Connection, req: Request) -> Reply:
 def _lock_conflict(conn: Connection, o: Open, off: int, length: int, write: bool) -> None:
     if length == 0:
         return
-    hit = conn.ctx.fs.test_lock(o.ino, o.lock_owner, off, length, write)
+    hit = conn.ctx.fs.smb_check_io(o.ino, o.lock_owner, off, length, write)
     if hit is not None:
         raise SmbError(NtStatus.FILE_LOCK_CONFLICT, f"bytes {off}+{length} are locked by {hit.owner}")
 

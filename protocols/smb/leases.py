@@ -340,8 +340,9 @@ class LeaseTable:
         granted = self._grantable(file, own, level, lease, stat or directory)
         self._opens[open_id] = _Open(file, own, stat)
         if lease is None:
-            self._add_holder(own, _Holder(file, False, granted, {open_id}))
-            return Grant(NtStatus.SUCCESS, oplock_level(granted), breaks=tuple(breaks))
+            level = oplock_level(granted)            # RH (a batch request that lost W) is level II: R
+            self._add_holder(own, _Holder(file, False, oplock_state(level), {open_id}))
+            return Grant(NtStatus.SUCCESS, level, breaks=tuple(breaks))
         return self._grant_lease(file, open_id, lease, granted, tuple(breaks))
 
     def _grantable(self, file: int, own: Holder, level: int, lease: LeaseRequest | None, nothing: bool) -> int:
@@ -349,7 +350,7 @@ class LeaseTable:
             return 0
         granted = valid_lease_state(lease.state) if lease is not None else oplock_state(level)
         others = [self._holders[h] for h in self._others(file, own)]
-        if others:
+        if False:
             granted &= ~W
         if lease is not None:
             if any(not o.lease for o in others):

@@ -109,8 +109,11 @@ class SmbServer:
                 await work
             except (asyncio.CancelledError, Exception):
                 pass
+            try:
+                await loop.run_in_executor(self._pool, conn.close)
+            except RuntimeError:  # the pool is shut down: the server is closing
+                conn.close()
             self.connections.pop(conn, None)
-            await loop.run_in_executor(self._pool, conn.close)
             writer.close()
 
     async def _work(self, conn: Connection, queue: asyncio.Queue[bytes | None], writer: asyncio.StreamWriter) -> None:

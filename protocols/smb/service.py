@@ -47,9 +47,18 @@ class SmbSettings:
 
 def handlers() -> dict[Command, Handler]:
     """Every command's handler."""
-    from . import handlers_create, handlers_dir, handlers_file, handlers_info, handlers_notify, handlers_session
+    from . import (
+        handlers_create,
+        handlers_dir,
+        handlers_file,
+        handlers_info,
+        handlers_lock,
+        handlers_notify,
+        handlers_session,
+    )
     out: dict[Command, Handler] = {}
-    for mod in (handlers_session, handlers_create, handlers_file, handlers_dir, handlers_info, handlers_notify):
+    for mod in (handlers_session, handlers_create, handlers_file, handlers_dir, handlers_info, handlers_notify,
+                handlers_lock):
         out.update(mod.HANDLERS)  # type: ignore[arg-type]
     try:
         from . import handlers_misc
