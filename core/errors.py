@@ -154,6 +154,16 @@ class BadCookie(InvalidArgument):
     """A directory cookie this directory never issued (or has forgotten)."""
 
 
+class RangeNotLocked(CoreError):
+    """No lock of this owner covers exactly this range (an SMB unlock names the range it locked)."""
+
+    errno = errno.ENOLCK
+
+
+class InvalidLockRange(InvalidArgument):
+    """The lock range runs past the largest 64-bit offset (offset + length > 2**64)."""
+
+
 class Closed(CoreError):
     """The handle or store is closed."""
 
@@ -171,6 +181,7 @@ __all__ = [
     "DataUnavailable",
     "Exists",
     "InvalidArgument",
+    "InvalidLockRange",
     "IsADirectory",
     "LockConflict",
     "NameTooLong",
@@ -181,6 +192,7 @@ __all__ = [
     "NotFound",
     "NotPermitted",
     "PermissionDenied",
+    "RangeNotLocked",
     "ShareViolation",
     "Stale",
     "StoreError",

@@ -1,5 +1,8 @@
 """Extended attributes, ACLs, byte-range locks and share modes of core.fs (a part of FileSystem).
 
+SMB locks have their own calls (``smb_*``, rules in :mod:`core.fs.smblocks`); :meth:`AttrOps.locks`
+lists and :meth:`AttrOps.unlock_all` drops both kinds.
+
 Attribute names under ``system.tessera.`` are core's own (the ACL lives there) and are
 neither listed nor reachable through the xattr calls; ACLs go through :meth:`getacl`
 and :meth:`setacl`.
@@ -9,11 +12,12 @@ from __future__ import annotations
 
 import time
 
-from core.errors import Exists, InvalidArgument, NoAttribute, NotPermitted
+from core.errors import Exists, InvalidArgument, NoAttribute, NotPermitted, PermissionDenied
 from core.fs import acl as A
 from core.fs import locks as lk
 from core.fs import namespace as ns
 from core.fs import perm
+from core.fs import smblocks as smb
 from core.fs.types import READ, WRITE, Cred, LockInfo
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
@@ -132,6 +136,37 @@ class AttrOps:
     def locks(self, ino: int) -> list[LockInfo]:
         with self._meta.read() as t:
             return lk.held(t, ino)
+
+    # -- SMB byte-range locks (core.fs.smblocks: stacking, exact unlock, 64-bit unsigned ranges) ------
+    def smb_lock(self, ino: int, owner: str, offset: int, length: int, exclusive: bool) -> None:
+        """Take one SMB lock for the open ``owner`` (stacked on its others); :class:`LockConflict` if a
+        lock of any protocol blocks it, :class:`InvalidLockRange` past 2**64, :class:`InvalidArgument`
+        on a directory.  The caller needs read or write access to the file (as LockFileEx)."""
+        def apply(t: Txn) -> None:
+            self._smb_lockable(t, ino)
+            smb.lock(t, ino, owner, offset, length, exclusive)
+        self._meta.write(apply)
+
+    def smb_unlock(self, ino: int, owner: str, offset: int, length: int) -> LockInfo:
+        """Drop the open's lock with exactly this range (and return it); :class:`RangeNotLocked` if none."""
+        return self._meta.write(lambda t: smb.unlock(t, ino, owner, offset, length))
+
+    def smb_test_lock(self, ino: int, owner: str, offset: int, length: int, exclusive: bool) -> LockInfo | None:
+        """The lock that would block ``smb_lock`` with these arguments, if any (nothing is taken)."""
+        with self._meta.read() as t:
+            return smb.conflict(t, ino, owner, offset, length, exclusive, sweep=False)
+
+    def smb_check_io(self, ino: int, owner: str, offset: int, length: int, write: bool) -> LockInfo | None:
+        """The lock that blocks a read (or a ``write``) of these bytes by the open ``owner``, if any: SMB
+        locks are mandatory, so the SMB layer answers FILE_LOCK_CONFLICT when this is not None."""
+        return smb.conflict(self._meta.peek(), ino, owner, offset, length, write, lock_intent=False, sweep=False)
+
+    def _smb_lockable(self, t: Txn, ino: int) -> None:
+        node = ns.get(t, ino)
+        if node.type == DIR:
+            raise InvalidArgument("byte-range locks are not permitted on directories")
+        if not perm.granted(t, self.cred, node, A.READ_DATA | A.WRITE_DATA):
+            raise PermissionDenied("permission denied: lock")
 
     def open_share(self, ino: int, owner: str, access: int, share: int) -> int:
         want = (A.READ_DATA if access & READ else 0) | (A.WRITE_DATA if access & WRITE else 0)

@@ -121,8 +121,9 @@ class StatFs:
 class LockInfo:
     owner: str
     start: int
-    length: int  # 0 = to end of file
+    length: int  # 0 = to end of file (a POSIX lock); an SMB lock's length as given (0 = zero bytes)
     exclusive: bool
+    smb: bool = False  # taken with smb_lock (stacked, exact unlock, unsigned 64-bit range)
 
 
 # share-mode access and share bits (SMB's FILE_SHARE_*, NFSv4's OPEN4_SHARE_*)

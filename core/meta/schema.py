@@ -1,4 +1,4 @@
-"""Metadata schema, version 4, and its migrations.
+"""Metadata schema, version 5, and its migrations.
 
 The SQL is kept portable (no SQLite-only types or upserts beyond
 ``ON CONFLICT``), so the PostgreSQL MetaStore can run the same statements.
@@ -32,6 +32,11 @@ Tables
 ``user_keys``  S3 key pairs: access key, user, the secret sealed with the store
                key (core.identity.secretbox), status active/disabled.
 ``locks``      byte-range locks; ``opens`` share modes (both name the process).
+               ``start_off``/``end_off`` is the range every protocol compares
+               (signed 64-bit, end 2**63-1 = to end of file); an SMB lock also
+               keeps its exact unsigned 64-bit ``smb_start``/``smb_len``
+               (stored wrapped to signed), NULL for POSIX locks
+               (:mod:`core.fs.smblocks` explains the mapping).
 ``repairs``    cells found bad by reads, for scrub/repair.
 """
 
@@ -44,7 +49,7 @@ from core.meta.fold import fold
 
 Step = str | Callable[[sqlite3.Connection], None]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Version 1.  A released version is never edited: stores in the field were made with it.
 V1 = [
@@ -156,5 +161,11 @@ V4: list[Step] = [
     "CREATE INDEX dentries_folded ON dentries (parent, folded)",
 ]
 
+# Version 5: SMB byte-range locks (stacking, exact unlock, unsigned 64-bit ranges) in the same locks table.
+V5 = [
+    "ALTER TABLE locks ADD COLUMN smb_start INTEGER",
+    "ALTER TABLE locks ADD COLUMN smb_len INTEGER",
+]
+
 # version -> steps that bring the schema from version-1 to version.
-MIGRATIONS: dict[int, list[Step]] = {1: list(V1), 2: list(V2), 3: list(V3), 4: V4}
+MIGRATIONS: dict[int, list[Step]] = {1: list(V1), 2: list(V2), 3: list(V3), 4: V4, 5: list(V5)}

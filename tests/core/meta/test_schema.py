@@ -7,6 +7,9 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import pytest
+
+from core.errors import LockConflict
 from core.identity import nt_hash
 from core.meta.schema import MIGRATIONS, SCHEMA_VERSION
 from core.meta.sqlite import SqliteMeta
@@ -64,6 +67,7 @@ def test_v1_to_v2_keeps_users_and_turns_keys_into_rows(tmp_path: Path) -> None:
 
 # What each schema after 2 added, to take away again (newest first) to make an older store.
 UNDO = {
+    5: ["ALTER TABLE locks DROP COLUMN smb_len", "ALTER TABLE locks DROP COLUMN smb_start"],
     4: ["DROP INDEX dentries_folded", "ALTER TABLE dentries DROP COLUMN folded"],
     3: ["ALTER TABLE inodes DROP COLUMN dos"],
 }
@@ -178,3 +182,21 @@ def test_v3_store_gains_the_folded_index(tmp_path: Path) -> None:
     assert c.execute("SELECT COUNT(*) FROM dentries WHERE folded IS NULL").fetchone() == (0,)
     assert c.execute("SELECT name FROM sqlite_master WHERE name = 'dentries_folded'").fetchone() is not None
     c.close()
+
+
+def test_v4_store_gains_smb_lock_columns_and_keeps_its_locks(tmp_path: Path) -> None:
+    d = str(tmp_path / "store")
+    init_store(d, targets=[f"mem:{i}" for i in range(6)], cell=64 * 1024)
+    with open_store(d) as s:
+        f = s.fs.create(s.fs.root, "f")
+        s.fs.lock(f.ino, "nlm:1", 0, 100, exclusive=True)
+    _downgrade(d, 4)
+    c = sqlite3.connect(meta_path(d))
+    assert "smb_start" not in [r[1] for r in c.execute("PRAGMA table_info(locks)")]
+    c.close()
+    with open_store(d) as s:
+        with pytest.raises(LockConflict):
+            s.fs.lock(f.ino, "nlm:2", 50, 1, exclusive=False)  # the lock taken before the upgrade holds
+        s.fs.smb_lock(f.ino, "smb:1", 100, 10, exclusive=True)
+        assert [(lk.owner, lk.smb) for lk in s.fs.locks(f.ino)] == [("nlm:1", False), ("smb:1", True)]
+        assert s.fs.smb_test_lock(f.ino, "smb:2", 50, 1, exclusive=False) is not None
