@@ -350,7 +350,7 @@ class LeaseTable:
             return 0
         granted = valid_lease_state(lease.state) if lease is not None else oplock_state(level)
         others = [self._holders[h] for h in self._others(file, own)]
-        if False:
+        if others:
             granted &= ~W
         if lease is not None:
             if any(not o.lease for o in others):
