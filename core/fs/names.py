@@ -1,4 +1,9 @@
-"""Name and path validation: what may be a directory entry."""
+"""Name and path validation: what may be a directory entry.
+
+core.fs accepts any byte string but '/' and NUL as a name (a POSIX client may make ``CON`` or
+``name.``); :func:`windows_reserved` tells the SMB layer which names a Windows client must not
+be able to create or open, so it can refuse them (OBJECT_NAME_INVALID) at its own edge.
+"""
 
 from __future__ import annotations
 
@@ -40,3 +45,25 @@ def split_path(path: str) -> list[str]:
     if ".." in parts:
         raise InvalidArgument(f"'..' is not allowed in store paths: {path!r}")
     return parts
+
+
+_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+                     | {f"{d}{n}" for d in ("COM", "LPT") for n in "123456789\u00b9\u00b2\u00b3"})
+
+
+def windows_reserved(name: str) -> bool:
+    """True for a name Windows reserves: a DOS device (CON, PRN, AUX, NUL, COM1-COM9, LPT1-LPT9, the
+    superscript COM¹-COM³ and LPT¹-LPT³, CONIN$, CONOUT$), in any case, alone or with an extension
+    (``nul.txt``, ``Con .tar.gz``: Win32 opens the device for these), or a name ending in a dot or a
+    space (Win32 strips those, so the name could never be reached).  COM0 and LPT0 are not reserved.
+
+    >>> [windows_reserved(n) for n in ("CON", "con.txt", "Lpt9.tar.gz", "nul .x", "COM\u00b2", "CONOUT$")]
+    [True, True, True, True, True, True]
+    >>> [windows_reserved(n) for n in ("name.", "name ", "..", "")]
+    [True, True, True, True]
+    >>> [windows_reserved(n) for n in ("console", "COM0", "LPT10", "acon", "x.con", "nul_", "com1x.txt")]
+    [False, False, False, False, False, False, False]
+    """
+    if not name or name[-1] in ". ":
+        return True
+    return name.split(".", 1)[0].rstrip(" ").upper() in _DEVICES
