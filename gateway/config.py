@@ -7,14 +7,17 @@ location, e.g. ``tessera.yaml: admin.listen: expected HOST:PORT, got 'x'``.
 from __future__ import annotations
 
 import os
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError, field_validator
 
 from core.errors import ConfigError
 from protocols.nfs import exports as nfs_exports
 from protocols.nfs.exports import Export
+from protocols.smb.crypto import Dialect
+from protocols.smb.shares import Share, parse_shares
 
 CONFIG_NAME = "tessera.yaml"
 
@@ -175,6 +178,64 @@ class NfsConfig(_Strict):
         return [e.build() for e in self.exports]
 
 
+SMB_DIALECTS: dict[str, Dialect] = {"2.0.2": Dialect.SMB202, "2.1": Dialect.SMB21, "3.0": Dialect.SMB30,
+                                     "3.0.2": Dialect.SMB302, "3.1.1": Dialect.SMB311}
+NETBIOS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
+
+
+class SmbConfig(_Strict):
+    """The SMB server: SMB 2.0.2 to 3.1.1 on one TCP port, sharing store paths (``smb.shares``).
+
+    The shares are checked with the SMB layer's own :func:`~protocols.smb.shares.parse_shares`, so a message
+    names its key (``smb.shares[1].name: ...``); names are unique ignoring case.
+
+    >>> SmbConfig(min_dialect=3.0).dialect.name  # YAML reads a bare 3.0 or 2.1 as a number
+    'SMB30'
+    """
+
+    enabled: bool = True  # a tessera.yaml without an smb: section serves no SMB (see Config.smb)
+    listen: str = "0.0.0.0:445"
+    user_listen: str = "127.0.0.1:4445"  # instead of listen when serve runs as a user (not root)
+    workers: int = Field(8, ge=1, le=256)
+    signing_required: bool = True  # Windows 11 24H2 requires signing too
+    min_dialect: Literal["2.0.2", "2.1", "3.0", "3.0.2", "3.1.1"] = "2.0.2"
+    server_name: str = "TESSERA"  # the NetBIOS name in NTLM challenges (1-15 characters)
+    domain: str = "WORKGROUP"  # the NetBIOS domain (workgroup) in NTLM challenges
+    shares: Annotated[list[Share], SkipValidation] = []
+
+    @field_validator("listen", "user_listen", mode="before")
+    @classmethod
+    def _listen(cls, v: object) -> object:
+        if not isinstance(v, str):  # listen: 445
+            raise ValueError(f"expected HOST:PORT, got {v!r}")
+        parse_listen(v)
+        return v
+
+    @field_validator("min_dialect", mode="before")
+    @classmethod
+    def _dialect(cls, v: object) -> object:
+        if isinstance(v, float | int) and not isinstance(v, bool):
+            v = str(v)  # min_dialect: 2.1 (a YAML number)
+        return _one_of(v, tuple(SMB_DIALECTS))
+
+    @field_validator("server_name", "domain")
+    @classmethod
+    def _netbios(cls, v: str) -> str:
+        if not NETBIOS_NAME.fullmatch(v):
+            raise ValueError(f"{v!r} is not a NetBIOS name (1-15 letters, digits, '-', '_' or '.')")
+        return v
+
+    @field_validator("shares", mode="before")
+    @classmethod
+    def _shares(cls, v: object) -> list[Share]:
+        return parse_shares(v, where="smb.shares")
+
+    @property
+    def dialect(self) -> Dialect:
+        """``min_dialect`` as the SMB layer's :class:`~protocols.smb.crypto.Dialect`."""
+        return SMB_DIALECTS[self.min_dialect]
+
+
 class StoreConfig(_Strict):
     data: str = "."  # relative to the config file's directory
     io_threads: int = Field(4, ge=1, le=64)
@@ -188,6 +249,7 @@ class Config(_Strict):
     # no nfs: section (a store made before NFS, a test's config) = no NFS server; a section = enabled unless
     # it says otherwise. 'tessera init' writes one (see DEFAULT_YAML).
     nfs: NfsConfig = NfsConfig(enabled=False)
+    smb: SmbConfig = SmbConfig(enabled=False)  # likewise: no smb: section = no SMB server
     maintenance: MaintenanceConfig = MaintenanceConfig()
 
     def data_dir(self, config_path: str) -> str:
@@ -236,6 +298,24 @@ nfs:
       squash: root         # none | root | all: who becomes anonuid/anongid
       anonuid: 65534
       anongid: 65534
+smb:
+  enabled: true            # SMB 2.0.2 to 3.1.1 (Windows, macOS, smbclient); NTLMv2 logins, no guests
+  listen: 0.0.0.0:445      # 'tessera serve --smb-listen HOST:PORT' overrides
+  user_listen: 127.0.0.1:4445   # used instead when serve runs as a user, not root (make run); printed at start
+  workers: 8               # request threads
+  signing_required: true   # every session signs (Windows 11 24H2 requires it as well)
+  min_dialect: 2.0.2       # 2.0.2 | 2.1 | 3.0 | 3.0.2 | 3.1.1
+  server_name: TESSERA     # NetBIOS name and workgroup in logins
+  domain: WORKGROUP
+  shares:                  # edits apply without a restart; logins are users with a password (tessera user add)
+    - name: tessera        # \\\\host\\tessera
+      path: /              # a store path
+      users: []            # and/or groups: [studio]; both empty = any user
+      groups: []
+      read_only: false
+      browseable: true     # listed by smbclient -L and Explorer
+      encrypt: false       # true = sessions must encrypt
+      case_insensitive: true   # Windows semantics
 maintenance:
   gc_interval_s: 300       # garbage-collect unreferenced segments
   repair_interval_s: 60    # repair cells that reads found bad
@@ -257,8 +337,21 @@ def load(path: str) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        errs = "; ".join(f"{_loc(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in e.errors())
+        errs = "; ".join(_message(err['loc'], err['msg']) for err in e.errors())
         raise ConfigError(f"{os.path.basename(path)}: {errs}") from None
+
+
+def _message(loc: tuple[int | str, ...], msg: str) -> str:
+    """One validation error as ``key: message``; a message that names its key already (the SMB layer's
+    ``smb.shares[0].name: ...``) is not prefixed twice.
+
+    >>> _message(("smb", "shares"), "Value error, smb.shares[0].path: a share path is absolute")
+    'smb.shares[0].path: a share path is absolute'
+    >>> _message(("nfs", "listen"), "Value error, expected HOST:PORT, got 'x'")
+    "nfs.listen: expected HOST:PORT, got 'x'"
+    """
+    key, msg = _loc(loc), msg.removeprefix("Value error, ")
+    return msg if msg.startswith((f"{key}:", f"{key}[", f"{key}.")) else f"{key}: {msg}"
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

@@ -10,30 +10,20 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import signal
 import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from core.errors import ConfigError, StoreError
+from core.errors import StoreError
 from core.store import is_store, open_store
 from gateway import config as cfgmod
 from gateway import listen
 from gateway.protocols import NFS, Paths
+from gateway.reload import Watched
 from protocols.nfs.exports import Export
 
 log = logging.getLogger("tessera.nfs")
-
-Stamp = tuple[int, int, int, int] | None
-
-
-def _stamp(path: str) -> Stamp:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
 
 
 def describe(exports: Sequence[Export]) -> list[str]:
@@ -45,34 +35,12 @@ def describe(exports: Sequence[Export]) -> list[str]:
     return [f"{e.path} {','.join(e.clients)} {e.access} squash={e.squash}" for e in exports]
 
 
-class ExportsWatcher:
-    """The current ``nfs.exports`` of a config file, re-read whenever the file changes (mtime, ctime, size
-    or inode: an editor's rename counts). One ``stat`` per call; thread-safe."""
+class ExportsWatcher(Watched[Export]):
+    """The current ``nfs.exports`` of a config file, re-read whenever the file changes (see
+    :class:`gateway.reload.Watched`)."""
 
     def __init__(self, path: str, exports: Sequence[Export]) -> None:
-        self.path = path
-        self._exports: tuple[Export, ...] = tuple(exports)
-        self._stamp = _stamp(path)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> Sequence[Export]:
-        stamp = _stamp(self.path)
-        if stamp != self._stamp:
-            with self._lock:
-                if stamp != self._stamp:
-                    self._stamp = stamp  # an invalid edit is reported once, not on every call
-                    self._reload()
-        return self._exports
-
-    def _reload(self) -> None:
-        try:
-            new = tuple(cfgmod.load(self.path).nfs.built_exports())
-        except ConfigError as e:
-            log.error("nfs exports not reloaded, the previous ones stay: %s", e, extra={"config": self.path})
-            return
-        if new != self._exports:
-            log.info("nfs exports reloaded: %s", "; ".join(describe(new)) or "none", extra={"config": self.path})
-            self._exports = new
+        super().__init__(path, exports, lambda cfg: cfg.nfs.built_exports(), "nfs exports", describe, log)
 
 
 def run(cfg: cfgmod.Config, paths: Paths) -> int:

@@ -7,8 +7,11 @@ its ``listen`` address binds, and two ways to run it: as a child process supervi
 how the appliance runs one protocol per container. Adding a protocol is adding an entry to
 :data:`REGISTRY`; serve.py has no per-protocol code.
 
->>> [(e.name, e.role, e.container, e.listen_flag) for e in REGISTRY]
-[('s3', 's3', 'tessera-s3', '--s3-listen'), ('nfs', 'nfs', 'tessera-nfs', '--nfs-listen')]
+>>> for e in REGISTRY:
+...     print(e.name, e.role, e.container, e.listen_flag)
+s3 s3 tessera-s3 --s3-listen
+nfs nfs tessera-nfs --nfs-listen
+smb smb tessera-smb --smb-listen
 """
 
 from __future__ import annotations
@@ -125,12 +128,18 @@ S3 = Entry("s3", lambda c: c.s3, lambda c: ("tcp",), "another S3 server? set s3.
 
 # --- NFS -----------------------------------------------------------------------------------------------------
 
+def role_child(name: str, address: str, paths: Paths) -> ChildSpec:
+    """A server that runs in-process under ``serve --role <name>``, as a child: that command on the same
+    config, at the listen address this ``serve`` settled on (after ``--<name>-listen`` and the
+    unprivileged-port rule)."""
+    argv = [sys.executable, "-m", "gateway.cli", "--data", paths.data_dir, "serve", "--role", name,
+            "--config", paths.config, f"--{name}-listen", address]
+    return ChildSpec(name, argv, dict(os.environ))
+
+
 def nfs_child(cfg: Config, paths: Paths) -> ChildSpec:
-    """The NFS server as a process: ``serve --role nfs`` on the same config, at the listen address this
-    ``serve`` settled on (after ``--nfs-listen`` and the unprivileged-port rule)."""
-    argv = [sys.executable, "-m", "gateway.cli", "--data", paths.data_dir, "serve", "--role", "nfs",
-            "--config", paths.config, "--nfs-listen", cfg.nfs.listen]
-    return ChildSpec("nfs", argv, dict(os.environ))
+    """The NFS server as a process: ``serve --role nfs`` (see :func:`role_child`)."""
+    return role_child("nfs", cfg.nfs.listen, paths)
 
 
 def run_nfs(cfg: Config, paths: Paths) -> int:
@@ -141,7 +150,23 @@ def run_nfs(cfg: Config, paths: Paths) -> int:
 NFS = Entry("nfs", lambda c: c.nfs, lambda c: ("tcp", "udp") if c.nfs.udp else ("tcp",),
             "another NFS server? set nfs.listen or --nfs-listen", nfs_child, run_nfs)
 
-REGISTRY: tuple[Entry, ...] = (S3, NFS)
+
+# --- SMB -----------------------------------------------------------------------------------------------------
+
+def smb_child(cfg: Config, paths: Paths) -> ChildSpec:
+    """The SMB server as a process: ``serve --role smb`` (see :func:`role_child`)."""
+    return role_child("smb", cfg.smb.listen, paths)
+
+
+def run_smb(cfg: Config, paths: Paths) -> int:
+    from gateway.smb_role import run
+    return run(cfg, paths)
+
+
+SMB = Entry("smb", lambda c: c.smb, lambda c: ("tcp",), "another SMB server (smbd)? set smb.listen or --smb-listen",
+            smb_child, run_smb)
+
+REGISTRY: tuple[Entry, ...] = (S3, NFS, SMB)
 BY_ROLE = {e.role: e for e in REGISTRY}
 
 
