@@ -251,7 +251,8 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
                 wcc: Wcc | None = None, if_ctime_ns: int | None = None, btime_ns: int | None = None,
                 dos: int | None = None) -> Attr:
         """chmod/chown/truncate/utimes in one transaction; a time of :data:`NOW` is the server's clock
-        (allowed to anyone who may write; explicit times only to the owner), as NFS's SET_TO_SERVER_TIME.
+        (allowed to anyone who may write; explicit times only to the owner, or to whom an ACL grants
+        WRITE_ATTRIBUTES), as NFS's SET_TO_SERVER_TIME.
         ``if_ctime_ns`` applies the change only if the inode's ctime is still that (NFS's guard), else
         :class:`Changed`.
 
@@ -316,8 +317,9 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
         if mode is not None:
             perm.owner_or_admin(c, node, "change the mode")
         times = [v for v in (atime_ns, mtime_ns) if v is not None]
-        if any(v != NOW for v in times):
-            perm.owner_or_admin(c, node, "set times")
+        if any(v != NOW for v in times):  # the owner, or whom an ACL grants WRITE_ATTRIBUTES (RFC 8881 6.2.1.3.1)
+            if c.uid != node.uid and not perm.granted(t, c, node, A.WRITE_ATTRIBUTES):
+                raise NotPermitted("only the owner may set times")
         elif times and c.uid != node.uid:
             perm.need(t, c, node, A.WRITE_DATA, "set times to now")
 

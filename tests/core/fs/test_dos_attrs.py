@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import InvalidArgument, PermissionDenied
+from core.errors import InvalidArgument, NotPermitted, PermissionDenied
 from core.fs import acl as A
 from core.fs.fs import FileSystem
 from core.fs.types import DOS_ARCHIVE, DOS_HIDDEN, DOS_KEEP, DOS_READONLY, DOS_SYSTEM, NOW, Cred
@@ -94,3 +94,13 @@ def test_owner_or_write_attributes_right(fs: FileSystem) -> None:
     alice.setacl(f.ino, acl)
     assert bob.setattr(f.ino, dos=DOS_ARCHIVE, btime_ns=9).dos == DOS_ARCHIVE  # granted by the ACL
     assert fs.getattr(f.ino).btime_ns == 9
+
+
+def test_write_attributes_right_sets_times_with_dos_as_smb_basic_info_does(fs: FileSystem) -> None:
+    alice, bob = fs.as_user(ALICE), fs.as_user(BOB)
+    f = alice.create(fs.root, "f", 0o666)
+    with pytest.raises(NotPermitted):
+        bob.setattr(f.ino, mtime_ns=10**18, btime_ns=1, dos=DOS_ARCHIVE)  # mode bits: the owner only
+    alice.setacl(f.ino, [A.Ace(A.AceType.ALLOW, A.Who(A.WhoKind.USER, BOB.uid), A.WRITE_ATTRIBUTES | A.READ_DATA)])
+    got = bob.setattr(f.ino, atime_ns=5, mtime_ns=10**18, btime_ns=1, dos=DOS_ARCHIVE)
+    assert (got.atime_ns, got.mtime_ns, got.btime_ns, got.dos) == (5, 10**18, 1, DOS_ARCHIVE)
