@@ -2,8 +2,9 @@
 
 One :class:`LeaseTable` per SMB server process tracks, per file (the core.fs inode number), the
 *holders* of caching rights and their opens (MS-SMB2 3.3.1.4, 3.3.1.12; MS-FSA 2.1.1.10). It
-does no I/O, keeps no threads and reads the clock only through the ``clock`` it is given; the
-server serialises calls into it and turns what it returns into messages (``oplockwire``).
+does no I/O, keeps no threads and reads the clock only through the ``clock`` it is given; it
+is not thread-safe: the server calls it from one event loop (or under one lock) and turns what
+it returns into messages (``oplockwire``).
 
 Model. Every right is a *state* of lease bits, R=1 (read caching), H=2 (handle caching), W=4
 (write caching); an oplock is the state it implies (BATCH=RWH, EXCLUSIVE=RW, II=R, NONE=0). A
@@ -13,7 +14,8 @@ all opens with that key share one state), or, for an open without a lease, the o
 (``delay_for_oplock``, ``grant_fsp_oplock_type``, ``downgrade_lease``), which its smbtorture
 runs against Windows:
 
-- A CREATE that only reads or writes attributes (a *stat open*) breaks nothing and gets nothing.
+- A CREATE that only reads or writes attributes, or synchronizes (and, with a lease, reads
+  the security descriptor) is a *stat open*: it breaks nothing and gets nothing.
 - Any other CREATE breaks W of every other holder (BATCH/EXCLUSIVE to II); SUPERSEDE/OVERWRITE/
   OVERWRITE_IF break every other holder to NONE; a sharing violation breaks H instead (so the
   holder can close the handle it kept open), after which the CREATE fails with
@@ -29,7 +31,8 @@ runs against Windows:
   (:meth:`LeaseTable.on_write`); a rename or delete breaks H (:meth:`LeaseTable.on_rename`);
   changes made outside this process (NFS, S3, another SMB process: the server learns of them
   by polling core.fs) break what they must with nothing to wait for
-  (:meth:`LeaseTable.on_external_change`).
+  (:meth:`LeaseTable.on_external_change`). The poller must remember the stamp (core.fs ctime,
+  size) after this server's own changes, or it breaks its own clients' leases.
 - A break from a state with W or H needs an acknowledgment; R to NONE (and II to NONE) does
   not. While a break is in progress, later breaks only lower the target; after the ack the
   rest is broken in a further notification (via R when W or H is still held, as Windows does).
@@ -51,8 +54,11 @@ What the server does with them: answer a CREATE with ``Grant.level`` (and, when 
 the interim response and re-run the CREATE when all of ``wait_for`` appear in some
 ``settled`` (or are no longer :meth:`~LeaseTable.is_breaking`); call ``expire`` at
 ``next_deadline``; call ``close`` on CLOSE, logoff, disconnect, and when a granted CREATE
-fails after all. Not done (yet): directory leases (directories get NONE), durable handles,
-lease break reasons/hints, the break-to-NONE shortcut for clients without level II support.
+fails after all. Dialect 2.0.2 has no leases: pass ``lease=None`` there. Not done (yet):
+directory leases (directories get NONE: do not advertise DIRECTORY_LEASING), durable and
+persistent handles (a lease outlives no disconnect), the share flag FORCE_LEVELII_OPLOCK,
+BreakReason/AccessMaskHint/ShareMaskHint (sent as 0), byte-range locks withholding R (Samba
+grants no R on a locked file), and per-stream (ADS) state: the key is the inode.
 
 >>> t = LeaseTable(clock=lambda: 0.0)
 >>> a = t.grant(7, 1, OplockLevel.BATCH)
@@ -442,13 +448,14 @@ class LeaseTable:
     def ack_lease(self, lease: LeaseId, state: int) -> AckResult:
         """A LEASE_BREAK acknowledgment (MS-SMB2 3.3.5.22.2): OBJECT_NAME_NOT_FOUND for an
         unknown lease, UNSUCCESSFUL without a break in progress, REQUEST_NOT_ACCEPTED for a
-        state that is not within the one the break offered (the break stays in progress)."""
+        state that is not within the one the break offered or is no lease state at all (H or
+        W without R); the break then stays in progress."""
         h = self._holders.get(lease)
         if h is None or not h.lease:
             return AckResult(NtStatus.OBJECT_NAME_NOT_FOUND)
         if not h.breaking:
             return AckResult(NtStatus.UNSUCCESSFUL)
-        if state & ~h.break_to:
+        if state & ~h.break_to or valid_lease_state(state) != state:
             return AckResult(NtStatus.REQUEST_NOT_ACCEPTED)
         return self._finish(lease, h, state, oplock=False)
 

@@ -241,6 +241,7 @@ def test_lease_ack_validation() -> None:
     lgrant(t, 2, L2, R)
     assert t.ack_lease(L1, RWH).status is NtStatus.REQUEST_NOT_ACCEPTED             # W was broken
     assert t.ack_lease(L1, R | W).status is NtStatus.REQUEST_NOT_ACCEPTED
+    assert t.ack_lease(L1, H).status is NtStatus.REQUEST_NOT_ACCEPTED                # H without R
     assert t.is_breaking(L1)
     r = t.ack_lease(L1, R)                              # less than offered is fine
     assert (r.status, r.value, r.settled, state_of(t, L1)) == (NtStatus.SUCCESS, R, (L1,), R)
@@ -362,7 +363,8 @@ class TableMachine(RuleBasedStateMachine):
             return
         h = data.draw(st.sampled_from(breaking))
         if isinstance(h.holder, LeaseId):
-            value = h.break_to & data.draw(st.integers(0, 7)) if good else data.draw(st.integers(0, 7))
+            offered = [v for v in (0, R, R | H, R | W, RWH) if v & ~h.break_to == 0]
+            value = data.draw(st.sampled_from(offered) if good else st.integers(0, 7))
             r = self.t.ack_lease(h.holder, value)
             assert r.status in (NtStatus.SUCCESS, NtStatus.REQUEST_NOT_ACCEPTED)
             assert good <= (r.status is NtStatus.SUCCESS)
