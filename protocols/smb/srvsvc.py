@@ -237,6 +237,7 @@ class SrvsvcPipe:
         self.server_name = server_name
         self.comment = comment
         self.max_xmit = MAX_FRAG          # our fragments' limit, set by the client's BIND
+        self._max_recv = MAX_FRAG
         self._contexts: set[int] = set()
         self._input = bytearray()
         self._call: _Call | None = None
@@ -320,9 +321,11 @@ class SrvsvcPipe:
                 results.append(self._context(cid, abstract, transfers))
         except struct.error:
             return _pdu(BIND_NAK, PFC_FIRST_FRAG | PFC_LAST_FRAG, call_id, struct.pack("<HB", 0, 0))
-        self.max_xmit = max(MIN_FRAG, min(max_recv, MAX_FRAG))
+        if ptype == BIND:     # an ALTER_CONTEXT does not renegotiate fragment sizes (C706)
+            self.max_xmit = max(MIN_FRAG, min(max_recv, MAX_FRAG))
+            self._max_recv = min(max(max_xmit, MIN_FRAG), MAX_FRAG)
         sec_addr = SEC_ADDR if ptype == BIND else b""
-        body = struct.pack("<HHIH", self.max_xmit, min(max(max_xmit, MIN_FRAG), MAX_FRAG), 0x53F0, len(sec_addr))
+        body = struct.pack("<HHIH", self.max_xmit, self._max_recv, 0x53F0, len(sec_addr))
         body += sec_addr + bytes(-(_HDR.size + len(body) + len(sec_addr)) % 4)
         body += struct.pack("<B3x", len(results)) + b"".join(results)
         return _pdu(BIND_ACK if ptype == BIND else ALTER_CONTEXT_RESP, PFC_FIRST_FRAG | PFC_LAST_FRAG, call_id, body)

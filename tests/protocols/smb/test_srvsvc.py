@@ -274,3 +274,16 @@ def test_fuzz_stubs_after_bind(opnum: int, stub: bytes) -> None:
     pipe.transact(bind_pdu())
     out = pipe.transact(_request(stub, opnum))
     assert out[2] in (RESPONSE, FAULT)
+
+
+def test_alter_context_adds_a_context_and_tiny_max_recv_is_floored() -> None:
+    pipe = SrvsvcPipe(SHARES, "T")
+    ack = parse_bind_ack(pipe.transact(bind_pdu(max_recv=16)))
+    assert ack.max_xmit == 64 and ack.results == [(0, 0)]
+    resp = pipe.transact(bind_pdu(call_id=2, contexts=[(5, SRVSVC_SYNTAX, [NDR_SYNTAX])], ptype=14))
+    assert resp[2] == 15 and parse_bind_ack(resp).sec_addr == b"" and parse_bind_ack(resp).results == [(0, 0)]
+    frags = _split_pdus(pipe.transact(_request(_enum_stub(0), 15, call_id=3, ctx=5)))
+    assert all(len(f) <= 64 for f in frags) and frags[-1][3] & PFC_LAST_FRAG
+    assert _names(srvs.NetrShareEnumResponse(b"".join(f[24:] for f in frags)), 0) == ["data", "caf\u00e9", "IPC$"]
+    bad = pipe.transact(_request(_enum_stub(0), 15, call_id=4, ctx=9))
+    assert bad[2] == FAULT and struct.unpack_from("<I", bad, 24)[0] == NCA_UNK_IF
