@@ -211,6 +211,30 @@ def test_rename_breaks_handle_caching_and_waits() -> None:
     assert out.wait_for == {L1} and [(b.holder, b.new) for b in out.breaks] == [(L1, R)]
 
 
+def test_rename_and_removal_spare_exclusive_and_own_holder() -> None:
+    t = LeaseTable(clock=Clock())
+    t.grant(F, 1, OplockLevel.EXCLUSIVE)
+    assert t.on_rename(F, None) == t.on_rename(F, 1)                   # no handle caching: nothing
+    assert t.on_rename(F, None).breaks == ()
+    t.close(1)
+    t.grant(F, 1, OplockLevel.BATCH)
+    assert t.on_rename(F, 1).breaks == ()                              # its own rename
+    out = t.on_external_change(F, Change.REMOVED)
+    assert [(b.current, b.new) for b in out.breaks] == [(OplockLevel.BATCH, OplockLevel.II)]
+    assert t.on_write(F, 1).breaks == ()                               # own writes break nothing
+
+
+def test_read_control_is_a_stat_open_for_leases_only() -> None:
+    rc = 0x0002_0000 | 0x0010_0000
+    t = LeaseTable(clock=Clock())
+    lgrant(t, 1, L1, RWH)
+    g = t.grant(F, 2, OplockLevel.LEASE, lease(L2, RWH), access=rc)
+    assert (g.status, g.lease_state, g.breaks) == (NtStatus.SUCCESS, 0, ())
+    t2 = LeaseTable(clock=Clock())
+    t2.grant(F, 1, OplockLevel.BATCH)
+    assert t2.grant(F, 2, OplockLevel.NONE, access=rc).status is NtStatus.PENDING
+
+
 # ---- acknowledgments ---------------------------------------------------------------------------
 
 def test_oplock_ack_validation() -> None:
