@@ -322,6 +322,13 @@ class Connection:
         return session.signing_required or session.client_signs or h.command == Command.SESSION_SETUP
 
     # -- async operations -----------------------------------------------------------------
+    def send_unsolicited(self, message: bytes, session: Session | None) -> None:
+        """Send a server-initiated message (an oplock/lease break), encrypted under ``session``."""
+        keys = session.keys if session is not None else None
+        if session is not None and keys is not None and keys.server_to_client and session.cipher:
+            message = crypto.encrypt(message, keys.server_to_client, session.cipher, session.id)
+        self.send(message)
+
     def new_pending(self, req: Request, **kw: Any) -> Pending:
         return Pending(self.ctx.next_id(), req.header, req.session, req.encrypted, **kw)
 
@@ -340,7 +347,11 @@ class Connection:
             self.send(f)
 
     def poll(self) -> None:
-        """Retry waiting operations (blocked locks, change notifications)."""
+        """Retry waiting operations (blocked locks, change notifications, CREATEs waiting on breaks)."""
+        with self.lock:
+            self._poll()
+
+    def _poll(self) -> None:
         for p in list(self.pending.values()):
             if p.retry is None:
                 continue

@@ -270,7 +270,7 @@ def _stream(f: FileFacts) -> bytes:
 
 def _all(f: FileFacts) -> bytes:
     return b"".join((_basic(f), _standard(f), struct.pack("<QIIqII", f.attr.ino, 0, f.access, f.position,
-                                                                      f.mode, 0), _name_info(f.name)))
+                                                                      f.mode, 0), _name_info(f.name or "\\")))
 
 
 _FILE_CLASSES: Final = {
@@ -279,7 +279,7 @@ _FILE_CLASSES: Final = {
     FileInfoClass.INTERNAL: (lambda f: struct.pack("<Q", f.attr.ino), 8),
     FileInfoClass.EA: (lambda f: struct.pack("<I", 0), 4),
     FileInfoClass.ACCESS: (lambda f: struct.pack("<I", f.access), 4),
-    FileInfoClass.NAME: (lambda f: _name_info(f.name), 4),
+    FileInfoClass.NAME: (lambda f: _name_info(f.name or "\\"), 4),  # the share root is "\\" (Linux needs a name)
     FileInfoClass.POSITION: (lambda f: struct.pack("<q", f.position), 8),
     FileInfoClass.MODE: (lambda f: struct.pack("<I", f.mode), 4),
     FileInfoClass.ALIGNMENT: (lambda f: struct.pack("<I", 0), 4),  # FILE_BYTE_ALIGNMENT

@@ -27,14 +27,17 @@ from __future__ import annotations
 
 import struct
 
-from core.errors import CoreError, NotFound
+from core.errors import CoreError, NotFound, ShareViolation
 from core.fs import DELETE, READ, WRITE, Attr, FileSystem, FileType
 from core.fs import acl as A
 
 from . import paths
 from .conn import Connection, Reply, Request, buffer_at, unpack
+from .crypto import Dialect
 from .errors import SmbError
 from .fileinfo import allocation_size, dos_attributes, filetime
+from .leases import Grant, LeaseRequest, OplockLevel
+from .oplockwire import BreakWireError, encode_lease_context, parse_lease_context
 from .state import Open, Tree
 from .status import NtStatus
 
@@ -161,8 +164,84 @@ def create(conn: Connection, req: Request) -> Reply:
         raise SmbError(e.status, str(e)) from None
     if path.stream:
         raise SmbError(NtStatus.OBJECT_NAME_NOT_FOUND, "named streams are not kept")
-    o, action = _open(conn, req, tree, path, desired, attributes, share_access, disposition, options)
-    return _response(conn, req, tree, o, action, contexts, oplock)
+    lease = _lease_request(conn, oplock, contexts)
+    args = (path, desired, attributes, share_access, disposition, options, contexts, oplock, lease)
+    reply = _attempt(conn, req, tree, *args)
+    if reply is not None:
+        return reply
+
+    def retry() -> Reply | None:
+        if req.session is None or req.session.id not in conn.sessions or tree.id not in req.session.trees:
+            return Reply(b"", NtStatus.NETWORK_NAME_DELETED)
+        return _attempt(conn, req, tree, *args)
+    return Reply(b"", pending=conn.new_pending(req, retry=retry))
+
+
+def _lease_request(conn: Connection, oplock: int, contexts: dict[bytes, bytes]) -> LeaseRequest | None:
+    n = conn.negotiated
+    assert n is not None
+    if oplock != OplockLevel.LEASE or b"RqLs" not in contexts or n.dialect < Dialect.SMB21:
+        return None
+    try:
+        return parse_lease_context(contexts[b"RqLs"], n.client_guid)
+    except BreakWireError as e:
+        raise SmbError(e.status, str(e)) from None
+
+
+class _Violation(Exception):
+    def __init__(self, ino: int) -> None:
+        super().__init__("sharing violation")
+        self.ino = ino
+
+
+def _attempt(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, desired: int, attributes: int,
+             share_access: int, disposition: int, options: int, contexts: dict[bytes, bytes], oplock: int,
+             lease: LeaseRequest | None) -> Reply | None:
+    """One try at the CREATE: the answer, or None to wait for oplock/lease breaks to settle."""
+    from .handlers_oplock import deliver
+    ctx = conn.ctx
+    n = conn.negotiated
+    assert n is not None
+    level = oplock if n.dialect >= Dialect.SMB21 or oplock != OplockLevel.LEASE else OplockLevel.NONE
+    try:
+        o, action, overwrite = _open(conn, req, tree, path, desired, attributes, share_access, disposition, options)
+    except _Violation as v:
+        with ctx.lease_lock:
+            g = ctx.leases.grant(v.ino, ctx.next_id(), level, lease, access=desired & A.FULL_MASK,
+                                 disposition=disposition, sharing_violation=True)
+        deliver(ctx, g.breaks)
+        if g.status == NtStatus.PENDING:
+            return None
+        raise SmbError(NtStatus.SHARING_VIOLATION, f"{path.text()} is open elsewhere") from None
+    with ctx.lease_lock:
+        g = ctx.leases.grant(o.ino, o.volatile, level, lease, access=o.access, disposition=disposition,
+                             directory=o.is_dir)
+    deliver(ctx, g.breaks)
+    if g.status == NtStatus.PENDING:
+        _undo(conn, o)
+        return None
+    if g.status != NtStatus.SUCCESS:
+        _undo(conn, o)
+        raise SmbError(g.status, "lease key in use on another file")
+    try:
+        if overwrite:
+            tree.fs.setattr(o.ino, size=0)  # type: ignore[union-attr]
+    except CoreError:
+        from .handlers_file import close_open
+        close_open(conn, o)
+        raise
+    o.oplock = int(g.level)
+    return _response(conn, req, tree, o, action, contexts, g, lease)
+
+
+def _undo(conn: Connection, o: Open) -> None:
+    """Take back an open that must wait (nothing was changed yet: no truncation happened)."""
+    conn.opens.pop(o.volatile, None)
+    conn.ctx.opens.pop(o.volatile, None)
+    if o.handle is not None:
+        o.handle.close()
+    if o.share_id is not None:
+        conn.ctx.fs.close_share(o.share_id)
 
 
 def _contexts(req: Request, off: int, length: int) -> dict[bytes, bytes]:
@@ -180,7 +259,7 @@ def _contexts(req: Request, off: int, length: int) -> dict[bytes, bytes]:
 
 
 def _open(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, desired: int, attributes: int,
-          share_access: int, disposition: int, options: int) -> tuple[Open, int]:
+          share_access: int, disposition: int, options: int) -> tuple[Open, int, bool]:
     fs = tree.fs
     assert fs is not None and tree.root is not None and req.session is not None
     if not path.parts:
@@ -247,16 +326,21 @@ def _open(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, desir
             raise SmbError(NtStatus.ACCESS_DENIED, "DELETE_ON_CLOSE without DELETE access")
         if attr.dos is not None and attr.dos & 0x1:
             raise SmbError(NtStatus.CANNOT_DELETE, f"{path.text()} is read-only")
-    return _make_open(conn, req, tree, path, attr, parent_ino, name, access, share_access, options, overwrite), action
+    try:
+        o = _make_open(conn, req, tree, path, attr, parent_ino, name, access, share_access, options)
+    except ShareViolation:
+        raise _Violation(attr.ino) from None
+    return o, action, overwrite
 
 
 def _make_open(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, attr: Attr, parent: int, name: str,
-               access: int, share_access: int, options: int, overwrite: bool) -> Open:
+               access: int, share_access: int, options: int) -> Open:
     fs = tree.fs
     assert fs is not None and req.session is not None
     vid = conn.ctx.next_id()
     o = Open(vid, vid, req.session, tree, path.text(), attr.ino, attr.gen, attr.is_dir, access, parent=parent,
-             name=name, options=options, lock_owner=f"smb:{conn.ctx.server_guid.hex()[:8]}:{vid}")
+             name=name, options=options, lock_owner=f"smb:{conn.ctx.server_guid.hex()[:8]}:{vid}", conn=conn,
+             encrypted=req.encrypted)
     bits = _share_bits(access)
     try:
         if bits:
@@ -264,8 +348,6 @@ def _make_open(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, 
         if not attr.is_dir and access & (A.READ_DATA | A.WRITE_DATA | A.APPEND_DATA | A.EXECUTE):
             writable = bool(access & (A.WRITE_DATA | A.APPEND_DATA))
             o.handle = fs.open(attr.ino, write=writable)
-        if overwrite:
-            fs.setattr(attr.ino, size=0)
     except CoreError:
         if o.share_id is not None:
             conn.ctx.fs.close_share(o.share_id)
@@ -280,7 +362,7 @@ def _make_open(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, 
 
 
 def _response(conn: Connection, req: Request, tree: Tree, o: Open, action: int, contexts: dict[bytes, bytes],
-              oplock: int) -> Reply:
+              g: Grant, lease: LeaseRequest | None) -> Reply:
     fs = tree.fs
     assert fs is not None
     attr = fs.getattr(o.ino)
@@ -294,10 +376,13 @@ def _response(conn: Connection, req: Request, tree: Tree, o: Open, action: int, 
         out_ctx.append((b"MxAc", struct.pack("<II", 0, maximal)))
     if b"QFid" in contexts:
         out_ctx.append((b"QFid", attr.ino.to_bytes(8, "little") + bytes(8) + _volume_id(tree)))
+    if g.level == OplockLevel.LEASE and lease is not None:
+        out_ctx.append((b"RqLs", encode_lease_context(lease.key, g.lease_state, g.lease_flags, version=lease.version,
+                                                      epoch=g.epoch, parent=lease.parent)))
     ctx_bytes = _encode_contexts(out_ctx)
     ctx_off = 64 + _RESPONSE.size if ctx_bytes else 0
     dos = dos_attributes(attr, o.name, stored=attr.dos)
-    body = _RESPONSE.pack(89, 0, 0, action, filetime(attr.btime_ns), filetime(attr.atime_ns),
+    body = _RESPONSE.pack(89, int(g.level), 0, action, filetime(attr.btime_ns), filetime(attr.atime_ns),
                           filetime(attr.mtime_ns), filetime(attr.ctime_ns), allocation_size(attr), attr.size if not
                           attr.is_dir else 0, dos, 0, o.file_id, ctx_off, len(ctx_bytes)) + ctx_bytes
     return Reply(body, file_id=o.file_id)

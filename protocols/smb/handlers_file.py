@@ -61,6 +61,10 @@ def close_open(conn: Connection, o: Open) -> None:
     for p in [p for p in conn.pending.values() if p.extra.get("open") == o.volatile]:
         conn.complete(p, Reply(b"", NtStatus.NOTIFY_CLEANUP))
     ctx = conn.ctx
+    from .handlers_oplock import settle
+    with ctx.lease_lock:
+        out = ctx.leases.close(o.volatile)
+    settle(ctx, out)
     try:
         if o.handle is not None:
             o.handle.close()
@@ -169,12 +173,22 @@ def write(conn: Connection, req: Request) -> Reply:
     elif not o.access & A.WRITE_DATA:
         offset = max(offset, o.handle.size())  # APPEND_DATA only: never below the end
     _lock_conflict(conn, o, offset, length, True)
+    if not o.written:
+        broke_writes(conn, o)
     o.handle.write(offset, data)
     o.written = True
     if flags & WRITEFLAG_WRITE_THROUGH or o.options & 0x2:
         o.handle.flush()
     o.position = offset + length
     return Reply(_WRITE_RESP.pack(17, 0, length, 0, 0, 0), file_id=o.file_id)
+
+
+def broke_writes(conn: Connection, o: Open) -> None:
+    """A change of the data through ``o``: every other holder of the file loses its caching."""
+    from .handlers_oplock import settle
+    with conn.ctx.lease_lock:
+        out = conn.ctx.leases.on_write(o.ino, o.volatile)
+    settle(conn.ctx, out)
 
 
 HANDLERS = {}

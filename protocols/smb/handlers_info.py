@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from core.errors import CoreError, NotFound
+from core.errors import NotFound
 from core.fs import acl as A
 
 from . import paths, security
@@ -22,7 +22,7 @@ from .conn import Connection, Reply, Request, buffer_at, unpack
 from .errors import SmbError
 from .fileinfo import FileFacts, FileInfoClass, InfoError, VolumeFacts, dos_attributes, query_file, query_fs
 from .handlers_create import lookup_entry, walk
-from .handlers_file import find_open
+from .handlers_file import broke_writes, find_open
 from .setinfo import Allocation, BasicInfo, Disposition, EndOfFile, Position, RenameInfo, decode_set_info
 from .state import Open
 from .status import NtStatus
@@ -143,6 +143,7 @@ def _set_file(conn: Connection, o: Open, info: object) -> None:
         _need(o, A.WRITE_DATA, "change the size")
         if o.is_dir:
             raise SmbError(NtStatus.INVALID_PARAMETER, "size of a directory")
+        broke_writes(conn, o)
         if o.handle is not None:
             o.handle.truncate(info.size)
         else:
@@ -178,6 +179,7 @@ def _dispose(conn: Connection, o: Open, delete: bool) -> None:
         if o.is_dir and fs.readdir(o.ino, 0, 1):
             raise SmbError(NtStatus.DIRECTORY_NOT_EMPTY, "the directory is not empty")
         conn.ctx.doomed.add(o.ino)
+        _broke_handles(conn, o.ino, o.volatile)
     else:
         conn.ctx.doomed.discard(o.ino)
         o.delete_on_close = False
@@ -228,11 +230,18 @@ def _rename(conn: Connection, o: Open, info: RenameInfo) -> None:
         if any(x.path.startswith(prefix) and x.tree.share == o.tree.share and x is not o
                for x in conn.ctx.opens.values()):
             raise SmbError(NtStatus.ACCESS_DENIED, "a file below the directory is open")
-    try:
-        fs.rename(o.parent, o.name, parent.ino, name, replace=info.replace)
-    except CoreError:
-        raise
+    _broke_handles(conn, o.ino, o.volatile)
+    if existing is not None and existing.ino != o.ino:
+        _broke_handles(conn, existing.ino, None)
+    fs.rename(o.parent, o.name, parent.ino, name, replace=info.replace)
     o.parent, o.name, o.path = parent.ino, name, target.text()
+
+
+def _broke_handles(conn: Connection, ino: int, by: int | None) -> None:
+    from .handlers_oplock import settle
+    with conn.ctx.lease_lock:
+        out = conn.ctx.leases.on_rename(ino, by)
+    settle(conn.ctx, out)
 
 
 def _set_security(conn: Connection, o: Open, buf: bytes, want: int) -> None:

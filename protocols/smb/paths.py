@@ -36,13 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from core.fs import Attr, FileType
+from core.fs import Attr, FileType, windows_reserved
 
 from .status import NtStatus
 
 MAX_SYMLINKS: Final = 40
 _BAD_CHARS: Final = re.compile(r'[\x00-\x1f"*/<>?|]')
-_DEVICE: Final = re.compile(r"^(CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²³]|CONIN\$|CONOUT\$)(\..*)?$", re.IGNORECASE)
 
 
 class PathError(Exception):
@@ -75,7 +74,7 @@ def reserved(name: str) -> bool:
     >>> reserved("con"), reserved("LPT1.txt"), reserved("a."), reserved("console")
     (True, True, True, False)
     """
-    return bool(_DEVICE.match(name)) or name.endswith((" ", "."))
+    return windows_reserved(name)
 
 
 def check_component(name: str, *, creating: bool = True) -> None:

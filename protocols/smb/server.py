@@ -42,8 +42,12 @@ class SmbServer:
         self._server: asyncio.Server | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.ctx.kick = lambda: loop.call_soon_threadsafe(self._wake.set)
         self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="tessera-smb")
         self._server = await asyncio.start_server(self._serve, self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -67,8 +71,17 @@ class SmbServer:
 
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
+        from .handlers_oplock import watch
         while True:
-            await asyncio.sleep(POLL_S)
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await loop.run_in_executor(self._pool, watch, self.ctx)
+            except Exception:
+                log.exception("polling leased files failed")
             for c in list(self.connections):
                 if c.pending:
                     await loop.run_in_executor(self._pool, c.poll)

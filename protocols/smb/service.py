@@ -55,11 +55,12 @@ def handlers() -> dict[Command, Handler]:
         handlers_ioctl,
         handlers_lock,
         handlers_notify,
+        handlers_oplock,
         handlers_session,
     )
     out: dict[Command, Handler] = {}
     for mod in (handlers_session, handlers_create, handlers_file, handlers_dir, handlers_info, handlers_notify,
-                handlers_lock, handlers_ioctl):
+                handlers_lock, handlers_ioctl, handlers_oplock):
         out.update(mod.HANDLERS)  # type: ignore[arg-type]
     try:
         from . import handlers_misc

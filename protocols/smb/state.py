@@ -54,6 +54,11 @@ class ServerContext:
         self.opens: dict[int, Open] = {}       # volatile id -> open, every connection's
         self._views: dict[Cred, FileSystem] = {}
         self.doomed: set[int] = set()          # inodes with a delete pending (removed at their last close)
+        from .leases import LeaseTable
+        self.leases = LeaseTable()
+        self.lease_lock = threading.Lock()
+        self.stamps: dict[int, tuple[int, int] | None] = {}  # leased file -> (ctime, size) last seen
+        self.kick: Callable[[], None] = lambda: None        # the server's: run the poller now
 
     def delete_pending(self, ino: int) -> bool:
         return ino in self.doomed
@@ -172,6 +177,8 @@ class Open:
     stream: str = ""
     written: bool = False
     frozen_times: frozenset[str] = frozenset()
+    conn: Any = None                   # the Connection it belongs to (for oplock/lease breaks)
+    encrypted: bool = False            # made over an encrypted session: breaks go encrypted
     lock_owner: str = ""
     locks: list[tuple[int, int, bool]] = field(default_factory=list)
 
