@@ -48,7 +48,7 @@ def test_lease_granted_and_broken_by_second_client(clients: list[RawClient]) -> 
     raw = b._send(Header(Command.CREATE, tree_id=b.tree_id), _create_body("f.txt"))
     brk = a.unsolicited()
     assert brk is not None and brk.header.command == Command.OPLOCK_BREAK
-    size, epoch, flags, bkey, current, new = struct.unpack_from("<HHI16sII", brk.body)
+    size, _epoch, flags, bkey, current, new = struct.unpack_from("<HHI16sII", brk.body)
     assert size == 44 and bkey == key and current == R | W | H and new & W == 0 and flags & 1
     ack = a.ack_lease(key, new)
     assert ack.header.status == 0
