@@ -11,6 +11,10 @@ import pytest
 
 from core.store import Store, init_store, open_store
 
+# impacket installs its example scripts (smbclient.py, ...) into the venv's bin directory, which is sys.path[0]
+# when pytest runs as .venv/bin/pytest: they would shadow smbprotocol's smbclient package.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p) != os.path.dirname(os.path.abspath(sys.executable))]
+
 CELL = 64 * 1024  # small cells: stripes of 256 KiB at 4+2 keep tests quick
 
 
