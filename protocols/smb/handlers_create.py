@@ -33,6 +33,7 @@ from core.fs import acl as A
 
 from . import paths
 from .conn import Connection, Reply, Request, buffer_at, unpack
+from .createctx import ContextError, encode_contexts, parse_contexts
 from .crypto import Dialect
 from .errors import SmbError
 from .fileinfo import allocation_size, dos_attributes, filetime
@@ -249,13 +250,9 @@ def _contexts(req: Request, off: int, length: int) -> dict[bytes, bytes]:
         return {}
     raw = buffer_at(req, off, length, "create contexts")
     try:
-        from .createctx import parse_contexts
-    except ImportError:  # pragma: no cover - until the codec lands
-        return {}
-    try:
         return dict(parse_contexts(raw))
-    except Exception as e:
-        raise SmbError(getattr(e, "status", NtStatus.INVALID_PARAMETER), str(e)) from None
+    except ContextError as e:
+        raise SmbError(e.status, str(e)) from None
 
 
 def _open(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, desired: int, attributes: int,
@@ -395,26 +392,4 @@ def _volume_id(tree: Tree) -> bytes:
 
 
 def _encode_contexts(items: list[tuple[bytes, bytes]]) -> bytes:
-    try:
-        from .createctx import encode_contexts
-    except ImportError:  # pragma: no cover - until the codec lands
-        encode_contexts = None
-    if encode_contexts is not None:
-        return bytes(encode_contexts(items))
-    out = bytearray()
-    for i, (name, data) in enumerate(items):
-        start = len(out)
-        entry = struct.pack("<IHHHHI", 0, 16, len(name), 0, 24 if data else 0, len(data)) + name + bytes(4) + data
-        out += entry
-        if i < len(items) - 1:
-            out += bytes(-len(out) % 8)
-            struct.pack_into("<I", out, start, len(out) - start)
-    return bytes(out)
-
-
-def _register() -> dict[object, object]:
-    from .header import Command
-    return {Command.CREATE: create}
-
-
-HANDLERS = _register()
+    return bytes(encode_contexts(items)) if items else b""

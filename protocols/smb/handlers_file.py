@@ -191,12 +191,9 @@ def broke_writes(conn: Connection, o: Open) -> None:
     settle(conn.ctx, out)
 
 
-HANDLERS = {}
-
-
-def _register() -> None:
+def _register() -> dict[object, object]:
     from .header import Command
-    HANDLERS.update({Command.CLOSE: close, Command.FLUSH: flush, Command.READ: read, Command.WRITE: write})
+    return {Command.CLOSE: close, Command.FLUSH: flush, Command.READ: read, Command.WRITE: write}
 
 
-_register()
+HANDLERS = _register()

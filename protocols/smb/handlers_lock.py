@@ -50,10 +50,10 @@ def lock(conn: Connection, req: Request) -> Reply:
     fs = o.tree.fs
     assert fs is not None
     if lr.unlock:
-        for e in lr.elements:
-            fs.smb_unlock(o.ino, o.lock_owner, e.offset, e.length)
+        for el in lr.elements:
+            fs.smb_unlock(o.ino, o.lock_owner, el.offset, el.length)
             for i, held in enumerate(o.locks):
-                if held[:2] == (e.offset, e.length):
+                if held[:2] == (el.offset, el.length):
                     del o.locks[i]
                     break
         return Reply(LOCK_RESPONSE, file_id=o.file_id)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import struct
 
 from core.errors import CoreError
+from core.fs import ANONYMOUS
 from core.fs import acl as A
 
 from . import crypto, negotiate
@@ -191,7 +192,7 @@ def tree_connect(conn: Connection, req: Request) -> Reply:
         raise SmbError(NtStatus.ACCESS_DENIED, f"{session.user or 'guest'} may not use share {share.name}")
     if share.encrypt and (session.cipher is None or session.keys is None):
         raise SmbError(NtStatus.ACCESS_DENIED, f"share {share.name} needs encryption this session cannot do")
-    fs = session.fs if session.fs is not None else conn.ctx.view(_anonymous())
+    fs = session.fs if session.fs is not None else conn.ctx.view(ANONYMOUS)
     try:
         root = conn.ctx.fs.resolve(share.path)
     except CoreError as e:
@@ -207,11 +208,6 @@ def tree_connect(conn: Connection, req: Request) -> Reply:
     session.trees[tid] = Tree(tid, share, root, fs, maximal, encrypt=share.encrypt)
     flags = SHAREFLAG_ENCRYPT_DATA if share.encrypt else 0
     return Reply(_TREE_RESP.pack(16, SHARE_TYPE_DISK, 0, flags, 0, maximal))
-
-
-def _anonymous() -> object:
-    from core.fs import ANONYMOUS
-    return ANONYMOUS
 
 
 def tree_disconnect(conn: Connection, req: Request) -> Reply:

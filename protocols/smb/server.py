@@ -46,8 +46,11 @@ class SmbServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self.ctx.kick = lambda: loop.call_soon_threadsafe(self._wake.set)
+        wake = self._wake = asyncio.Event()
+
+        def kick() -> None:
+            loop.call_soon_threadsafe(wake.set)
+        self.ctx.kick = kick
         self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="tessera-smb")
         self._server = await asyncio.start_server(self._serve, self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -72,12 +75,14 @@ class SmbServer:
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
         from .handlers_oplock import watch
+        wake = self._wake
+        assert wake is not None
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), POLL_S)
+                await asyncio.wait_for(wake.wait(), POLL_S)
             except TimeoutError:
                 pass
-            self._wake.clear()
+            wake.clear()
             try:
                 await loop.run_in_executor(self._pool, watch, self.ctx)
             except Exception:

@@ -62,11 +62,6 @@ def handlers() -> dict[Command, Handler]:
     for mod in (handlers_session, handlers_create, handlers_file, handlers_dir, handlers_info, handlers_notify,
                 handlers_lock, handlers_ioctl, handlers_oplock):
         out.update(mod.HANDLERS)  # type: ignore[arg-type]
-    try:
-        from . import handlers_misc
-        out.update(handlers_misc.HANDLERS)
-    except ImportError:
-        pass
     return out
 
 

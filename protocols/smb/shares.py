@@ -30,8 +30,8 @@ ValueError: smb.shares[0].name: 'a/b' may not contain any of \\ / : * ? " < > |
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Final
 
 BAD_NAME_CHARS: Final = frozenset('\\/:*?"<>|')
 MAX_NAME: Final = 80
@@ -54,7 +54,6 @@ class Share:
     case_insensitive: bool = True
     guest: bool = False
     comment: str = ""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def key(self) -> str:
