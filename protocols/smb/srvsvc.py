@@ -32,11 +32,14 @@ last is a multiple of 8 bytes. Each fragment is one message of the message-mode 
 on (the SMB server then answers BUFFER_OVERFLOW and the client reads the rest).
 
 Operations (MS-SRVS 3.1.4; NDR through impacket's ``srvs`` structures): 15 NetrShareEnum (levels
-0, 1, 2, 501; every share in one answer: PreferedMaximumLength is ignored, as the whole list is
-small), 16 NetrShareGetInfo (0, 1, 2, 501, 1005; an unknown share is NERR_NetNameNotFound), 21
-NetrServerGetInfo (100, 101). Another level is ERROR_INVALID_LEVEL; another opnum a FAULT
-nca_op_rng_error; a stub that does not decode a FAULT nca_s_fault_ndr (RPC_X_BAD_STUB_DATA); a
-REQUEST before a BIND, or naming an unbound context, a FAULT nca_unk_if.
+0, 1, 2, 501, 502; every share in one answer: PreferedMaximumLength is ignored, as the whole list
+is small), 36 NetrShareEnumSticky (the same without the ``$`` shares, as Samba answers it), 16
+NetrShareGetInfo (0, 1, 2, 501, 502, 1005; an unknown share is NERR_NetNameNotFound), 21
+NetrServerGetInfo (100, 101). Level 502 carries no security descriptor (NULL); Windows would
+refuse it to non-administrators, Samba answers it (it is ``rpcclient``'s default level). Another
+level is ERROR_INVALID_LEVEL; another opnum a FAULT nca_op_rng_error; a stub that does not decode
+a FAULT nca_s_fault_ndr (RPC_X_BAD_STUB_DATA); a REQUEST before a BIND, or naming an unbound
+context, a FAULT nca_unk_if.
 
 Public interface: :class:`ShareInfo`, :class:`SrvsvcPipe` (``write``/``read``/``transact``),
 :class:`PipeRead`, :class:`PipeError` (a byte stream that is not DCE/RPC; ``.status`` is the
@@ -243,7 +246,7 @@ class SrvsvcPipe:
         self._call: _Call | None = None
         self._out: deque[bytes] = deque()
         self._ops: dict[int, Callable[[bytes], bytes]] = {
-            15: self._share_enum, 16: self._share_get_info, 21: self._server_get_info}
+            15: self._share_enum, 16: self._share_get_info, 21: self._server_get_info, 36: self._share_enum_sticky}
 
     @property
     def bound(self) -> bool:
@@ -382,8 +385,12 @@ class SrvsvcPipe:
         folded = name.casefold()
         return next((s for s in self.shares if s.name.casefold() == folded), None)
 
-    def _share_enum(self, stub: bytes) -> bytes:
-        req = _decode(srvs.NetrShareEnum, stub)
+    def _share_enum_sticky(self, stub: bytes) -> bytes:
+        return self._share_enum(stub, [s for s in self.shares if not s.name.endswith("$")])
+
+    def _share_enum(self, stub: bytes, shares: list[ShareInfo] | None = None) -> bytes:
+        shares = self.shares if shares is None else shares
+        req = _decode(srvs.NetrShareEnum, stub)   # NetrShareEnumSticky's request has the same shape
         level = int(req["InfoStruct"]["Level"])
         if level not in _ENUM_ARMS:   # Level, union tag, NULL container, TotalEntries, NULL ResumeHandle, error
             return struct.pack("<IIIIII", level, level, 0, 0, 0, ERROR_INVALID_LEVEL)
@@ -391,10 +398,10 @@ class SrvsvcPipe:
         resp["InfoStruct"]["Level"] = level
         resp["InfoStruct"]["ShareInfo"]["tag"] = level
         container = resp["InfoStruct"]["ShareInfo"][f"Level{level}"]
-        container["EntriesRead"] = len(self.shares)
-        for share in self.shares:
+        container["EntriesRead"] = len(shares)
+        for share in shares:
             container["Buffer"].append(_share_struct(level, share))
-        resp["TotalEntries"] = len(self.shares)
+        resp["TotalEntries"] = len(shares)
         resp["ResumeHandle"] = NULL if _is_null(req.fields["ResumeHandle"]) else 0   # [in, out, unique]
         resp["ErrorCode"] = 0
         return _encode(resp)
@@ -433,8 +440,9 @@ class SrvsvcPipe:
 
 PLATFORM_ID_NT: Final = 500
 SERVER_TYPE: Final = 0x0000_0001 | 0x0000_0002 | 0x0000_0800 | 0x0000_8000  # workstation, server, unix, NT
-_ENUM_ARMS: Final = {0: srvs.SHARE_INFO_0, 1: srvs.SHARE_INFO_1, 2: srvs.SHARE_INFO_2, 501: srvs.SHARE_INFO_501}
-_SHARE_INFO_LEVELS: Final = frozenset({0, 1, 2, 501, 1005})
+_ENUM_ARMS: Final = {0: srvs.SHARE_INFO_0, 1: srvs.SHARE_INFO_1, 2: srvs.SHARE_INFO_2, 501: srvs.SHARE_INFO_501,
+                     502: srvs.SHARE_INFO_502}
+_SHARE_INFO_LEVELS: Final = frozenset({0, 1, 2, 501, 502, 1005})
 
 
 class _BadStub(Exception):
@@ -472,8 +480,10 @@ def _share_struct(level: int, share: ShareInfo) -> Any:
     s[p + "remark"] = share.remark + "\0"
     if level == 501:
         s["shi501_flags"] = share.flags
-    elif level == 2:
-        s["shi2_permissions"], s["shi2_max_uses"], s["shi2_current_uses"] = 0, 0xFFFFFFFF, 0
-        s["shi2_path"] = share.path + "\0"
-        s["shi2_passwd"] = NULL
+    elif level in (2, 502):
+        s[p + "permissions"], s[p + "max_uses"], s[p + "current_uses"] = 0, 0xFFFFFFFF, 0
+        s[p + "path"] = share.path + "\0"
+        s[p + "passwd"] = NULL
+    if level == 502:
+        s["shi502_reserved"], s["shi502_security_descriptor"] = 0, NULL
     return s

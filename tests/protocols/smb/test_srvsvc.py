@@ -80,7 +80,7 @@ def _names(resp: Any, level: int) -> list[str]:
     return [str(e[f"shi{level}_netname"])[:-1] for e in resp["InfoStruct"]["ShareInfo"][f"Level{level}"]["Buffer"]]
 
 
-@pytest.mark.parametrize("level", [0, 1, 2, 501])
+@pytest.mark.parametrize("level", [0, 1, 2, 501, 502])
 def test_share_enum_through_impacket_client(level: int) -> None:
     dce, _ = _client()
     resp = srvs.hNetrShareEnum(dce, level)
@@ -90,20 +90,26 @@ def test_share_enum_through_impacket_client(level: int) -> None:
     if level != 0:
         assert [e[f"shi{level}_type"] for e in entries] == [0, 0, 0x80000003]
         assert str(entries[0][f"shi{level}_remark"]) == "studio files\0"
-    if level == 2:
-        assert str(entries[1]["shi2_path"]) == "C:\\cafe\0"
+    if level in (2, 502):
+        assert str(entries[1][f"shi{level}_path"]) == "C:\\cafe\0"
     if level == 501:
         assert entries[0]["shi501_flags"] == 0x30
+
+
+def test_share_enum_sticky_leaves_out_dollar_shares() -> None:
+    dce, _ = _client()
+    resp = srvs.hNetrShareEnumSticky(dce, 1)
+    assert _names(resp, 1) == ["data", "caf\u00e9"] and resp["TotalEntries"] == 2
 
 
 def test_share_enum_unsupported_level_is_invalid_level() -> None:
     dce, _ = _client()
     with pytest.raises(srvs.DCERPCSessionError) as e:
-        srvs.hNetrShareEnum(dce, 502)
+        srvs.hNetrShareEnum(dce, 503)
     assert e.value.get_error_code() == ERROR_INVALID_LEVEL
 
 
-@pytest.mark.parametrize("level", [0, 1, 2, 501, 1005])
+@pytest.mark.parametrize("level", [0, 1, 2, 501, 502, 1005])
 def test_share_get_info_is_case_insensitive(level: int) -> None:
     dce, _ = _client()
     info = srvs.hNetrShareGetInfo(dce, "DATA\0", level)["InfoStruct"][f"ShareInfo{level}"]
