@@ -393,3 +393,11 @@ def _volume_id(tree: Tree) -> bytes:
 
 def _encode_contexts(items: list[tuple[bytes, bytes]]) -> bytes:
     return bytes(encode_contexts(items)) if items else b""
+
+
+def _register() -> dict[object, object]:
+    from .header import Command
+    return {Command.CREATE: create}
+
+
+HANDLERS = _register()

@@ -150,6 +150,7 @@ def _set_file(conn: Connection, o: Open, info: object) -> None:
             fs.setattr(o.ino, size=info.size)
     elif isinstance(info, Allocation):
         _need(o, A.WRITE_DATA, "change the allocation")
+        broke_writes(conn, o)
         size = o.handle.size() if o.handle is not None else fs.getattr(o.ino).size
         if info.size < size and not o.is_dir:
             if o.handle is not None:
