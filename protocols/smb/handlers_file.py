@@ -76,6 +76,12 @@ def close_open(conn: Connection, o: Open) -> None:
                 log.exception("releasing the locks of %s", o.path)
         if o.share_id is not None:
             ctx.fs.close_share(o.share_id)
+    if o.written and o.ino in ctx.stamps:
+        try:  # our own last flush is not a change from elsewhere (handlers_oplock.watch)
+            a = ctx.fs.getattr(o.ino)
+            ctx.stamps[o.ino] = (a.ctime_ns, a.size)
+        except CoreError:
+            pass
     if o.delete_on_close:
         ctx.doomed.add(o.ino)
     if o.ino in ctx.doomed and not ctx.opens_of(o.ino):
