@@ -224,6 +224,7 @@ class FileFacts:
     delete_pending: bool = False
     dos_attributes: int | None = None  # as computed by dos_attributes(); None = compute with defaults
     alloc_unit: int = 4096
+    streams: tuple[tuple[str, int], ...] = ()  # named streams (name, size) after the default one
 
 
 _BASIC = struct.Struct("<qqqqII")          # 40
@@ -262,10 +263,18 @@ def _network_open(f: FileFacts) -> bytes:
 
 
 def _stream(f: FileFacts) -> bytes:
-    if f.attr.is_dir:
-        return b""  # a directory has no default data stream (NTFS answers with an empty list)
-    raw = DEFAULT_STREAM.encode("utf-16-le")
-    return _STREAM.pack(0, len(raw), f.attr.size, allocation_size(f.attr, f.alloc_unit)) + raw
+    entries: list[tuple[str, int]] = [] if f.attr.is_dir else [(DEFAULT_STREAM, f.attr.size)]
+    entries += [(f":{name}:$DATA", size) for name, size in f.streams]
+    out = bytearray()
+    last = -1
+    for name, size in entries:  # a directory has no default data stream (NTFS lists only named ones)
+        raw = name.encode("utf-16-le")
+        if last >= 0:
+            out += bytes(-len(out) % 8)
+            struct.pack_into("<I", out, last, len(out) - last)
+        last = len(out)
+        out += _STREAM.pack(0, len(raw), size, -(-size // f.alloc_unit) * f.alloc_unit) + raw
+    return bytes(out)
 
 
 def _all(f: FileFacts) -> bytes:

@@ -25,13 +25,14 @@ and oplocks: see ``leases``.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 from core.errors import CoreError, NotFound, ShareViolation
 from core.fs import DELETE, READ, WRITE, Attr, FileSystem, FileType
 from core.fs import acl as A
 
-from . import paths
+from . import paths, streams
 from .conn import Connection, Reply, Request, buffer_at, unpack
 from .createctx import ContextError, encode_contexts, parse_contexts
 from .crypto import Dialect
@@ -164,7 +165,7 @@ def create(conn: Connection, req: Request) -> Reply:
     except paths.PathError as e:
         raise SmbError(e.status, str(e)) from None
     if path.stream:
-        raise SmbError(NtStatus.OBJECT_NAME_NOT_FOUND, "named streams are not kept")
+        return _open_stream(conn, req, tree, path, desired, attributes, share_access, disposition, options, contexts)
     lease = _lease_request(conn, oplock, contexts)
     args = (path, desired, attributes, share_access, disposition, options, contexts, oplock, lease)
     reply = _attempt(conn, req, tree, *args)
@@ -176,6 +177,40 @@ def create(conn: Connection, req: Request) -> Reply:
             return Reply(b"", NtStatus.NETWORK_NAME_DELETED)
         return _attempt(conn, req, tree, *args)
     return Reply(b"", pending=conn.new_pending(req, retry=retry))
+
+
+def _open_stream(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, desired: int, attributes: int,
+                 share_access: int, disposition: int, options: int, contexts: dict[bytes, bytes]) -> Reply:
+    """CREATE of ``file:stream``: the base file (made when a creating disposition needs it), then the
+    stream (an xattr, see ``streams``) by the disposition's rules. No oplock or lease is granted."""
+    fs = tree.fs
+    assert fs is not None
+    base_disp = OPEN if disposition in (OPEN, OVERWRITE) else OPEN_IF
+    base = paths.SmbPath(path.parts)
+    o, _action, _ = _open(conn, req, tree, base, desired, attributes, share_access, base_disp,
+                          options & ~(DIRECTORY_FILE | NON_DIRECTORY_FILE | DELETE_ON_CLOSE))
+    try:
+        if o.handle is not None:
+            o.handle.close()
+            o.handle = None
+        here = streams.exists(fs, o.ino, path.stream)
+        if here and disposition == CREATE:
+            raise SmbError(NtStatus.OBJECT_NAME_COLLISION, f"stream {path.stream!r} exists")
+        if not here and disposition in (OPEN, OVERWRITE):
+            raise SmbError(NtStatus.OBJECT_NAME_NOT_FOUND, f"no stream {path.stream!r}")
+        if (here and disposition in (SUPERSEDE, OVERWRITE, OVERWRITE_IF)) or not here:
+            if tree.read_only or not o.access & (A.WRITE_DATA | A.APPEND_DATA):
+                raise SmbError(NtStatus.ACCESS_DENIED, "writing a stream needs write access")
+            streams.put(fs, o.ino, path.stream, b"")
+        action = OPENED if here and disposition in (OPEN, OPEN_IF) else (CREATED if not here else OVERWRITTEN)
+    except BaseException:
+        from .handlers_file import close_open
+        close_open(conn, o)
+        raise
+    o.stream = path.stream
+    o.path = f"{o.path}:{path.stream}"
+    o.delete_on_close = bool(options & DELETE_ON_CLOSE)
+    return _response(conn, req, tree, o, action, contexts, Grant(NtStatus.SUCCESS), None)
 
 
 def _lease_request(conn: Connection, oplock: int, contexts: dict[bytes, bytes]) -> LeaseRequest | None:
@@ -363,6 +398,8 @@ def _response(conn: Connection, req: Request, tree: Tree, o: Open, action: int, 
     fs = tree.fs
     assert fs is not None
     attr = fs.getattr(o.ino)
+    if o.stream:
+        attr = dataclasses.replace(attr, size=len(streams.read(fs, o.ino, o.stream)), type=FileType.REG)
     out_ctx: list[tuple[bytes, bytes]] = []
     if b"MxAc" in contexts:
         maximal = o.access

@@ -21,6 +21,7 @@ import struct
 from core.errors import CoreError, NotFound
 from core.fs import acl as A
 
+from . import streams
 from .conn import Connection, Reply, Request, unpack
 from .errors import SmbError
 from .fileinfo import allocation_size, dos_attributes, filetime
@@ -84,6 +85,10 @@ def close_open(conn: Connection, o: Open) -> None:
             pass
     if o.delete_on_close:
         ctx.doomed.add(o.ino)
+    if o.stream:
+        if o.delete_on_close and o.tree.fs is not None:
+            streams.remove(o.tree.fs, o.ino, o.stream)
+        return
     if o.ino in ctx.doomed and not ctx.opens_of(o.ino):
         ctx.doomed.discard(o.ino)
         fs = o.tree.fs
@@ -144,6 +149,13 @@ def read(conn: Connection, req: Request) -> Reply:
         raise SmbError(NtStatus.INVALID_PARAMETER, f"READ of {length} bytes exceeds {n.max_read_size}")
     if offset > MAX_OFFSET:
         raise SmbError(NtStatus.INVALID_PARAMETER, "READ offset")
+    if o.stream:
+        if not o.access & A.READ_DATA:
+            raise SmbError(NtStatus.ACCESS_DENIED, "the open has no read access")
+        data = streams.read(o.tree.fs, o.ino, o.stream)[offset:offset + length]  # type: ignore[arg-type]
+        if (not data and length) or len(data) < minimum:
+            raise SmbError(NtStatus.END_OF_FILE, "read at or past the end of the stream")
+        return Reply(_READ_RESP.pack(17, 80, 0, len(data), 0, 0) + data, file_id=o.file_id)
     if not o.access & (A.READ_DATA | A.EXECUTE) or o.handle is None:
         raise SmbError(NtStatus.ACCESS_DENIED, "the open has no read access")
     _lock_conflict(conn, o, offset, length, False)
@@ -170,6 +182,11 @@ def write(conn: Connection, req: Request) -> Reply:
         raise SmbError(NtStatus.INVALID_DEVICE_REQUEST, "WRITE to a directory")
     if length > n.max_write_size:
         raise SmbError(NtStatus.INVALID_PARAMETER, f"WRITE of {length} bytes exceeds {n.max_write_size}")
+    if o.stream:
+        if not o.access & (A.WRITE_DATA | A.APPEND_DATA):
+            raise SmbError(NtStatus.ACCESS_DENIED, "the open has no write access")
+        streams.write(o.tree.fs, o.ino, o.stream, offset, bytes(data))  # type: ignore[arg-type]
+        return Reply(_WRITE_RESP.pack(17, 0, length, 0, 0, 0), file_id=o.file_id)
     if o.handle is None or not o.access & (A.WRITE_DATA | A.APPEND_DATA):
         raise SmbError(NtStatus.ACCESS_DENIED, "the open has no write access")
     if offset == APPEND_OFFSET and o.access & A.APPEND_DATA:

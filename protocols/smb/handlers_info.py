@@ -11,13 +11,15 @@ needs in the ERROR data (3.3.5.20.3), so clients retry with the right buffer.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import zlib
 
 from core.errors import NotFound
+from core.fs import FileType
 from core.fs import acl as A
 
-from . import paths, security
+from . import paths, security, streams
 from .conn import Connection, Reply, Request, buffer_at, unpack
 from .errors import SmbError
 from .fileinfo import FileFacts, FileInfoClass, InfoError, VolumeFacts, dos_attributes, query_file, query_fs
@@ -58,9 +60,14 @@ def query_info(conn: Connection, req: Request) -> Reply:
                            FileInfoClass.ALIGNMENT, FileInfoClass.NAME, FileInfoClass.NORMALIZED_NAME):
                 _need(o, A.READ_ATTRIBUTES, "read attributes")
             attr = fs.getattr(o.ino)
+            named: tuple[tuple[str, int], ...] = ()
+            if o.stream:
+                attr = dataclasses.replace(attr, size=len(streams.read(fs, o.ino, o.stream)), type=FileType.REG)
+            elif cls == FileInfoClass.STREAM:
+                named = tuple(streams.listing(fs, o.ino))
             facts = FileFacts(attr, name=o.path, access=o.access, position=o.position, mode=o.options & 0x3E,
                               delete_pending=o.delete_on_close or conn.ctx.delete_pending(o.ino),
-                              dos_attributes=dos_attributes(attr, o.name, stored=attr.dos))
+                              dos_attributes=dos_attributes(attr, o.name, stored=attr.dos), streams=named)
             status, data = query_file(cls, facts, out_len)
         elif kind == INFO_FILESYSTEM:
             share = o.tree.share
@@ -141,6 +148,9 @@ def _set_file(conn: Connection, o: Open, info: object) -> None:
                    dos=None if attrs is None else attrs & ~0x90)
     elif isinstance(info, EndOfFile):
         _need(o, A.WRITE_DATA, "change the size")
+        if o.stream:
+            streams.truncate(fs, o.ino, o.stream, info.size)
+            return
         if o.is_dir:
             raise SmbError(NtStatus.INVALID_PARAMETER, "size of a directory")
         broke_writes(conn, o)
@@ -173,6 +183,9 @@ def _dispose(conn: Connection, o: Open, delete: bool) -> None:
     assert fs is not None
     if not o.path:
         raise SmbError(NtStatus.ACCESS_DENIED, "the share root cannot be deleted")
+    if o.stream:
+        o.delete_on_close = delete
+        return
     if delete:
         attr = fs.getattr(o.ino)
         if attr.dos is not None and attr.dos & 0x1:
