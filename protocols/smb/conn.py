@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import crypto, framing
+from .credits import credit_charge
 from .crypto import Dialect, TransformHeader
 from .errors import SmbError, expected, status_of
 from .header import (
@@ -201,6 +202,7 @@ class Connection:
         credits = self._grant(h)
         session: Session | None = None
         try:
+            self._check_charge(h, m)
             if h.command not in _NO_SESSION or (h.command == Command.SESSION_SETUP and session_id):
                 session = self.sessions.get(session_id)
                 if session is None:
@@ -271,6 +273,15 @@ class Connection:
         charge = max(h.credit_charge, 1) if multi else 1
         if not self.window.consume(h.message_id, charge):
             raise Disconnect(f"MessageId {h.message_id} (charge {charge}) outside the credit window")
+
+    def _check_charge(self, h: Header, m: Message) -> None:
+        n = self.negotiated
+        if n is None or n.dialect < Dialect.SMB21:
+            return
+        send, back = _payload(h.command, m.body)
+        if max(h.credit_charge, 1) < credit_charge(send, back):
+            raise SmbError(NtStatus.INVALID_PARAMETER,
+                           f"CreditCharge {h.credit_charge} does not pay for {max(send, back)} bytes")
 
     def _grant(self, h: Header) -> int:
         outstanding = self.window.available
@@ -388,6 +399,23 @@ class Connection:
             self.opens.clear()
             self.pending.clear()
             self.sessions.clear()
+
+
+_SIZES = {  # command -> (offset of the bytes sent, offset of the bytes asked back) in the request body
+    Command.WRITE: (4, None), Command.READ: (None, 4), Command.QUERY_DIRECTORY: (None, 28),
+    Command.IOCTL: (28, 44), Command.QUERY_INFO: (None, 4), Command.CHANGE_NOTIFY: (None, 4),
+}
+
+
+def _payload(command: Command, body: memoryview) -> tuple[int, int]:
+    """What a request sends and may get back, for its credit charge (MS-SMB2 3.3.5.2.5)."""
+    where = _SIZES.get(command)
+    if where is None:
+        return 0, 0
+    out = []
+    for off in where:
+        out.append(int.from_bytes(body[off:off + 4], "little") if off is not None and len(body) >= off + 4 else 0)
+    return out[0], out[1]
 
 
 def _name(status: int) -> str:
