@@ -109,3 +109,17 @@ def test_escapes_refused(smb_server: ServerFactory, smb_store: Store, tmp_path: 
         r = smbclient(srv.port, "data", f"get {name} {out}")
         assert r.rc != 0 or not out.exists(), name
         assert not out.exists() or out.read_bytes() != b"top secret"
+
+
+@pytest.mark.parametrize("cipher", ["AES-128-CCM", "AES-128-GCM", "AES-256-CCM", "AES-256-GCM"])
+@pytest.mark.parametrize("signing", ["AES-128-GMAC", "AES-128-CMAC", "HMAC-SHA256"])
+def test_every_cipher_and_signing_algorithm(smb_server: ServerFactory, smb_store: Store, cipher: str,
+                                            signing: str) -> None:
+    """The client offers exactly one cipher and one signing algorithm: the server must take them."""
+    srv = smb_server()
+    fs = smb_store.fs
+    fs.write_file(fs.resolve("/data").ino, "seen.txt", b"x")
+    r = smbclient(srv.port, "data", "ls", options=[
+        "-m", "SMB3_11", "--client-protection=encrypt", f"--option=client smb3 encryption algorithms={cipher}",
+        f"--option=client smb3 signing algorithms={signing}"])
+    assert r.rc == 0 and "seen.txt" in r.out, r.err + r.out
