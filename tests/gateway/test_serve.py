@@ -118,13 +118,15 @@ def test_serve_rejects_bad_config(tmp_path: Path) -> None:
 
 HINTS = {"s3": "another S3 server? set s3.listen or --s3-listen",
          "nfs": "another NFS server? set nfs.listen or --nfs-listen",
+         "smb": "another SMB server (smbd)? set smb.listen or --smb-listen",
          "admin": "another tessera serve? set admin.listen"}
 
 
 @pytest.mark.parametrize(("key", "kind", "role"), [
     ("s3", socket.SOCK_STREAM, "all"), ("s3", socket.SOCK_STREAM, "s3"),
     ("nfs", socket.SOCK_STREAM, "all"), ("nfs", socket.SOCK_DGRAM, "all"), ("nfs", socket.SOCK_STREAM, "nfs"),
-    ("nfs", socket.SOCK_DGRAM, "nfs"), ("admin", socket.SOCK_STREAM, "all"), ("admin", socket.SOCK_STREAM, "core"),
+    ("nfs", socket.SOCK_DGRAM, "nfs"), ("smb", socket.SOCK_STREAM, "all"), ("smb", socket.SOCK_STREAM, "smb"),
+    ("admin", socket.SOCK_STREAM, "all"), ("admin", socket.SOCK_STREAM, "core"),
 ])
 def test_serve_reports_port_in_use(tmp_path: Path, key: str, kind: socket.SocketKind, role: str) -> None:
     """A listen address another program holds: one line naming the key, the address and what to change;
@@ -140,7 +142,8 @@ def test_serve_reports_port_in_use(tmp_path: Path, key: str, kind: socket.Socket
         ports[key] = port
         (d / "tessera.yaml").write_text(
             f"admin:\n  listen: 127.0.0.1:{ports['admin']}\ns3:\n  listen: 127.0.0.1:{ports['s3']}\n  workers: 1\n"
-            f"nfs:\n  listen: 127.0.0.1:{ports['nfs']}\n  rpcbind: false\n  exports: []\n")
+            f"nfs:\n  listen: 127.0.0.1:{ports['nfs']}\n  rpcbind: false\n  exports: []\n"
+            f"smb:\n  listen: 127.0.0.1:{ports['smb']}\n  shares: []\n")
         p = subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve", "--role", role],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     udp = " (UDP)" if kind == socket.SOCK_DGRAM else ""
@@ -296,11 +299,11 @@ def test_listen_flags_win_and_a_user_serves_nfs_on_user_listen(monkeypatch: pyte
     from gateway.protocols import apply_listen
     cfg = Config(nfs=NfsConfig(listen="0.0.0.0:2049", user_listen="127.0.0.1:12049"))
     monkeypatch.setattr(listen, "privileged", lambda: False)
-    assert apply_listen(cfg, {}) == {"nfs": "tessera: NFS listens on 127.0.0.1:12049 (nfs.user_listen: not running "
-                                            "as root; nfs.listen is 0.0.0.0:2049)"}
+    assert apply_listen(cfg, {})["nfs"] == ("tessera: NFS listens on 127.0.0.1:12049 (nfs.user_listen: not running "
+                                            "as root; nfs.listen is 0.0.0.0:2049)")
     assert cfg.nfs.listen == "127.0.0.1:12049" and cfg.s3.listen == "0.0.0.0:9000"  # S3 has no user_listen
     cfg = Config(nfs=NfsConfig(listen="0.0.0.0:2049"))
-    assert apply_listen(cfg, {"nfs": "[::1]:111", "s3": "127.0.0.1:80"}) == {}  # an explicit flag is obeyed
+    assert "nfs" not in apply_listen(cfg, {"nfs": "[::1]:111", "s3": "127.0.0.1:80"})  # an explicit flag is obeyed
     assert (cfg.nfs.listen, cfg.s3.listen) == ("[::1]:111", "127.0.0.1:80")
     monkeypatch.setattr(listen, "privileged", lambda: True)  # root, or CAP_NET_BIND_SERVICE
     cfg = Config(nfs=NfsConfig(listen="0.0.0.0:2049"))
@@ -309,15 +312,38 @@ def test_listen_flags_win_and_a_user_serves_nfs_on_user_listen(monkeypatch: pyte
         apply_listen(cfg, {"nfs": "x"})
 
 
-def test_serve_as_a_user_serves_nfs_on_user_listen_and_says_so(tmp_path: Path) -> None:
-    """What `make run` does for a user who is not root: NFS comes up on nfs.user_listen, not on the machine's
-    NFS port (nfs.listen), and the first line of output says where."""
+def test_a_user_serves_smb_on_user_listen(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway import listen
+    from gateway.config import Config, SmbConfig
+    from gateway.protocols import apply_listen
+    monkeypatch.setattr(listen, "privileged", lambda: False)
+    cfg = Config(smb=SmbConfig())
+    assert apply_listen(cfg, {})["smb"] == ("tessera: SMB listens on 127.0.0.1:4445 (smb.user_listen: not running "
+                                            "as root; smb.listen is 0.0.0.0:445)")
+    assert cfg.smb.listen == "127.0.0.1:4445"
+    cfg = Config(smb=SmbConfig())
+    assert "smb" not in apply_listen(cfg, {"smb": "0.0.0.0:1445"}) and cfg.smb.listen == "0.0.0.0:1445"
+    with pytest.raises(InvalidArgument, match="--smb-listen: expected HOST:PORT, got '445'"):
+        apply_listen(cfg, {"smb": "445"})
+    monkeypatch.setattr(listen, "privileged", lambda: True)
+    cfg = Config(smb=SmbConfig())
+    assert apply_listen(cfg, {}) == {} and cfg.smb.listen == "0.0.0.0:445"
+
+
+def test_serve_as_a_user_serves_nfs_and_smb_on_user_listen_and_says_so(tmp_path: Path) -> None:
+    """What `make run` does for a user who is not root: NFS and SMB come up on their user_listen, not on the
+    machine's NFS and SMB ports (nfs.listen, smb.listen), and the first lines of output say where."""
+    from tests.gateway.test_smb_role import PASSWORD, connect
     d = tmp_path / "data"
     _init(d)
-    nfs, s3, admin = _free_port(), _free_port(), _free_port()
+    subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "user", "add", "alice", "--password",
+                    PASSWORD, "--no-key"], cwd=ROOT, check=True, capture_output=True)
+    nfs, smb, s3, admin = _free_port(), _free_port(), _free_port(), _free_port()
     text = (d / "tessera.yaml").read_text()
-    assert "listen: 0.0.0.0:2049" in text  # the default config, with its other ports moved out of the way
+    assert "listen: 0.0.0.0:2049" in text and "listen: 0.0.0.0:445" in text  # the default config, with its other
+    # ports moved out of the way
     text = text.replace("user_listen: 127.0.0.1:12049", f"user_listen: 127.0.0.1:{nfs}")
+    text = text.replace("user_listen: 127.0.0.1:4445", f"user_listen: 127.0.0.1:{smb}")
     text = text.replace("0.0.0.0:9000", f"127.0.0.1:{s3}").replace("127.0.0.1:9100", f"127.0.0.1:{admin}")
     (d / "tessera.yaml").write_text(text.replace("rpcbind: true", "rpcbind: false"))
     argv = [sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"]
@@ -328,7 +354,11 @@ def test_serve_as_a_user_serves_nfs_on_user_listen_and_says_so(tmp_path: Path) -
         assert p.stdout is not None
         assert p.stdout.readline() == (f"tessera: NFS listens on 127.0.0.1:{nfs} (nfs.user_listen: not running as "
                                        "root; nfs.listen is 0.0.0.0:2049)\n")
+        assert p.stdout.readline() == (f"tessera: SMB listens on 127.0.0.1:{smb} (smb.user_listen: not running as "
+                                       "root; smb.listen is 0.0.0.0:445)\n")
         assert _until(lambda: _mount_exports(nfs), bool) == [("/", ["127.0.0.1", "::1"])]
+        with connect(smb) as c:  # the default share: the store's root, as NFS exports it
+            assert "meta" not in c.listdir("tessera")
     finally:
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
@@ -339,14 +369,16 @@ def test_registry_entries_roles_images_and_children(tmp_path: Path) -> None:
     the child process `tessera serve` runs for it."""
     from core.errors import ConfigError
     from gateway.cli import build_parser
-    from gateway.config import Config, NfsConfig, S3Config
+    from gateway.config import Config, NfsConfig, S3Config, SmbConfig
     from gateway.protocols import BY_ROLE, REGISTRY, Paths
-    cfg = Config(s3=S3Config(listen="127.0.0.1:9001", workers=3), nfs=NfsConfig(listen="127.0.0.1:3049"))
+    cfg = Config(s3=S3Config(listen="127.0.0.1:9001", workers=3), nfs=NfsConfig(listen="127.0.0.1:3049"),
+                 smb=SmbConfig(listen="127.0.0.1:1445"))
     paths = Paths(str(tmp_path / "d"), str(tmp_path / "t.yaml"))
     assert [(e.name, e.role, e.image, e.listen_key, e.listen_flag, e.transports(cfg), e.section(cfg).listen)
             for e in REGISTRY] == [
         ("s3", "s3", "localhost/tessera-s3:latest", "s3.listen", "--s3-listen", ("tcp",), "127.0.0.1:9001"),
-        ("nfs", "nfs", "localhost/tessera-nfs:latest", "nfs.listen", "--nfs-listen", ("tcp", "udp"), "127.0.0.1:3049")]
+        ("nfs", "nfs", "localhost/tessera-nfs:latest", "nfs.listen", "--nfs-listen", ("tcp", "udp"), "127.0.0.1:3049"),
+        ("smb", "smb", "localhost/tessera-smb:latest", "smb.listen", "--smb-listen", ("tcp",), "127.0.0.1:1445")]
     s3 = BY_ROLE["s3"].child(cfg, paths)
     assert (s3.name, s3.argv) == ("s3", [sys.executable, "-m", "protocols.s3.server"])
     assert {k: s3.env[k] for k in ("TESSERA_DATA", "TESSERA_S3_LISTEN", "TESSERA_S3_WORKERS")} == {
@@ -356,6 +388,10 @@ def test_registry_entries_roles_images_and_children(tmp_path: Path) -> None:
                                               "--role", "nfs", "--config", paths.config, "--nfs-listen",
                                               "127.0.0.1:3049"]
     assert nfs.env == dict(os.environ)
+    smb = BY_ROLE["smb"].child(cfg, paths)
+    assert smb.name == "smb" and smb.argv == [sys.executable, "-m", "gateway.cli", "--data", paths.data_dir, "serve",
+                                              "--role", "smb", "--config", paths.config, "--smb-listen",
+                                              "127.0.0.1:1445"]
     cfg.nfs.udp = False
     assert BY_ROLE["nfs"].transports(cfg) == ("tcp",)
     cfg.s3.tls.enabled = True
@@ -364,5 +400,7 @@ def test_registry_entries_roles_images_and_children(tmp_path: Path) -> None:
     # the command line offers every role and listen flag the registry has
     args = build_parser().parse_args(["serve", "--role", "nfs", "--nfs-listen", "h:1", "--s3-listen", "h:2"])
     assert (args.role, args.nfs_listen, args.s3_listen) == ("nfs", "h:1", "h:2")
+    args = build_parser().parse_args(["serve", "--role", "smb", "--smb-listen", "h:3"])
+    assert (args.role, args.smb_listen) == ("smb", "h:3")
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["serve", "--role", "smb"])
+        build_parser().parse_args(["serve", "--role", "ftp"])
