@@ -3,8 +3,8 @@ and what the container image holds (pip and setuptools removed).
 
 The servers run here with every other installed distribution hidden — torch, the test tools, pip,
 setuptools, the extras' dependencies — by a meta path hook in a ``sitecustomize`` that every process of
-the server tree loads (the S3 server and its uvicorn workers, the NFS server): an import of a hidden
-module fails as it would where that module is not installed.
+the server tree loads (the S3 server and its uvicorn workers, the NFS server, the SMB server): an import of
+a hidden module fails as it would where that module is not installed.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.gateway.test_serve import ROOT, _exports_yaml, _free_port, _get, _get_status, _init, _mount_exports, _until
+from tests.gateway.test_smb_role import PASSWORD, connect
 
 HOOK = """\
 import os, sys
@@ -75,10 +76,12 @@ def hidden_modules() -> set[str]:
 
 def test_the_runtime_set_is_what_pyproject_says() -> None:
     runtime = runtime_distributions()
-    assert {"fastapi", "uvicorn", "uvloop", "httptools", "pydantic", "pyeclib", "pyyaml"} <= runtime
+    assert {"fastapi", "uvicorn", "uvloop", "httptools", "pydantic", "pyeclib", "pyyaml", "impacket"} <= runtime
     hidden = hidden_modules()
-    assert {"torch", "pytest", "hypothesis", "boto3", "botocore", "mypy", "fsspec", "pip", "setuptools"} <= hidden
-    assert not {"fastapi", "uvicorn", "yaml", "numpy", "pydantic", "core", "gateway", "protocols"} & hidden
+    assert {"torch", "pytest", "hypothesis", "boto3", "botocore", "mypy", "fsspec", "pip", "setuptools",
+            "smbprotocol", "smbclient", "spnego"} <= hidden  # the SMB clients are the tests' own
+    assert not {"fastapi", "uvicorn", "yaml", "numpy", "pydantic", "core", "gateway", "protocols", "impacket",
+                "cryptography"} & hidden
 
 
 def test_servers_run_on_the_runtime_dependencies_alone(tmp_path: Path) -> None:
@@ -93,15 +96,19 @@ def test_servers_run_on_the_runtime_dependencies_alone(tmp_path: Path) -> None:
     assert p.returncode == 1 and "hidden: not a runtime dependency" in p.stderr
     # every server module imports
     mods = ["gateway.cli", "gateway.serve", "gateway.nfs_role", "protocols.s3.server", "protocols.s3.app",
-            "protocols.nfs.service", "protocols.nfs.nfs3", "protocols.nfs.nlm", "protocols.nfs.nsm"]
+            "protocols.nfs.service", "protocols.nfs.nfs3", "protocols.nfs.nlm", "protocols.nfs.nsm",
+            "gateway.smb_role", "protocols.smb.service", "protocols.smb.auth", "protocols.smb.spnego",
+            "protocols.smb.srvsvc"]
     present = [m for m in mods if (ROOT / (m.replace(".", "/") + ".py")).exists()]
     p = subprocess.run([sys.executable, "-c", f"import {', '.join(present)}"], cwd=ROOT, env=env,
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    # and serve: admin endpoint, S3 (uvicorn and a worker process), NFS
+    # and serve: admin endpoint, S3 (uvicorn and a worker process), NFS, SMB (a logon: NTLM and SPNEGO)
     d = tmp_path / "data"
     _init(d)
-    admin, s3, nfs = _free_port(), _free_port(), _free_port()
+    subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "user", "add", "alice", "--password",
+                    PASSWORD, "--no-key"], cwd=ROOT, check=True, capture_output=True)
+    admin, s3, nfs, smb = _free_port(), _free_port(), _free_port(), _free_port()
     (d / "tessera.yaml").write_text(textwrap.dedent(f"""\
         admin:
           listen: 127.0.0.1:{admin}
@@ -112,7 +119,8 @@ def test_servers_run_on_the_runtime_dependencies_alone(tmp_path: Path) -> None:
           listen: 127.0.0.1:{nfs}
           rpcbind: false
           exports:
-        """) + _exports_yaml("path: /, clients: ['*']"))
+        """) + _exports_yaml("path: /, clients: ['*']") + f"smb:\n  listen: 127.0.0.1:{smb}\n  shares:\n"
+                                                  "    - {name: all, path: /}\n")
     server = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"], cwd=ROOT, env=env,
                               stderr=subprocess.PIPE, text=True)
     try:
@@ -120,6 +128,8 @@ def test_servers_run_on_the_runtime_dependencies_alone(tmp_path: Path) -> None:
         code, xml = _get_status(f"http://127.0.0.1:{s3}/")
         assert code == 403 and "AccessDenied" in xml
         assert _until(lambda: _mount_exports(nfs), bool) == [("/", ["*"])]
+        with connect(smb) as c:
+            assert "meta" not in c.listdir("all")
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
     finally:
