@@ -125,6 +125,8 @@ def grant(fs: FileSystem, attr: Attr, parent: int, desired: int, read_only: bool
     maximal = fs.access(attr.ino, A.FULL_MASK)
     if not maximal & A.DELETE and fs.access(parent, A.DELETE_CHILD):
         maximal |= A.DELETE
+    if not attr.is_dir and maximal & A.READ_DATA:
+        maximal |= A.EXECUTE  # who may read a file may execute-open it (Samba's "acl allow execute always")
     if read_only:
         maximal &= ~WRITE_BITS
     if desired & MAXIMUM_ALLOWED:

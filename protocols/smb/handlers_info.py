@@ -37,6 +37,12 @@ WRITE_DAC = 0x00040000
 WRITE_OWNER = 0x00080000
 
 
+# MS-FSA 2.1.5.12: these classes need FILE_READ_ATTRIBUTES; the others (Standard, Internal, Ea, Name,
+# Position, Mode, Alignment, Stream...) need no access right at all
+_NEED_READ_ATTRIBUTES = frozenset({FileInfoClass.BASIC, FileInfoClass.ALL, FileInfoClass.NETWORK_OPEN,
+                                   FileInfoClass.ATTRIBUTE_TAG})
+
+
 def _need(o: Open, mask: int, what: str) -> None:
     if not o.access & mask:
         raise SmbError(NtStatus.ACCESS_DENIED, f"the open lacks the right to {what}")
@@ -56,8 +62,7 @@ def query_info(conn: Connection, req: Request) -> Reply:
         raise SmbError(NtStatus.NOT_SUPPORTED, "query info on a pipe")
     try:
         if kind == INFO_FILE:
-            if cls not in (FileInfoClass.ACCESS, FileInfoClass.POSITION, FileInfoClass.MODE,
-                           FileInfoClass.ALIGNMENT, FileInfoClass.NAME, FileInfoClass.NORMALIZED_NAME):
+            if cls in _NEED_READ_ATTRIBUTES:
                 _need(o, A.READ_ATTRIBUTES, "read attributes")
             attr = fs.getattr(o.ino)
             named: tuple[tuple[str, int], ...] = ()

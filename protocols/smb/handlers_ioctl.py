@@ -1,90 +1,95 @@
-"""IOCTL (MS-SMB2 3.3.5.15): the FSCTLs clients send to a file server.
+"""IOCTL (MS-SMB2 3.3.5.15): the FSCTLs clients send to a file server (codecs in ``ioctl``).
 
 Served: FSCTL_PIPE_TRANSCEIVE (DCE/RPC on ``srvsvc``), FSCTL_VALIDATE_NEGOTIATE_INFO (3.0/3.0.2
 clients check that nobody tampered with the NEGOTIATE: a mismatch closes the connection, 3.3.5.15.12),
-FSCTL_SRV_REQUEST_RESUME_KEY + FSCTL_SRV_COPYCHUNK(_WRITE) (server-side copy: the data never
-crosses the network), FSCTL_SET_SPARSE (accepted: every Tessera file is sparse), FSCTL_SET_ZERO_DATA
-(a hole punched by writing zeros) and FSCTL_QUERY_ALLOCATED_RANGES (the whole file is reported
-allocated), FSCTL_GET_REPARSE_POINT (NOT_A_REPARSE_POINT), FSCTL_QUERY_NETWORK_INTERFACE_INFO
-(NOT_SUPPORTED: no multichannel is advertised). Any other control code is INVALID_DEVICE_REQUEST,
-as Windows answers; IOCTLs that are not FSCTLs are NOT_SUPPORTED.
+FSCTL_SRV_REQUEST_RESUME_KEY + FSCTL_SRV_COPYCHUNK(_WRITE) (server-side copy: the data never crosses
+the network; Windows' limits), FSCTL_SET_SPARSE (accepted: every Tessera file is sparse),
+FSCTL_SET_ZERO_DATA (zeros written over the range) and FSCTL_QUERY_ALLOCATED_RANGES (the whole file is
+reported allocated), FSCTL_QUERY_NETWORK_INTERFACE_INFO (NOT_SUPPORTED: no multichannel is
+advertised). FSCTL_GET_REPARSE_POINT is NOT_A_REPARSE_POINT; any other FSCTL INVALID_DEVICE_REQUEST, as
+Windows answers; IOCTLs that are not FSCTLs NOT_SUPPORTED.
 """
 
 from __future__ import annotations
 
-import struct
-
 from core.fs import acl as A
 
-from .conn import Connection, Disconnect, Reply, Request, buffer_at, unpack
+from . import ioctl as io
+from .conn import Connection, Disconnect, Reply, Request
 from .errors import SmbError
-from .handlers_file import find_open
+from .handlers_file import _lock_conflict, find_open
+from .ioctl import Fsctl, IoctlError
 from .state import Open
 from .status import NtStatus
 
-_IOCTL = struct.Struct("<HHI16sIIIIIIII")     # 56
-_RESPONSE = struct.Struct("<HHI16sIIIIII")    # 48; output at 64 + 48
-OUTPUT_OFFSET = 64 + _RESPONSE.size
-IOCTL_IS_FSCTL = 0x1
-ALL_ONES = b"\xff" * 16
-
-FSCTL_PIPE_TRANSCEIVE = 0x0011C017
-FSCTL_VALIDATE_NEGOTIATE_INFO = 0x00140204
-FSCTL_SRV_REQUEST_RESUME_KEY = 0x00140078
-FSCTL_SRV_COPYCHUNK = 0x001440F2
-FSCTL_SRV_COPYCHUNK_WRITE = 0x001480F2
-FSCTL_QUERY_NETWORK_INTERFACE_INFO = 0x001401FC
-FSCTL_SET_SPARSE = 0x000900C4
-FSCTL_SET_ZERO_DATA = 0x000980C8
-FSCTL_QUERY_ALLOCATED_RANGES = 0x000940CF
-FSCTL_GET_REPARSE_POINT = 0x000900A8
-_VNEG = struct.Struct("<I16sHH")
 ZERO_CHUNK = 1 << 20
 
 
 def _answer(ctl: int, file_id: bytes, output: bytes, status: int = NtStatus.SUCCESS) -> Reply:
-    head = _RESPONSE.pack(49, 0, ctl, file_id, OUTPUT_OFFSET, 0, OUTPUT_OFFSET, len(output), 0, 0)
-    return Reply(head + output, status)
+    return Reply(io.encode_ioctl_response(ctl, file_id, output), status)
 
 
 def ioctl(conn: Connection, req: Request) -> Reply:
-    (_, _, ctl, fid, in_off, in_count, _max_in, _out_off, _out_count, max_out, flags,
-     _) = unpack(_IOCTL, req.body, "IOCTL")
     n = conn.negotiated
     assert n is not None
-    if not flags & IOCTL_IS_FSCTL:
-        raise SmbError(NtStatus.NOT_SUPPORTED, "only FSCTLs")
-    if in_count > n.max_transact_size or max_out > n.max_transact_size:
-        raise SmbError(NtStatus.INVALID_PARAMETER, "IOCTL buffers exceed MaxTransactSize")
-    data = buffer_at(req, in_off, in_count, "IOCTL input")
-    if ctl == FSCTL_VALIDATE_NEGOTIATE_INFO:
-        return _validate_negotiate(conn, data, fid, max_out)
-    if ctl == FSCTL_QUERY_NETWORK_INTERFACE_INFO:
+    try:
+        r = io.parse_ioctl(req.body, n.max_transact_size)
+    except IoctlError as e:
+        raise SmbError(e.status, str(e)) from None
+    try:
+        return _dispatch(conn, req, r)
+    except IoctlError as e:
+        if e.disconnect:
+            raise Disconnect(str(e)) from None
+        if e.output is not None:
+            return _answer(r.ctl_code, r.file_id, e.output, e.status)
+        raise SmbError(e.status, str(e)) from None
+
+
+def _dispatch(conn: Connection, req: Request, r: io.IoctlRequest) -> Reply:
+    n = conn.negotiated
+    assert n is not None
+    ctl = r.ctl_code
+    if ctl == Fsctl.VALIDATE_NEGOTIATE_INFO:
+        v = io.parse_validate_negotiate(r.input, r.max_output_response)
+        client = io.ValidateNegotiate(n.client_capabilities, n.client_guid, n.client_security_mode,
+                                      tuple(n.client_dialects))
+        supported = tuple(int(d) for d in conn.ctx.negotiate.dialects)
+        out = io.answer_validate_negotiate(v, client=client, dialect=int(n.dialect), supported=supported,
+                                           server_capabilities=int(n.capabilities), server_guid=conn.ctx.server_guid,
+                                           server_security_mode=int(n.security_mode))
+        return _answer(ctl, r.file_id, out)
+    if ctl == Fsctl.QUERY_NETWORK_INTERFACE_INFO:
         raise SmbError(NtStatus.NOT_SUPPORTED, "no multichannel")
-    o = find_open(conn, req, fid)
-    if ctl == FSCTL_PIPE_TRANSCEIVE:
+    o = find_open(conn, req, r.file_id)
+    if ctl == Fsctl.PIPE_TRANSCEIVE:
         if o.pipe is None:
             raise SmbError(NtStatus.INVALID_DEVICE_REQUEST, "not a pipe")
         from .pipes import transceive
-        out, status = transceive(o, data, max_out)
+        out, status = transceive(o, r.input, r.max_output_response)
         return _answer(ctl, o.file_id, out, status)
     if o.pipe is not None:
         raise SmbError(NtStatus.INVALID_DEVICE_REQUEST, f"FSCTL {ctl:#x} on a pipe")
-    if ctl == FSCTL_GET_REPARSE_POINT:
-        raise SmbError(NtStatus.NOT_A_REPARSE_POINT, "no reparse points")
-    if ctl == FSCTL_SET_SPARSE:
+    if ctl == Fsctl.SET_SPARSE:
+        io.parse_set_sparse(r.input)
         _need(o, A.WRITE_DATA | A.WRITE_ATTRIBUTES, "set sparse")
         return _answer(ctl, o.file_id, b"")
-    if ctl == FSCTL_SET_ZERO_DATA:
-        return _zero_data(o, data, ctl)
-    if ctl == FSCTL_QUERY_ALLOCATED_RANGES:
-        return _allocated(o, data, ctl, max_out)
-    if ctl == FSCTL_SRV_REQUEST_RESUME_KEY:
-        return _resume_key(o, ctl, max_out)
-    if ctl in (FSCTL_SRV_COPYCHUNK, FSCTL_SRV_COPYCHUNK_WRITE):
-        from .copychunk import copychunk
-        return copychunk(conn, o, ctl, data, max_out)
-    raise SmbError(NtStatus.INVALID_DEVICE_REQUEST, f"FSCTL {ctl:#010x} is not served")
+    if ctl == Fsctl.SET_ZERO_DATA:
+        return _zero_data(conn, o, io.parse_zero_data(r.input), ctl)
+    if ctl == Fsctl.QUERY_ALLOCATED_RANGES:
+        _need(o, A.READ_DATA, "read")
+        off, length = io.parse_allocated_ranges(r.input)
+        size = o.handle.size() if o.handle is not None else 0
+        end = min(off + length, size)
+        status, out = io.encode_allocated_ranges([(off, end - off)] if end > off else [], r.max_output_response)
+        if status == NtStatus.BUFFER_TOO_SMALL:
+            raise SmbError(status, "MaxOutputResponse too small")
+        return _answer(ctl, o.file_id, out, status)
+    if ctl == Fsctl.SRV_REQUEST_RESUME_KEY:
+        return _answer(ctl, o.file_id, io.encode_resume_key(o.file_id + bytes(8), r.max_output_response))
+    if ctl in (Fsctl.SRV_COPYCHUNK, Fsctl.SRV_COPYCHUNK_WRITE):
+        return _copychunk(conn, o, ctl, io.parse_copychunk(r.input, r.max_output_response))
+    raise SmbError(io.unsupported_status(ctl), f"FSCTL {ctl:#010x} is not served")
 
 
 def _need(o: Open, mask: int, what: str) -> None:
@@ -92,36 +97,12 @@ def _need(o: Open, mask: int, what: str) -> None:
         raise SmbError(NtStatus.ACCESS_DENIED, f"the open may not {what}")
 
 
-def _validate_negotiate(conn: Connection, data: bytes, fid: bytes, max_out: int) -> Reply:
-    n = conn.negotiated
-    assert n is not None
-    if bytes(fid) != ALL_ONES:
-        raise SmbError(NtStatus.INVALID_PARAMETER, "VALIDATE_NEGOTIATE_INFO with a FileId")
-    if len(data) < _VNEG.size:
-        raise SmbError(NtStatus.INVALID_PARAMETER, "short VALIDATE_NEGOTIATE_INFO")
-    caps, guid, mode, count = _VNEG.unpack_from(data)
-    if len(data) < _VNEG.size + 2 * count:
-        raise SmbError(NtStatus.INVALID_PARAMETER, "short dialect list")
-    dialects = struct.unpack_from(f"<{count}H", data, _VNEG.size)
-    if (caps != n.client_capabilities or guid != n.client_guid or mode != n.client_security_mode
-            or tuple(dialects) != tuple(n.client_dialects)):
-        raise Disconnect("VALIDATE_NEGOTIATE_INFO does not match the NEGOTIATE")
-    if max_out < 24:
-        raise SmbError(NtStatus.INVALID_PARAMETER, "MaxOutputResponse too small")
-    out = struct.pack("<I16sHH", int(n.capabilities), conn.ctx.server_guid, int(n.security_mode), int(n.dialect))
-    return _answer(FSCTL_VALIDATE_NEGOTIATE_INFO, ALL_ONES, out)
-
-
-def _zero_data(o: Open, data: bytes, ctl: int) -> Reply:
+def _zero_data(conn: Connection, o: Open, rng: tuple[int, int], ctl: int) -> Reply:
     _need(o, A.WRITE_DATA, "write")
-    if len(data) < 16:
-        raise SmbError(NtStatus.INVALID_PARAMETER, "short FILE_ZERO_DATA_INFORMATION")
-    start, end = struct.unpack_from("<qq", data)
-    if start < 0 or end < start:
-        raise SmbError(NtStatus.INVALID_PARAMETER, "bad zero range")
     if o.handle is None:
         raise SmbError(NtStatus.ACCESS_DENIED, "no data access")
-    end = min(end, o.handle.size())
+    start, end = rng[0], min(rng[1], o.handle.size())
+    _lock_conflict(conn, o, start, max(0, end - start), True)
     pos = start
     while pos < end:
         n = min(ZERO_CHUNK, end - pos)
@@ -130,25 +111,30 @@ def _zero_data(o: Open, data: bytes, ctl: int) -> Reply:
     return _answer(ctl, o.file_id, b"")
 
 
-def _allocated(o: Open, data: bytes, ctl: int, max_out: int) -> Reply:
-    _need(o, A.READ_DATA, "read")
-    if len(data) < 16:
-        raise SmbError(NtStatus.INVALID_PARAMETER, "short FILE_ALLOCATED_RANGE_BUFFER")
-    off, length = struct.unpack_from("<qq", data)
-    if off < 0 or length < 0:
-        raise SmbError(NtStatus.INVALID_PARAMETER, "bad range")
-    size = o.handle.size() if o.handle is not None else 0
-    end = min(off + length, size)
-    out = struct.pack("<qq", off, end - off) if end > off else b""
-    if len(out) > max_out:
-        raise SmbError(NtStatus.BUFFER_TOO_SMALL, "MaxOutputResponse too small")
-    return _answer(ctl, o.file_id, out)
-
-
-def _resume_key(o: Open, ctl: int, max_out: int) -> Reply:
-    if max_out < 32:
-        raise SmbError(NtStatus.INVALID_PARAMETER, "MaxOutputResponse too small for a resume key")
-    return _answer(ctl, o.file_id, o.file_id + bytes(8) + struct.pack("<I", 0) + bytes(4))
+def _copychunk(conn: Connection, target: Open, ctl: int, req: io.CopyChunkRequest) -> Reply:
+    """Server-side copy: the source open is named by the resume key this server gave (same session);
+    it must read, the target write (and read, for COPYCHUNK); locks apply as to READ/WRITE."""
+    source = conn.ctx.opens.get(int.from_bytes(req.source_key[8:16], "little"))
+    if source is None or source.file_id != req.source_key[:16] or source.session is not target.session:
+        raise SmbError(NtStatus.OBJECT_NAME_NOT_FOUND, "the resume key names no open of this session")
+    if source.handle is None or not source.access & A.READ_DATA:
+        raise SmbError(NtStatus.ACCESS_DENIED, "the source open may not read")
+    need = A.WRITE_DATA | (A.READ_DATA if ctl == Fsctl.SRV_COPYCHUNK else 0)
+    if target.handle is None or target.access & need != need:
+        raise SmbError(NtStatus.ACCESS_DENIED, "the target open may not write")
+    written = total = 0
+    for c in req.chunks:
+        _lock_conflict(conn, source, c.source_offset, c.length, False)
+        _lock_conflict(conn, target, c.target_offset, c.length, True)
+        buf = source.handle.read(c.source_offset, c.length)
+        if len(buf) < c.length:
+            if written == 0:
+                raise SmbError(NtStatus.INVALID_VIEW_SIZE, "a chunk runs past the source's end")
+            break
+        target.handle.write(c.target_offset, buf)
+        written += 1
+        total += c.length
+    return _answer(ctl, target.file_id, io.encode_copychunk_response(written, 0, total))
 
 
 def _register() -> dict[object, object]:

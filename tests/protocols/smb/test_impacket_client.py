@@ -119,9 +119,6 @@ def test_files_and_directories(connect: Connect, smb_store: Store, dialect: int 
     c.logoff()
 
 
-@pytest.mark.xfail(strict=True, reason="getFile opens with FILE_READ_DATA only, then queries FileStandardInformation; "
-                   "handlers_info.query_info wants READ_ATTRIBUTES for it, but MS-FSA 2.1.5.12.27 checks no access "
-                   "for FileStandardInformation (nor Internal, Ea, Stream): ACCESS_DENIED")
 def test_get_file(connect: Connect, smb_store: Store) -> None:
     fs = smb_store.fs
     data = os.urandom(200_000)

@@ -216,10 +216,6 @@ def test_rename(login: Callable[..., Client], smb_store: Store) -> None:
     assert fs.read(fs.resolve("/data/z/y/moved").ino, 0, 10) == b"1"
 
 
-@pytest.mark.xfail(strict=True, reason="smbclient.rename/replace first open the destination with FILE_EXECUTE; the "
-                   "server creates files 0o644 (handlers_create.FILE_MODE) and so denies the file's own owner "
-                   "FILE_EXECUTE: ACCESS_DENIED instead of OBJECT_NAME_COLLISION / a replace (Samba's create mask "
-                   "is 0o744)")
 def test_rename_and_replace_onto_an_existing_file(login: Callable[..., Client]) -> None:
     c = login()
     for name, body in (("one", b"1"), ("two", b"2")):
