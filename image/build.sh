@@ -88,7 +88,7 @@ build_rootfs() {
   printf '127.0.0.1 localhost\n127.0.1.1 tessera\n::1 localhost ip6-localhost ip6-loopback\n' > "$ROOTFS/etc/hosts"
   : > "$ROOTFS/etc/machine-id"  # a fresh one each boot: the OS is volatile, the node's identity is its disks
   mkdir -p "$ROOTFS/var/lib/containers/storage" "$ROOTFS/var/lib/tessera/disks"
-  systemctl --root="$ROOTFS" enable -q systemd-networkd tessera-node tessera-init tessera-core tessera-s3 tessera-nfs \
+  systemctl --root="$ROOTFS" enable -q systemd-networkd tessera-node tessera-init tessera-core tessera-s3 tessera-nfs tessera-smb \
     rpcbind
   # nothing else runs at boot: no podman API socket, auto-update or restart units, no apt or e2scrub timers
   for u in podman.socket podman.service podman-auto-update.timer podman-auto-update.service podman-restart.service \

@@ -16,7 +16,8 @@ Runs once per boot (``tessera-node.service``) on the appliance's own Python (std
 Kernel command line keys: tessera.disks=auto|/dev/vdb,/dev/vdc  tessera.format=blank|force
 tessera.ec=K+M  tessera.targets_per_disk=N  tessera.user=NAME:ACCESS_KEY:SECRET_KEY (repeatable)
 tessera.config=http://host/node.yaml  tessera.s3.listen=HOST:PORT  tessera.s3.workers=N
-tessera.nfs.listen=HOST:PORT  tessera.nfs.enabled=false  tessera.admin.listen=HOST:PORT  tessera.log.level=LEVEL
+tessera.nfs.listen=HOST:PORT  tessera.nfs.enabled=false  tessera.smb.listen=HOST:PORT  tessera.smb.enabled=false
+tessera.admin.listen=HOST:PORT  tessera.log.level=LEVEL
 """
 
 from __future__ import annotations
@@ -40,16 +41,18 @@ CONFIG_FILE = "tessera-node.yaml"
 DISK_LABEL_PREFIX = "tessera-"
 DISKS_DIR = "/var/lib/tessera/disks"
 RUN_DIR = "/run/tessera"
-NODE_KEYS = {"disks", "format", "ec", "targets_per_disk", "users", "s3", "nfs", "admin", "log", "maintenance"}
-PASS_THROUGH = ("s3", "nfs", "admin", "log", "maintenance")
+NODE_KEYS = {"disks", "format", "ec", "targets_per_disk", "users", "s3", "nfs", "smb", "admin", "log", "maintenance"}
+PASS_THROUGH = ("s3", "nfs", "smb", "admin", "log", "maintenance")
 # NFS serves the whole store to private networks (a LAN, qemu's user network) with root squashed; a node config's
-# nfs.exports replaces the list.
+# nfs.exports replaces the list. SMB shares the same path as share 'tessera' to users who log on with a password
+# (SMB has no client-address lists; who may connect is the share's users/groups); smb.shares replaces the list.
 PRIVATE_NETWORKS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10", "127.0.0.1", "::1"]
 DEFAULTS: dict[str, Any] = {
     "disks": "auto", "format": "blank", "targets_per_disk": 1, "users": [],
     "s3": {"enabled": True, "listen": "0.0.0.0:9000", "workers": 2},
     "nfs": {"enabled": True, "listen": "0.0.0.0:2049",
             "exports": [{"path": "/", "clients": PRIVATE_NETWORKS, "access": "rw", "squash": "root"}]},
+    "smb": {"enabled": True, "listen": "0.0.0.0:445", "shares": [{"name": "tessera", "path": "/"}]},
     "admin": {"enabled": True, "listen": "0.0.0.0:9100"},
     "log": {"level": "info", "format": "json"},
 }

@@ -1,5 +1,5 @@
-"""podman-compose up (core, S3 and NFS containers on one store), an S3 round trip, the object read back
-through NFS (libnfs's nfs-cat), down.
+"""podman-compose up (core, S3, NFS and SMB containers on one store), an S3 round trip, the object read back
+through NFS (libnfs's nfs-cat) and SMB (smbprotocol's smbclient), down.
 
 Builds the images first (image/build.sh: mmdebstrap base, host-downloaded wheels,
 podman build --pull=never).  Every stage has a hard time limit; containers are
@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+import smbclient
 import yaml
 
 from gateway.protocols import REGISTRY
@@ -26,6 +27,7 @@ from protocols.nfs.rpcclient import RpcClient
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+PASSWORD = "ci-password-1"
 
 
 def _port() -> int:
@@ -43,7 +45,7 @@ def _run(cmd: list[str], env: dict[str, str], limit: float) -> str:
 def test_compose_s3_round_trip() -> None:
     env = {**os.environ, "CONTAINERS_CONF": str(ROOT / "tests/image/containers.conf"),
            "PY": sys.executable, "TESSERA_S3_PORT": str(_port()), "TESSERA_ADMIN_PORT": str(_port()),
-           "TESSERA_NFS_PORT": str(_port())}
+           "TESSERA_NFS_PORT": str(_port()), "TESSERA_SMB_PORT": str(_port())}
     _run(["bash", "image/build.sh"], env, 900)
     project = f"tessera-test-{os.getpid()}"
     compose = [str(BIN / "podman-compose"), "-p", project]
@@ -59,12 +61,12 @@ def test_compose_s3_round_trip() -> None:
                 pass
             assert time.time() < deadline, "the containerised server did not become healthy"
             time.sleep(1)
-        user = json.loads(_run([*compose, "exec", "-T", "core", "tessera", "user", "add", "ci", "--json"],
-                               env, 120).strip().splitlines()[-1])
-        # the three services are separate containers of the same store
+        user = json.loads(_run([*compose, "exec", "-T", "core", "tessera", "user", "add", "ci", "--password",
+                                PASSWORD, "--json"], env, 120).strip().splitlines()[-1])
+        # the four services are separate containers of the same store
         names = _run(["podman", "ps", "--format", "{{.Names}}", "--filter",
                       f"label=io.podman.compose.project={project}"], env, 60).split()
-        assert sorted(n.split("_")[1] for n in names) == ["core", "nfs", "s3"], names
+        assert sorted(n.split("_")[1] for n in names) == ["core", "nfs", "s3", "smb"], names
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{env['TESSERA_S3_PORT']}",
                           aws_access_key_id=user["access_key"], aws_secret_access_key=user["secret_key"],
                           region_name="us-east-1")
@@ -89,6 +91,16 @@ def test_compose_s3_round_trip() -> None:
                f"&gid={user['gid']}")
         got = subprocess.run(["nfs-cat", url], capture_output=True, timeout=120)
         assert got.returncode == 0 and got.stdout == body, got.stderr[-2000:]
+        # SMB: the default share (the whole store) through the published port, the object read as its owner
+        smb = int(env["TESSERA_SMB_PORT"])
+        cache: dict[str, object] = {}
+        smbclient.register_session("127.0.0.1", username="ci", password=PASSWORD, port=smb, connection_cache=cache)
+        try:
+            with smbclient.open_file(r"\\127.0.0.1\tessera\compose\dir\obj.bin", mode="rb", port=smb,
+                                     connection_cache=cache) as f:
+                assert f.read() == body
+        finally:
+            smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
     finally:
         subprocess.run([*compose, "down", "-v", "-t", "20"], cwd=ROOT, env=env, capture_output=True, timeout=180)
         left = subprocess.run(["podman", "ps", "-aq", "--filter", f"label=io.podman.compose.project={project}"],
@@ -115,3 +127,19 @@ def test_every_protocol_has_its_image_compose_service_and_appliance_unit() -> No
     nfs = compose["nfs"]["ports"]
     assert nfs == ["127.0.0.1:${TESSERA_NFS_PORT:-2049}:2049/tcp", "127.0.0.1:${TESSERA_NFS_PORT:-2049}:2049/udp"]
     assert "EXPOSE 2049/tcp 2049/udp" in (ROOT / "image/containers/nfs/Containerfile").read_text()
+    assert compose["smb"]["ports"] == ["127.0.0.1:${TESSERA_SMB_PORT:-4445}:445/tcp"]
+    assert "EXPOSE 445/tcp" in (ROOT / "image/containers/smb/Containerfile").read_text()
+
+
+def test_the_service_image_config_serves_every_protocol() -> None:
+    """The config baked into the service image (compose's containers use it) enables each protocol on its
+    standard port: SMB on 445 with the whole store shared, as NFS exports it; the SMB role waits for the store."""
+    from gateway.config import load
+    cfg = load(str(ROOT / "image/containers/tessera/tessera.yaml"))
+    assert [e.section(cfg).enabled for e in REGISTRY] == [True] * len(REGISTRY)
+    assert cfg.smb.listen == "0.0.0.0:445" and cfg.nfs.listen == "0.0.0.0:2049"
+    [share] = cfg.smb.shares
+    [export] = cfg.nfs.built_exports()
+    assert (share.name, share.path, share.read_only) == ("tessera", export.path, False)
+    entry = (ROOT / "image/containers/tessera/entrypoint.sh").read_text()
+    assert all(f'*" --role {e.role} "*' in entry for e in REGISTRY)

@@ -58,7 +58,7 @@ def test_node_init_first_boot_reboot_and_new_disk(tmp_path: Path) -> None:
     assert keys["alice"] == "AKIAALICEKEY00000001" and keys["bob"].startswith("TSR")
 
 
-@pytest.mark.parametrize("role", ["s3", "nfs"])
+@pytest.mark.parametrize("role", ["s3", "nfs", "smb"])
 def test_protocol_roles_wait_for_the_store_and_give_up_clearly(tmp_path: Path, role: str) -> None:
     p = entry(tmp_path, "serve", "--role", role, TESSERA_DATA=str(tmp_path / "nothing"), TESSERA_STORE_WAIT="2")
     assert p.returncode == 1

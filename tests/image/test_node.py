@@ -70,11 +70,12 @@ def test_cmdline_parsing() -> None:
         "BOOT_IMAGE=/boot/vmlinuz console=ttyS0 tessera.disks=/dev/vdb,/dev/vdc tessera.ec=4+2 "
         "tessera.user=alice:AKIAALICE0000000001:alice-secret-000000 tessera.config=http://10.0.0.1/n.yaml "
         "tessera.s3.workers=4 tessera.s3.listen=0.0.0.0:80 tessera.targets_per_disk=2 tessera.nfs.listen=0.0.0.0:3049 "
-        "quiet")
+        "tessera.smb.listen=0.0.0.0:1445 tessera.smb.signing_required=false quiet")
     assert src == "http://10.0.0.1/n.yaml"
     assert cfg["disks"] == ["/dev/vdb", "/dev/vdc"] and cfg["ec"] == "4+2" and cfg["targets_per_disk"] == 2
     assert cfg["s3"] == {"workers": 4, "listen": "0.0.0.0:80"}
     assert cfg["nfs"] == {"listen": "0.0.0.0:3049"}
+    assert cfg["smb"] == {"listen": "0.0.0.0:1445", "signing_required": False}
     assert cfg["users"] == [{"name": "alice", "access_key": "AKIAALICE0000000001", "secret_key": "alice-secret-000000"}]
     for bad, msg in [("tessera.user=alice", "NAME:ACCESS_KEY:SECRET_KEY"), ("tessera.nope=1", "unknown kernel"),
                      ("tessera.targets_per_disk=x", "not a number")]:
@@ -190,6 +191,10 @@ def test_run_files(tmp_path: Path) -> None:
     [export] = services.nfs.built_exports()
     assert export.path == "/" and export.access == "rw" and export.squash == "root"
     assert export.allows("10.0.2.2") and export.allows("192.168.1.20") and not export.allows("8.8.8.8")
+    # SMB on 445, the same path shared (to users with a password: SMB has no client-address lists)
+    assert services.smb.enabled and services.smb.listen == "0.0.0.0:445"
+    [share] = services.smb.shares
+    assert (share.name, share.path, share.read_only, share.guest) == ("tessera", export.path, False, False)
 
 
 def test_main_formats_mounts_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Entrypoint of the service image. The store is at $TESSERA_DATA (default /data).
-#   serve [ARGS]  make the store on first start (or, for --role s3|nfs, wait for it), then `tessera serve ARGS`
+#   serve [ARGS]  make the store on first start (or, for --role s3|nfs|smb, wait for it), then `tessera serve ARGS`
 #   node-init     the appliance's one-shot step before its service containers start: make the store, or
 #                 add the targets of newly attached disks, then ensure the users listed one per line
 #                 ("NAME ACCESS_KEY SECRET_KEY", "-" for generated keys) in $TESSERA_USERS_FILE
@@ -53,7 +53,7 @@ case "${1:-serve}" in
   serve)
     shift || true
     case " $* " in
-      *" --role s3 "* | *" --role nfs "*) wait_store ;;
+      *" --role s3 "* | *" --role nfs "* | *" --role smb "*) wait_store ;;
       *) make_store ;;
     esac
     exec tessera serve --config "${TESSERA_CONFIG:-/etc/tessera/tessera.yaml}" "$@" ;;
