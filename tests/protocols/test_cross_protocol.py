@@ -1,5 +1,6 @@
 """One store, several protocols at once: what one writes, the others read, with the same owners and the same
-permission outcomes (a real `tessera serve` with S3 and NFS children; libnfs's tools and boto3 as clients)."""
+permission outcomes (a real `tessera serve` with S3, NFS and SMB children; libnfs's tools, boto3 and
+smbprotocol's smbclient as clients)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from typing import Any
 
 import boto3
 import pytest
+import smbclient
 from botocore.exceptions import ClientError
+from smbprotocol.exceptions import SMBOSError
 
 from core.store import open_store
 from tests.protocols.s3.conftest import cli, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+PASSWORDS = {"alice": "alice-smb-pw", "bob": "bob-smb-pw"}
 
 
 @dataclass
@@ -40,7 +44,17 @@ class Node:
     data: Path
     s3_port: int
     nfs_port: int
+    smb_port: int
     users: dict[str, User]
+
+    def smb_open(self, who: str, path: str, mode: str) -> Any:
+        """``path`` (store path) opened over SMB as ``who`` through the ``all`` share (the store root)."""
+        unc = "\\\\127.0.0.1\\all" + path.replace("/", "\\")
+        return smbclient.open_file(unc, mode=mode, port=self.smb_port, username=who, password=PASSWORDS[who],
+                                   connection_cache=self.smb_cache)
+
+    def __post_init__(self) -> None:
+        self.smb_cache: dict[str, Any] = {}
 
     def s3(self, who: str) -> Any:
         u = self.users[who]
@@ -75,20 +89,24 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     cli(data, "init")
     users = {}
     for name in ("alice", "bob"):
-        u = json.loads(cli(data, "user", "add", name, "--json"))
+        u = json.loads(cli(data, "user", "add", name, "--json", "--password", PASSWORDS[name]))
         users[name] = User(name, u["uid"], u["gid"], u["access_key"], u["secret_key"])
-    s3_port, nfs_port = free_port(), free_port()
+    s3_port, nfs_port, smb_port = free_port(), free_port(), free_port()
     (data / "tessera.yaml").write_text(
         f"admin:\n  enabled: false\nlog:\n  level: warning\n"
         f"s3:\n  listen: 127.0.0.1:{s3_port}\n  workers: 1\n"
         f"nfs:\n  listen: 127.0.0.1:{nfs_port}\n  rpcbind: false\n  exports:\n"
         f"    - path: /\n      clients: [127.0.0.1]\n      squash: root\n"
+        f"smb:\n  listen: 127.0.0.1:{smb_port}\n  shares:\n    - name: all\n      path: /\n"
         f"maintenance:\n  gc_interval_s: 0\n")
     proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(data), "serve"], cwd=ROOT)
     try:
         wait_port(s3_port, proc)
         wait_port(nfs_port, proc)
-        yield Node(data, s3_port, nfs_port, users)
+        wait_port(smb_port, proc)
+        n = Node(data, s3_port, nfs_port, smb_port, users)
+        yield n
+        smbclient.reset_connection_cache(connection_cache=n.smb_cache)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -165,3 +183,45 @@ def test_s3_overwrite_and_delete_seen_by_nfs(node: Node) -> None:
     r = node.nfs("nfs-cat", node.url("alice", "/xpc/k"))
     assert r.returncode != 0
     assert "k" not in node.nfs("nfs-ls", node.url("alice", "/xpc")).stdout.decode().split()
+
+
+def test_smb_write_is_read_through_s3_nfs_and_core_with_the_same_owner(node: Node) -> None:
+    alice = node.s3("alice")
+    alice.create_bucket(Bucket="xpd")
+    body = os.urandom(3 << 20) + b"smb"
+    with node.smb_open("alice", "/xpd/from-smb.bin", "wb") as f:
+        f.write(body)
+    assert alice.get_object(Bucket="xpd", Key="from-smb.bin")["Body"].read() == body
+    r = node.nfs("nfs-cat", node.url("alice", "/xpd/from-smb.bin"))
+    assert r.returncode == 0 and r.stdout == body, r.stderr
+    a = core_attr(node, "/xpd/from-smb.bin")
+    assert (a.uid, a.gid, a.size) == (node.users["alice"].uid, node.users["alice"].gid, len(body))
+    # bob is refused by all three protocols alike
+    with pytest.raises(ClientError) as e:
+        node.s3("bob").get_object(Bucket="xpd", Key="from-smb.bin")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    assert node.nfs("nfs-cat", node.url("bob", "/xpd/from-smb.bin")).returncode != 0
+    with pytest.raises(SMBOSError) as se:
+        node.smb_open("bob", "/xpd/from-smb.bin", "rb").close()
+    assert "ACCESS_DENIED" in str(se.value) or "Permission denied" in str(se.value) or se.value.errno == 13
+    with pytest.raises(SMBOSError), node.smb_open("bob", "/xpd/bob.bin", "wb") as f:
+        f.write(b"x")
+
+
+def test_s3_and_nfs_writes_are_read_through_smb(node: Node, tmp_path: Path) -> None:
+    alice = node.s3("alice")
+    alice.create_bucket(Bucket="xpe")
+    alice.put_object(Bucket="xpe", Key="s3.txt", Body=b"from s3")
+    src = tmp_path / "n.bin"
+    src.write_bytes(b"from nfs" * 1000)
+    assert node.nfs("nfs-cp", str(src), node.url("alice", "/xpe/nfs.bin")).returncode == 0
+    with node.smb_open("alice", "/xpe/s3.txt", "rb") as f:
+        assert f.read() == b"from s3"
+    with node.smb_open("alice", "/xpe/nfs.bin", "rb") as f:
+        assert f.read() == src.read_bytes()
+    # an overwrite through S3 is what SMB reads next
+    alice.put_object(Bucket="xpe", Key="s3.txt", Body=b"from s3, again")
+    with node.smb_open("alice", "/xpe/s3.txt", "rb") as f:
+        assert f.read() == b"from s3, again"
+    with pytest.raises(SMBOSError):
+        node.smb_open("bob", "/xpe/s3.txt", "rb").close()
