@@ -19,9 +19,9 @@ from typing import Any
 
 import boto3
 import pytest
-import smbclient
+import smbclient  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError
-from smbprotocol.exceptions import SMBOSError
+from smbprotocol.exceptions import SMBOSError  # type: ignore[import-untyped]
 
 from core.store import open_store
 from tests.protocols.s3.conftest import cli, free_port
