@@ -360,6 +360,8 @@ def _open(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, desir
             raise SmbError(NtStatus.ACCESS_DENIED, "DELETE_ON_CLOSE without DELETE access")
         if attr.dos is not None and attr.dos & 0x1:
             raise SmbError(NtStatus.CANNOT_DELETE, f"{path.text()} is read-only")
+        if attr.is_dir and tree.fs is not None and tree.fs.readdir(attr.ino, 0, 1):
+            raise SmbError(NtStatus.DIRECTORY_NOT_EMPTY, f"{path.text()} is not empty")
     try:
         o = _make_open(conn, req, tree, path, attr, parent_ino, name, access, share_access, options)
     except ShareViolation:
