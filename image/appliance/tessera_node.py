@@ -11,10 +11,12 @@ Runs once per boot (``tessera-node.service``) on the appliance's own Python (std
    it is never touched unless it is listed and ``format: force`` is set. Disks are mounted by label under
    /var/lib/tessera/disks/<label>, so the target paths recorded in the store survive device renames.
 3. Writes /run/tessera/: ``node.env`` (TESSERA_DATA, TESSERA_TARGETS, TESSERA_EC for the containers),
-   ``tessera.yaml`` (the services' config) and ``users`` (users to ensure, mode 0600).
+   ``tessera.yaml`` (the services' config) and ``users`` (users to ensure, one per line: NAME ACCESS_KEY
+   SECRET_KEY [PASSWORD], ``-`` for keys to generate; mode 0600). A user's password is what SMB (and NFS)
+   logons check; it is set again at every boot, as the node config says.
 
 Kernel command line keys: tessera.disks=auto|/dev/vdb,/dev/vdc  tessera.format=blank|force
-tessera.ec=K+M  tessera.targets_per_disk=N  tessera.user=NAME:ACCESS_KEY:SECRET_KEY (repeatable)
+tessera.ec=K+M  tessera.targets_per_disk=N  tessera.user=NAME:ACCESS_KEY:SECRET_KEY[:PASSWORD] (repeatable)
 tessera.config=http://host/node.yaml  tessera.s3.listen=HOST:PORT  tessera.s3.workers=N
 tessera.nfs.listen=HOST:PORT  tessera.nfs.enabled=false  tessera.smb.listen=HOST:PORT  tessera.smb.enabled=false
 tessera.admin.listen=HOST:PORT  tessera.log.level=LEVEL
@@ -79,10 +81,11 @@ def parse_cmdline(text: str) -> tuple[dict[str, Any], str | None]:
         if key == "config":
             source = value
         elif key == "user":
-            parts = value.split(":")
-            if len(parts) != 3 or not all(parts):
-                raise NodeError(f"tessera.user={value}: expected NAME:ACCESS_KEY:SECRET_KEY")
-            cfg.setdefault("users", []).append({"name": parts[0], "access_key": parts[1], "secret_key": parts[2]})
+            parts = value.split(":", 3)  # a password may hold ':'
+            if len(parts) not in (3, 4) or not all(parts):
+                raise NodeError(f"tessera.user={value}: expected NAME:ACCESS_KEY:SECRET_KEY[:PASSWORD]")
+            user = dict(zip(("name", "access_key", "secret_key", "password"), parts, strict=False))
+            cfg.setdefault("users", []).append(user)
         elif key == "disks":
             cfg["disks"] = "auto" if value == "auto" else [d for d in value.split(",") if d]
         elif key == "targets_per_disk":
@@ -165,10 +168,10 @@ def validate(raw: dict[str, Any]) -> NodeConfig:
         raise NodeError("targets_per_disk: a whole number from 1 to 64")
     users = raw.get("users") or []
     if not isinstance(users, list):
-        raise NodeError("users: a list of {name, access_key, secret_key}")
+        raise NodeError("users: a list of {name, access_key, secret_key, password}")
     for u in users:
-        if not isinstance(u, dict) or set(u) - {"name", "access_key", "secret_key"} or "name" not in u:
-            raise NodeError("users: each entry needs name, and optionally access_key and secret_key")
+        if not isinstance(u, dict) or set(u) - {"name", "access_key", "secret_key", "password"} or "name" not in u:
+            raise NodeError("users: each entry needs name, and optionally access_key and secret_key, password")
         if ("access_key" in u) != ("secret_key" in u):
             raise NodeError(f"users: {u.get('name')}: give both access_key and secret_key, or neither")
         for k, v in u.items():
@@ -366,8 +369,8 @@ def write_run_files(cfg: NodeConfig, layout: Layout, run_dir: str = RUN_DIR) -> 
            "TESSERA_DOMAINS": " ".join(layout.domains), "TESSERA_EC": cfg.ec or ""}
     _write(os.path.join(run_dir, "node.env"), "".join(f"{k}={v}\n" for k, v in env.items()), 0o644)
     _write(os.path.join(run_dir, "tessera.yaml"), yaml.safe_dump(service_config(cfg, layout.data_dir)), 0o644)
-    lines = "".join(" ".join([u["name"], u.get("access_key", "-"), u.get("secret_key", "-")]) + "\n"
-                    for u in cfg.users)
+    lines = "".join(" ".join([u["name"], u.get("access_key", "-"), u.get("secret_key", "-")]
+                             + ([u["password"]] if "password" in u else [])) + "\n" for u in cfg.users)
     _write(os.path.join(run_dir, "users"), lines, 0o600)
 
 

@@ -30,7 +30,7 @@ def test_node_init_first_boot_reboot_and_new_disk(tmp_path: Path) -> None:
     disks = [tmp_path / f"tessera-{i}" for i in range(3)]
     data = disks[0] / "store"
     users = tmp_path / "users"
-    users.write_text("alice AKIAALICEKEY00000001 alice-secret-0123456789\nbob - -\n")
+    users.write_text("alice AKIAALICEKEY00000001 alice-secret-0123456789\nbob - - bob-logon-pw\n")
     env = {"TESSERA_DATA": str(data), "TESSERA_EC": "1+1", "TESSERA_USERS_FILE": str(users),
            "TESSERA_TARGETS": " ".join(str(d / f"t{j}") for d in disks[:2] for j in range(2)),
            "TESSERA_DOMAINS": "tessera-0 tessera-0 tessera-1 tessera-1"}
@@ -56,6 +56,14 @@ def test_node_init_first_boot_reboot_and_new_disk(tmp_path: Path) -> None:
                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout
     keys = {u["name"]: u["access_key"] for u in json.loads(listed)}
     assert keys["alice"] == "AKIAALICEKEY00000001" and keys["bob"].startswith("TSR")
+    assert {u["name"]: u["password"] for u in json.loads(listed)} == {"alice": False, "bob": True}  # SMB logons
+    assert "bob-logon-pw" not in p.stdout + p.stderr
+    from core.store import open_store
+    s = open_store(str(data))
+    try:
+        assert s.identity.check_password("bob", "bob-logon-pw") and not s.identity.check_password("bob", "x")
+    finally:
+        s.close()
 
 
 @pytest.mark.parametrize("role", ["s3", "nfs", "smb"])

@@ -70,13 +70,16 @@ def test_cmdline_parsing() -> None:
         "BOOT_IMAGE=/boot/vmlinuz console=ttyS0 tessera.disks=/dev/vdb,/dev/vdc tessera.ec=4+2 "
         "tessera.user=alice:AKIAALICE0000000001:alice-secret-000000 tessera.config=http://10.0.0.1/n.yaml "
         "tessera.s3.workers=4 tessera.s3.listen=0.0.0.0:80 tessera.targets_per_disk=2 tessera.nfs.listen=0.0.0.0:3049 "
-        "tessera.smb.listen=0.0.0.0:1445 tessera.smb.signing_required=false quiet")
+        "tessera.smb.listen=0.0.0.0:1445 tessera.smb.signing_required=false quiet "
+        "tessera.user=bob:AKIABOB00000000000001:bob-secret-0000000:bob:pw")
     assert src == "http://10.0.0.1/n.yaml"
     assert cfg["disks"] == ["/dev/vdb", "/dev/vdc"] and cfg["ec"] == "4+2" and cfg["targets_per_disk"] == 2
     assert cfg["s3"] == {"workers": 4, "listen": "0.0.0.0:80"}
     assert cfg["nfs"] == {"listen": "0.0.0.0:3049"}
     assert cfg["smb"] == {"listen": "0.0.0.0:1445", "signing_required": False}
-    assert cfg["users"] == [{"name": "alice", "access_key": "AKIAALICE0000000001", "secret_key": "alice-secret-000000"}]
+    assert cfg["users"] == [{"name": "alice", "access_key": "AKIAALICE0000000001", "secret_key": "alice-secret-000000"},
+                            {"name": "bob", "access_key": "AKIABOB00000000000001", "secret_key": "bob-secret-0000000",
+                             "password": "bob:pw"}]  # an SMB/NFS logon password (it may hold ':')
     for bad, msg in [("tessera.user=alice", "NAME:ACCESS_KEY:SECRET_KEY"), ("tessera.nope=1", "unknown kernel"),
                      ("tessera.targets_per_disk=x", "not a number")]:
         with pytest.raises(node.NodeError, match=msg):
@@ -101,7 +104,8 @@ def test_sources_merge_in_order() -> None:
     ({"ec": "4-2"}, "not K\\+M"),
     ({"targets_per_disk": 0}, "targets_per_disk"),
     ({"users": [{"name": "a", "access_key": "AKIA0000000000000000"}]}, "both access_key"),
-    ({"users": [{"name": "a", "password": "x"}]}, "each entry"),
+    ({"users": [{"name": "a", "pass": "x"}]}, "each entry"),
+    ({"users": [{"name": "a", "password": "two words"}]}, "password must be a non-empty string without spaces"),
     ({"s3": "on"}, "s3: expected a mapping"),
 ])
 def test_validation_messages(raw: dict[str, object], msg: str) -> None:
@@ -170,14 +174,14 @@ def test_layout_first_boot_and_later_boots(tmp_path: Path) -> None:
 def test_run_files(tmp_path: Path) -> None:
     cfg = node.validate(node.merge(node.DEFAULTS, {
         "ec": "1+1", "users": [{"name": "u", "access_key": "AKIA0000000000000001", "secret_key": "s" * 20},
-                               {"name": "v"}], "s3": {"workers": 1}}))
+                               {"name": "v", "password": "v-logon-pw"}], "s3": {"workers": 1}}))
     lay = node.Layout("/var/lib/tessera/disks/tessera-a/store", ["/x/t0", "/y/t0"], ["a", "b"], True)
     node.write_run_files(cfg, lay, str(tmp_path))
     env = dict(line.split("=", 1) for line in (tmp_path / "node.env").read_text().splitlines())
     assert env == {"TESSERA_DATA": lay.data_dir, "TESSERA_TARGETS": "/x/t0 /y/t0", "TESSERA_DOMAINS": "a b",
                    "TESSERA_EC": "1+1"}
     users = tmp_path / "users"
-    assert users.read_text() == f"u AKIA0000000000000001 {'s' * 20}\nv - -\n"
+    assert users.read_text() == f"u AKIA0000000000000001 {'s' * 20}\nv - - v-logon-pw\n"
     assert os.stat(users).st_mode & 0o777 == 0o600
     svc = node.yaml.safe_load((tmp_path / "tessera.yaml").read_text())
     assert svc["store"] == {"data": lay.data_dir}

@@ -3,7 +3,8 @@
 #   serve [ARGS]  make the store on first start (or, for --role s3|nfs|smb, wait for it), then `tessera serve ARGS`
 #   node-init     the appliance's one-shot step before its service containers start: make the store, or
 #                 add the targets of newly attached disks, then ensure the users listed one per line
-#                 ("NAME ACCESS_KEY SECRET_KEY", "-" for generated keys) in $TESSERA_USERS_FILE
+#                 ("NAME ACCESS_KEY SECRET_KEY [PASSWORD]", "-" for generated keys; the password, for SMB and
+#                 NFS logons, is set again each time) in $TESSERA_USERS_FILE
 #   anything else `tessera ARGS`
 # TESSERA_TARGETS: target directories (one or more per disk), TESSERA_DOMAINS: their fault domains,
 # TESSERA_EC: K+M. Without TESSERA_TARGETS the targets are directories under the store.
@@ -29,13 +30,14 @@ make_store() {
 
 sync_users() {
   [ -n "${TESSERA_USERS_FILE:-}" ] && [ -f "$TESSERA_USERS_FILE" ] || return 0
-  while read -r name ak sk; do
+  while read -r name ak sk pw; do
     [ -n "$name" ] || continue
     if [ "$ak" = "-" ]; then
       tessera user add "$name" --exist-ok >/dev/null
     else
       tessera user add "$name" --access-key "$ak" --secret-key "$sk" --exist-ok >/dev/null
     fi
+    [ -z "$pw" ] || printf '%s\n' "$pw" | tessera user modify "$name" --password-stdin >/dev/null  # not in argv
     echo "user $name ready"
   done < "$TESSERA_USERS_FILE"
 }
