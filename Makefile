@@ -33,7 +33,7 @@ deps: $(VENV)/.installed
 	  qemu-system-x86 ipxe-qemu squashfs-tools xorriso grub-common grub-pc-bin grub-efi-amd64-bin mtools \
 	  busybox-static cpio e2fsprogs file
 
-# serves S3, NFS (on nfs.user_listen when not root: printed at start) and the admin endpoint
+# serves S3, NFS and SMB (on nfs.user_listen / smb.user_listen when not root: printed at start) and the admin endpoint
 run: $(VENV)/.runtime
 	@[ -f "$(TESSERA_DATA)/meta/meta.db" ] || $(BIN)/tessera init --data "$(TESSERA_DATA)"
 	$(BIN)/tessera serve --data "$(TESSERA_DATA)"
