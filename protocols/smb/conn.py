@@ -44,7 +44,6 @@ from .header import (
     Header,
     HeaderError,
     Message,
-    compound_response,
     encode_error,
     split_compound,
 )
@@ -143,8 +142,11 @@ class Connection:
         from .negotiate import smb1_response
         if self.frames != 1 or self.negotiated is not None:
             raise Disconnect("SMB1 after the first frame")
-        got = smb1_response(framing.smb1_dialects(frame), self.ctx.negotiate, self.ctx.server_guid,
-                            _spnego_init(), _filetime(), 0)
+        try:
+            dialects = framing.smb1_dialects(frame)
+        except framing.FramingError as e:
+            raise Disconnect(f"malformed SMB1 NEGOTIATE: {e}") from None
+        got = smb1_response(dialects, self.ctx.negotiate, self.ctx.server_guid, _spnego_init(), _filetime(), 0)
         if got is None:
             raise Disconnect("SMB1 NEGOTIATE without an SMB2 dialect")
         negotiated, out = got
@@ -301,7 +303,7 @@ class Connection:
                 if h.command == Command.SESSION_SETUP:
                     return
                 raise SmbError(NtStatus.ACCESS_DENIED, "signed message for a session without a key")
-            if not crypto.verify(bytes(m.raw), keys.signing, session.signing):
+            if not crypto.verify(m.raw, keys.signing, session.signing):
                 log.warning("bad signature from %s on %s", self.peer[0], h.command.name)
                 raise SmbError(NtStatus.ACCESS_DENIED, "bad signature")
             session.client_signs = True
@@ -311,19 +313,26 @@ class Connection:
 
     def _finish(self, out: list[tuple[Header, bytes | bytearray | memoryview, Session | None,
                                       Callable[[bytes], None] | None]], encrypted: Session | None) -> list[bytes]:
-        msgs = compound_response([(h, body) for h, body, _, _ in out])
-        signed: list[bytes] = []
-        for (h, _body, session, after), raw in zip(out, msgs, strict=True):
+        msgs: list[bytearray] = []
+        last = len(out) - 1
+        for i, (h, body, session, after) in enumerate(out):
+            size = HEADER_SIZE + len(body)
+            pad = 0 if i == last else -size % 8
+            h.next_command = 0 if i == last else size + pad
+            raw = bytearray(h.encode())
+            raw += body
+            if pad:
+                raw += bytes(pad)
             if after is not None:
-                after(raw)
+                after(bytes(raw))
             if session is not None and session.keys is not None and encrypted is None and self._should_sign(h, session):
-                raw = crypto.sign(raw, session.keys.signing, session.signing)
-            signed.append(raw)
-        frame = b"".join(signed)
+                crypto.sign_into(raw, session.keys.signing, session.signing)
+            msgs.append(raw)
+        frame = msgs[0] if len(msgs) == 1 else bytearray(b"".join(msgs))
         keys = encrypted.keys if encrypted is not None else None
         if encrypted is not None and keys is not None and keys.server_to_client and encrypted.cipher:
-            frame = crypto.encrypt(frame, keys.server_to_client, encrypted.cipher, encrypted.id)
-        return [frame]
+            return [crypto.encrypt(bytes(frame), keys.server_to_client, encrypted.cipher, encrypted.id)]
+        return [frame]  # type: ignore[list-item]
 
     def _should_sign(self, h: Header, session: Session) -> bool:
         if h.status == NtStatus.PENDING and h.is_async:

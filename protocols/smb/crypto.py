@@ -201,39 +201,56 @@ def _gmac_nonce(message: bytes) -> bytes:
     return message[24:32] + struct.pack("<I", role)
 
 
-def compute_signature(message: bytes, key: bytes, algorithm: SigningAlgorithm) -> bytes:
-    """The 16-byte signature of ``message`` computed with its signature field zeroed."""
-    if len(message) < HEADER_SIZE or message[:4] != b"\xfeSMB":
+def compute_signature(message: bytes | bytearray | memoryview, key: bytes, algorithm: SigningAlgorithm) -> bytes:
+    """The 16-byte signature of ``message`` computed with its signature field zeroed.
+
+    HMAC and CMAC run over the message in three pieces (no copy of a large WRITE or READ); GMAC
+    takes the message as one associated-data buffer, so that one is copied.
+    """
+    view = memoryview(message)
+    if len(view) < HEADER_SIZE or bytes(view[:4]) != b"\xfeSMB":
         raise SmbCryptoError("not an SMB2 message (too short or wrong protocol id)")
-    zeroed = message[:SIGNATURE_OFFSET] + bytes(SIGNATURE_SIZE) + message[SIGNATURE_OFFSET + SIGNATURE_SIZE :]
+    head, tail = view[:SIGNATURE_OFFSET], view[SIGNATURE_OFFSET + SIGNATURE_SIZE:]
     if algorithm == SigningAlgorithm.HMAC_SHA256:
-        return hmac.new(key, zeroed, hashlib.sha256).digest()[:SIGNATURE_SIZE]
+        h = hmac.new(key, head, hashlib.sha256)
+        h.update(bytes(SIGNATURE_SIZE))
+        h.update(tail)
+        return h.digest()[:SIGNATURE_SIZE]
     if len(key) != 16:
         raise SmbCryptoError(f"AES signing key must be 16 bytes, got {len(key)}")
     if algorithm == SigningAlgorithm.AES_CMAC:
         mac = CMAC(algorithms.AES(key))
-        mac.update(zeroed)
+        mac.update(head)  # type: ignore[arg-type]  # any buffer works
+        mac.update(bytes(SIGNATURE_SIZE))
+        mac.update(tail)  # type: ignore[arg-type]
         return mac.finalize()
-    return AESGCM(key).encrypt(_gmac_nonce(message), b"", zeroed)
+    zeroed = b"".join((head, bytes(SIGNATURE_SIZE), tail))
+    return AESGCM(key).encrypt(_gmac_nonce(zeroed), b"", zeroed)
 
 
-def sign(message: bytes, key: bytes, algorithm: SigningAlgorithm) -> bytes:
-    """Set SMB2_FLAGS_SIGNED in the header and return the message with its signature filled in."""
+def sign_into(message: bytearray, key: bytes, algorithm: SigningAlgorithm) -> None:
+    """:func:`sign` in place: set SMB2_FLAGS_SIGNED and write the signature into ``message``."""
     if len(message) < HEADER_SIZE:
         raise SmbCryptoError("not an SMB2 message (too short)")
     (flags,) = struct.unpack_from("<I", message, FLAGS_OFFSET)
-    flagged = message[:FLAGS_OFFSET] + struct.pack("<I", flags | FLAG_SIGNED) + message[FLAGS_OFFSET + 4 :]
-    sig = compute_signature(flagged, key, algorithm)
-    return flagged[:SIGNATURE_OFFSET] + sig + flagged[SIGNATURE_OFFSET + SIGNATURE_SIZE :]
+    struct.pack_into("<I", message, FLAGS_OFFSET, flags | FLAG_SIGNED)
+    message[SIGNATURE_OFFSET:SIGNATURE_OFFSET + SIGNATURE_SIZE] = compute_signature(message, key, algorithm)
 
 
-def verify(message: bytes, key: bytes, algorithm: SigningAlgorithm) -> bool:
+def sign(message: bytes | bytearray, key: bytes, algorithm: SigningAlgorithm) -> bytes:
+    """Set SMB2_FLAGS_SIGNED in the header and return the message with its signature filled in."""
+    buf = bytearray(message)
+    sign_into(buf, key, algorithm)
+    return bytes(buf)
+
+
+def verify(message: bytes | bytearray | memoryview, key: bytes, algorithm: SigningAlgorithm) -> bool:
     """True when the message's signature field matches (constant-time compare)."""
     try:
         expected = compute_signature(message, key, algorithm)
     except SmbCryptoError:
         return False
-    return hmac.compare_digest(expected, message[SIGNATURE_OFFSET : SIGNATURE_OFFSET + SIGNATURE_SIZE])
+    return hmac.compare_digest(expected, bytes(message[SIGNATURE_OFFSET : SIGNATURE_OFFSET + SIGNATURE_SIZE]))
 
 
 # -- encryption -------------------------------------------------------------------------

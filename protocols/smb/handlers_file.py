@@ -161,11 +161,15 @@ def read(conn: Connection, req: Request) -> Reply:
     if not o.access & (A.READ_DATA | A.EXECUTE) or o.handle is None:
         raise SmbError(NtStatus.ACCESS_DENIED, "the open has no read access")
     _lock_conflict(conn, o, offset, length, False)
-    data = o.handle.read(offset, length)
-    if (not data and length) or len(data) < minimum:
+    body = bytearray(_READ_RESP.size + length)
+    with memoryview(body) as view:
+        got = o.handle.readinto(offset, view[_READ_RESP.size:])
+    if (got == 0 and length) or got < minimum:
         raise SmbError(NtStatus.END_OF_FILE, "read at or past the end of the file")
-    o.position = offset + len(data)
-    return Reply(_READ_RESP.pack(17, 80, 0, len(data), 0, 0) + data, file_id=o.file_id)
+    del body[_READ_RESP.size + got:]
+    _READ_RESP.pack_into(body, 0, 17, 80, 0, got, 0, 0)
+    o.position = offset + got
+    return Reply(body, file_id=o.file_id)
 
 
 def write(conn: Connection, req: Request) -> Reply:

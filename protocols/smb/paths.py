@@ -99,6 +99,8 @@ def _stream(last: str) -> tuple[str, str]:
     if len(bits) > 3:
         raise PathError(f"{last!r}: too many ':'", NtStatus.OBJECT_NAME_INVALID)
     name, stream = bits[0], bits[1]
+    if not stream and len(bits) == 2:
+        raise PathError(f"{last!r}: an empty stream name needs its type (name::$DATA)", NtStatus.OBJECT_NAME_INVALID)
     kind = bits[2] if len(bits) == 3 else "$DATA"
     if kind.upper() != "$DATA":
         raise PathError(f"stream type {kind!r} (only $DATA)", NtStatus.OBJECT_NAME_INVALID)
