@@ -32,9 +32,9 @@ from core.errors import CoreError, NotFound, ShareViolation
 from core.fs import DELETE, READ, WRITE, Attr, FileSystem, FileType
 from core.fs import acl as A
 
-from . import paths, streams
+from . import eas, paths, streams
 from .conn import Connection, Reply, Request, buffer_at, unpack
-from .createctx import ContextError, encode_contexts, parse_contexts
+from .createctx import ContextError, encode_contexts, parse_contexts, parse_ea_list
 from .crypto import Dialect
 from .errors import SmbError
 from .fileinfo import allocation_size, dos_attributes, filetime
@@ -268,6 +268,13 @@ def _attempt(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, de
         from .handlers_file import close_open
         close_open(conn, o)
         raise
+    if b"ExtA" in contexts and action == CREATED and tree.fs is not None:
+        try:
+            eas.apply(tree.fs, o.ino, parse_ea_list(contexts[b"ExtA"]))
+        except (ContextError, SmbError, CoreError):
+            from .handlers_file import close_open
+            close_open(conn, o)
+            raise
     o.oplock = int(g.level)
     return _response(conn, req, tree, o, action, contexts, g, lease)
 

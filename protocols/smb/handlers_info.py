@@ -19,8 +19,9 @@ from core.errors import NotFound
 from core.fs import FileType
 from core.fs import acl as A
 
-from . import paths, security, streams
+from . import eas, paths, security, streams
 from .conn import Connection, Reply, Request, buffer_at, unpack
+from .createctx import ContextError, parse_ea_list
 from .errors import SmbError
 from .fileinfo import FileFacts, FileInfoClass, InfoError, VolumeFacts, dos_attributes, query_file, query_fs
 from .handlers_create import lookup_entry, walk
@@ -61,7 +62,10 @@ def query_info(conn: Connection, req: Request) -> Reply:
             return _out(struct.pack("<qqIBBH", 4096, 0, 1, 1, 0, 0))
         raise SmbError(NtStatus.NOT_SUPPORTED, "query info on a pipe")
     try:
-        if kind == INFO_FILE:
+        if kind == INFO_FILE and cls == FileInfoClass.FULL_EA:
+            _need(o, 0x8, "read EAs")
+            status, data = eas.query(fs, o.ino, out_len)
+        elif kind == INFO_FILE:
             if cls in _NEED_READ_ATTRIBUTES:
                 _need(o, A.READ_ATTRIBUTES, "read attributes")
             attr = fs.getattr(o.ino)
@@ -121,7 +125,15 @@ def set_info(conn: Connection, req: Request) -> Reply:
         raise SmbError(NtStatus.ACCESS_DENIED, "the share is read-only")
     if o.pipe is not None:
         raise SmbError(NtStatus.NOT_SUPPORTED, "set info on a pipe")
-    if kind == INFO_FILE:
+    if kind == INFO_FILE and cls == FileInfoClass.FULL_EA:
+        _need(o, 0x10, "write EAs")
+        try:
+            entries = parse_ea_list(buf)
+        except ContextError as e:
+            raise SmbError(e.status, str(e)) from None
+        assert o.tree.fs is not None
+        eas.apply(o.tree.fs, o.ino, entries)
+    elif kind == INFO_FILE:
         try:
             info = decode_set_info(cls, buf)
         except InfoError as e:

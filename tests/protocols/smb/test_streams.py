@@ -39,3 +39,23 @@ def test_streams_round_trip(smb_server: ServerFactory, smb_store: Store) -> None
         smbclient.open_file(r"\\127.0.0.1\data\:root", mode="w", port=srv.port).close()
     with pytest.raises(SMBOSError), smbclient.open_file(base + ":big", mode="wb", port=srv.port) as f:
         f.write(b"x" * (65 * 1024))
+
+
+def test_eas_are_user_xattrs(smb_server: ServerFactory, smb_store: Store) -> None:
+    """smbprotocol's setxattr/getxattr/listxattr (FileFullEaInformation) against core.fs's user.* xattrs."""
+    srv = smb_server()
+    smbclient.register_session("127.0.0.1", username="alice", password=PASSWORDS["alice"], port=srv.port)
+    path = r"\\127.0.0.1\data\ea.txt"
+    with smbclient.open_file(path, mode="w", port=srv.port) as f:
+        f.write("x")
+    with pytest.raises(SMBOSError):
+        smbclient.getxattr(path, b"COLOR", port=srv.port)  # NO_EAS_ON_FILE
+    smbclient.setxattr(path, b"COLOR", b"blue", port=srv.port)
+    fs = smb_store.fs
+    ino = fs.resolve("/data/ea.txt").ino
+    assert fs.getxattr(ino, "user.COLOR") == b"blue"
+    fs.setxattr(ino, "user.FROMNFS", b"1")
+    assert sorted(smbclient.listxattr(path, port=srv.port)) == [b"COLOR", b"FROMNFS"]
+    assert smbclient.getxattr(path, b"FROMNFS", port=srv.port) == b"1"
+    smbclient.removexattr(path, b"COLOR", port=srv.port)
+    assert "user.COLOR" not in fs.listxattr(ino)
