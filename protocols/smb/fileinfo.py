@@ -225,6 +225,7 @@ class FileFacts:
     dos_attributes: int | None = None  # as computed by dos_attributes(); None = compute with defaults
     alloc_unit: int = 4096
     streams: tuple[tuple[str, int], ...] = ()  # named streams (name, size) after the default one
+    ea_size: int = 0                  # bytes of the file's FILE_FULL_EA_INFORMATION list (FileEaInformation)
 
 
 _BASIC = struct.Struct("<qqqqII")          # 40
@@ -278,7 +279,7 @@ def _stream(f: FileFacts) -> bytes:
 
 
 def _all(f: FileFacts) -> bytes:
-    return b"".join((_basic(f), _standard(f), struct.pack("<QIIqII", f.attr.ino, 0, f.access, f.position,
+    return b"".join((_basic(f), _standard(f), struct.pack("<QIIqII", f.attr.ino, f.ea_size, f.access, f.position,
                                                                       f.mode, 0), _name_info(f.name or "\\")))
 
 
@@ -286,7 +287,7 @@ _FILE_CLASSES: Final = {
     FileInfoClass.BASIC: (_basic, 40),
     FileInfoClass.STANDARD: (_standard, 24),
     FileInfoClass.INTERNAL: (lambda f: struct.pack("<Q", f.attr.ino), 8),
-    FileInfoClass.EA: (lambda f: struct.pack("<I", 0), 4),
+    FileInfoClass.EA: (lambda f: struct.pack("<I", f.ea_size), 4),
     FileInfoClass.ACCESS: (lambda f: struct.pack("<I", f.access), 4),
     FileInfoClass.NAME: (lambda f: _name_info(f.name or "\\"), 4),  # the share root is "\\" (Linux needs a name)
     FileInfoClass.POSITION: (lambda f: struct.pack("<q", f.position), 8),

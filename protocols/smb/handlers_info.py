@@ -74,9 +74,11 @@ def query_info(conn: Connection, req: Request) -> Reply:
                 attr = dataclasses.replace(attr, size=len(streams.read(fs, o.ino, o.stream)), type=FileType.REG)
             elif cls == FileInfoClass.STREAM:
                 named = tuple(streams.listing(fs, o.ino))
+            ea_size = eas.size(fs, o.ino) if cls in (FileInfoClass.EA, FileInfoClass.ALL) else 0
             facts = FileFacts(attr, name=o.path, access=o.access, position=o.position, mode=o.options & 0x3E,
                               delete_pending=o.delete_on_close or conn.ctx.delete_pending(o.ino),
-                              dos_attributes=dos_attributes(attr, o.name, stored=attr.dos), streams=named)
+                              dos_attributes=dos_attributes(attr, o.name, stored=attr.dos), streams=named,
+                              ea_size=ea_size)
             status, data = query_file(cls, facts, out_len)
         elif kind == INFO_FILESYSTEM:
             share = o.tree.share
