@@ -51,18 +51,27 @@ class Response:
         return self.header.status
 
 
-def negotiate_body(dialects: Sequence[int] = (0x0311,), guid: bytes = b"rawclient-guid!!") -> bytes:
-    """A NEGOTIATE request body offering ``dialects`` (with a SHA-512 preauth context for 3.1.1)."""
+def negotiate_body(dialects: Sequence[int] = (0x0311,), guid: bytes = b"rawclient-guid!!",
+                   ciphers: Sequence[int] = ()) -> bytes:
+    """A NEGOTIATE request body offering ``dialects`` (for 3.1.1 with a SHA-512 preauth context and,
+    given ``ciphers``, an encryption context)."""
     count = len(dialects)
     fixed = 36 + 2 * count
     pad = -(HEADER_SIZE + fixed) % 8
-    contexts = b""
+    contexts: list[bytes] = []
     if 0x0311 in dialects:
-        data = struct.pack("<HHH", 1, 32, 1) + os.urandom(32)
-        contexts = struct.pack("<HHI", 1, len(data), 0) + data
+        contexts.append(_context(1, struct.pack("<HHH", 1, 32, 1) + os.urandom(32)))
+        if ciphers:
+            contexts.append(_context(2, struct.pack(f"<H{len(ciphers)}H", len(ciphers), *ciphers)))
     offset = HEADER_SIZE + fixed + pad if contexts else 0
-    body = struct.pack("<HHHHI16sIHH", 36, count, 1, 0, 0x7F, guid, offset, 1 if contexts else 0, 0)
-    return body + struct.pack(f"<{count}H", *dialects) + bytes(pad if contexts else 0) + contexts
+    body = struct.pack("<HHHHI16sIHH", 36, count, 1, 0, 0x7F, guid, offset, len(contexts), 0)
+    return body + struct.pack(f"<{count}H", *dialects) + bytes(pad if contexts else 0) + b"".join(contexts)
+
+
+def _context(kind: int, data: bytes) -> bytes:
+    """One NEGOTIATE_CONTEXT, padded to 8 bytes (the padding of the last one is harmless)."""
+    raw = struct.pack("<HHI", kind, len(data), 0) + data
+    return raw + bytes(-len(raw) % 8)
 
 
 class BadClient:
@@ -73,6 +82,8 @@ class BadClient:
         self.next_id = 0
         self.session_id = 0
         self.signing_key: bytes | None = None
+        self.keys: crypto.SessionKeys | None = None
+        self.cipher: crypto.Cipher | None = None
         self.algorithm = SigningAlgorithm.AES_CMAC
         self.dialect = Dialect.SMB311
         self.preauth = crypto.PREAUTH_ZERO
@@ -158,8 +169,8 @@ class BadClient:
         return self.read_responses()[0]
 
     # -- the conversation -------------------------------------------------------------------
-    def negotiate(self, dialects: Sequence[int] = (0x0311,)) -> Response:
-        req = self.message(self.header(Command.NEGOTIATE), negotiate_body(dialects), sign=False)
+    def negotiate(self, dialects: Sequence[int] = (0x0311,), ciphers: Sequence[int] = ()) -> Response:
+        req = self.message(self.header(Command.NEGOTIATE), negotiate_body(dialects, ciphers=ciphers), sign=False)
         self.send(req)
         frame = self.recv()
         if frame is None:
@@ -168,6 +179,10 @@ class BadClient:
         r = Response(Header.decode(frame), frame[HEADER_SIZE:])
         self.dialect = Dialect(struct.unpack_from("<H", r.body, 4)[0])
         self.algorithm = crypto.signing_algorithm(self.dialect)
+        if self.dialect == Dialect.SMB311 and ciphers:
+            self.cipher = _negotiated_cipher(r.body)
+        elif self.dialect in (Dialect.SMB30, Dialect.SMB302):
+            self.cipher = crypto.Cipher.AES_128_CCM
         return r
 
     def login(self, user: str, password: str) -> Response:
@@ -197,8 +212,9 @@ class BadClient:
         h = crypto.preauth_hash(h, req2)
         r = self.read_responses()[0]
         if r.status == NtStatus.SUCCESS:
-            keys = crypto.derive_keys(key, self.dialect, h if self.dialect == Dialect.SMB311 else None)
-            self.signing_key = keys.signing
+            keys = crypto.derive_keys(key, self.dialect, h if self.dialect == Dialect.SMB311 else None,
+                                      self.cipher or crypto.Cipher.AES_128_CCM)
+            self.signing_key, self.keys = keys.signing, keys
         return r
 
     def tree_connect(self, share: str) -> int:
@@ -237,6 +253,15 @@ class BadClient:
     def close_file(self, tree_id: int, fid: bytes) -> Response:
         return self.call(Command.CLOSE, close_body(fid), tree_id)
 
+    def seal(self, message: bytes) -> bytes:
+        """``message`` (unsigned) in a TRANSFORM_HEADER under this session's client-to-server key."""
+        assert self.keys is not None and self.keys.client_to_server is not None and self.cipher is not None
+        return crypto.encrypt(message, self.keys.client_to_server, self.cipher, self.session_id)
+
+    def unseal(self, frame: bytes) -> bytes:
+        assert self.keys is not None and self.keys.server_to_client is not None and self.cipher is not None
+        return crypto.decrypt(frame, self.keys.server_to_client, self.cipher)
+
     def echo(self, sign: bool | None = None) -> Response:
         return self.call(Command.ECHO, struct.pack("<HH", 4, 0), sign=sign)
 
@@ -245,6 +270,18 @@ class StatusError(AssertionError):
     def __init__(self, status: int) -> None:
         super().__init__(f"status {status:#010x}")
         self.status = status
+
+
+def _negotiated_cipher(body: bytes) -> crypto.Cipher | None:
+    """The cipher a 3.1.1 NEGOTIATE response's encryption context names (None: none in common)."""
+    count, offset = struct.unpack_from("<H", body, 6)[0], struct.unpack_from("<I", body, 60)[0] - HEADER_SIZE
+    for _ in range(count):
+        kind, n = struct.unpack_from("<HH", body, offset)
+        if kind == 2:
+            cipher = struct.unpack_from("<H", body, offset + 10)[0]
+            return crypto.Cipher(cipher) if cipher else None
+        offset += 8 + n + (-(8 + n) % 8)
+    return None
 
 
 def _setup_body(token: bytes) -> bytes:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from core.store import Store
 from protocols.smb import crypto
-from protocols.smb.header import RELATED_FILE_ID, Command, Flags
+from protocols.smb.header import RELATED_FILE_ID, Command, Flags, Header
 from protocols.smb.status import NtStatus
 
 from .badclient import (
@@ -61,14 +61,15 @@ def port(smb_server: ServerFactory, smb_store: Store) -> int:
 
 
 @pytest.fixture
-def client(port: int) -> Iterator[Callable[[], tuple[BadClient, int]]]:
-    """``client()``: a new connection logged in as alice with the ``data`` tree connected."""
+def client(port: int) -> Iterator[Callable[..., tuple[BadClient, int]]]:
+    """``client(dialect=0x0311)``: a new connection logged in as alice with the ``data`` tree connected."""
     made: list[BadClient] = []
 
-    def make() -> tuple[BadClient, int]:
+    def make(dialect: int = 0x0311) -> tuple[BadClient, int]:
         c = BadClient(port)
         made.append(c)
-        c.negotiate()
+        c.negotiate((dialect,))
+        assert c.dialect == dialect
         assert c.login("alice", PASSWORDS["alice"]).status == NtStatus.SUCCESS
         return c, c.tree_connect("data")
     yield make
@@ -96,9 +97,13 @@ def names(store: Store) -> list[str]:
 
 # ----------------------------------------------------------------------------- signatures
 
-def test_bad_signature_is_access_denied_and_the_session_goes_on(client: Callable[[], tuple[BadClient, int]],
-                                                               smb_store: Store) -> None:
-    c, tid = client()
+DIALECTS = [0x0202, 0x0210, 0x0300, 0x0302, 0x0311]   # HMAC-SHA256 for 2.x, AES-CMAC for 3.x
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: f"{d:#06x}")
+def test_bad_signature_is_access_denied_and_the_session_goes_on(client: Callable[..., tuple[BadClient, int]],
+                                                               smb_store: Store, dialect: int) -> None:
+    c, tid = client(dialect)
     assert c.signing_key is not None
     h = c.header(Command.CREATE, tid)
     msg = bytearray(c.message(h, create_body("forged.txt", FILE_CREATE)))
@@ -119,9 +124,10 @@ def test_bad_signature_is_access_denied_and_the_session_goes_on(client: Callable
     assert names(smb_store) == ["known.txt", "real.txt"]
 
 
-def test_unsigned_request_on_a_signing_session_is_access_denied(client: Callable[[], tuple[BadClient, int]],
-                                                                smb_store: Store) -> None:
-    c, tid = client()
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: f"{d:#06x}")
+def test_unsigned_request_on_a_signing_session_is_access_denied(client: Callable[..., tuple[BadClient, int]],
+                                                                smb_store: Store, dialect: int) -> None:
+    c, tid = client(dialect)
     r = c.call(Command.CREATE, create_body("unsigned.txt", FILE_CREATE), tid, sign=False)
     assert r.status == NtStatus.ACCESS_DENIED
     assert names(smb_store) == ["known.txt"]
@@ -131,7 +137,7 @@ def test_unsigned_request_on_a_signing_session_is_access_denied(client: Callable
     assert c.create_status(tid, "signed.txt", disposition=FILE_CREATE) == NtStatus.SUCCESS
 
 
-def test_signed_with_another_sessions_key(client: Callable[[], tuple[BadClient, int]], smb_store: Store) -> None:
+def test_signed_with_another_sessions_key(client: Callable[..., tuple[BadClient, int]], smb_store: Store) -> None:
     a, tid_a = client()
     b, _ = client()
     b.signing_key = a.signing_key                       # b signs with a's key for b's own session
@@ -141,10 +147,77 @@ def test_signed_with_another_sessions_key(client: Callable[[], tuple[BadClient, 
     assert a.echo().status == NtStatus.SUCCESS
 
 
+# ----------------------------------------------------------------------------- encryption
+
+SEALED = {"3.0-ccm": (0x0300, ()), "3.1.1-gcm": (0x0311, (2,)), "3.1.1-ccm": (0x0311, (1,)),
+          "3.1.1-gcm256": (0x0311, (4,))}
+
+
+def _sealed_client(port: int, dialect: int, ciphers: tuple[int, ...]) -> tuple[BadClient, int]:
+    c = BadClient(port)
+    c.negotiate((dialect,), ciphers)
+    assert c.cipher is not None and (not ciphers or c.cipher == ciphers[0])
+    assert c.login("alice", PASSWORDS["alice"]).status == NtStatus.SUCCESS
+    return c, c.tree_connect("data")
+
+
+def _sealed_call(c: BadClient, h: Header, body: bytes) -> Header:
+    c.send(c.seal(h.encode() + body))
+    frame = c.recv()
+    assert frame is not None and frame[:4] == b"\xfdSMB"            # the answer is sealed too
+    return Header.decode(c.unseal(frame))
+
+
+@pytest.mark.parametrize(("dialect", "ciphers"), list(SEALED.values()), ids=list(SEALED))
+def test_tampered_sealed_message_closes(port: int, smb_store: Store, dialect: int, ciphers: tuple[int, ...]) -> None:
+    c, tid = _sealed_client(port, dialect, ciphers)
+    try:
+        r = _sealed_call(c, c.header(Command.ECHO), struct.pack("<HH", 4, 0))
+        assert r.status == NtStatus.SUCCESS and r.command == Command.ECHO
+        sealed = bytearray(c.seal(c.header(Command.CREATE, tid).encode() + create_body("sealed.txt", FILE_CREATE)))
+        sealed[-3] ^= 0x40                                            # ciphertext no longer authenticates
+        c.send(bytes(sealed))
+        assert c.closed()
+        assert names(smb_store) == ["known.txt"]
+    finally:
+        c.close()
+    still_serves(port)
+
+
+def test_replayed_sealed_message_closes_and_ran_once(port: int, smb_store: Store) -> None:
+    c, tid = _sealed_client(port, 0x0311, (2,))
+    try:
+        h = c.header(Command.CREATE, tid)
+        sealed = c.seal(h.encode() + create_body("once.txt", FILE_CREATE))
+        c.send(sealed)
+        frame = c.recv()
+        assert frame is not None and Header.decode(c.unseal(frame)).status == NtStatus.SUCCESS
+        c.send(sealed)                                              # captured and sent again
+        assert c.closed()
+        assert names(smb_store) == ["known.txt", "once.txt"]
+    finally:
+        c.close()
+    still_serves(port)
+
+
+def test_sealed_for_another_session_closes(port: int, client: Callable[..., tuple[BadClient, int]]) -> None:
+    a, _ = _sealed_client(port, 0x0311, (2,))
+    b, _ = client()
+    try:
+        b.keys, b.cipher = a.keys, a.cipher              # a's keys, b's session id
+        b.send(b.seal(b.header(Command.ECHO).encode() + struct.pack("<HH", 4, 0)))
+        assert b.closed()
+        assert _sealed_call(a, a.header(Command.ECHO), struct.pack("<HH", 4, 0)).status == NtStatus.SUCCESS
+    finally:
+        a.close()
+
+
 # ----------------------------------------------------------------------------- credits, negotiate
 
-def test_replayed_message_id_closes_the_connection(client: Callable[[], tuple[BadClient, int]], port: int) -> None:
-    c, _ = client()
+@pytest.mark.parametrize("dialect", [0x0202, 0x0311], ids=lambda d: f"{d:#06x}")
+def test_replayed_message_id_closes_the_connection(client: Callable[..., tuple[BadClient, int]], port: int,
+                                                   dialect: int) -> None:
+    c, _ = client(dialect)
     h = c.header(Command.ECHO)
     echo = c.message(h, struct.pack("<HH", 4, 0))
     c.send(echo)
@@ -155,7 +228,7 @@ def test_replayed_message_id_closes_the_connection(client: Callable[[], tuple[Ba
 
 
 @pytest.mark.parametrize("ahead", [512, 100_000, 2**63])
-def test_message_id_outside_the_credit_window_closes(client: Callable[[], tuple[BadClient, int]], port: int,
+def test_message_id_outside_the_credit_window_closes(client: Callable[..., tuple[BadClient, int]], port: int,
                                                       ahead: int) -> None:
     c, _ = client()
     h = c.header(Command.ECHO)
@@ -165,7 +238,7 @@ def test_message_id_outside_the_credit_window_closes(client: Callable[[], tuple[
     still_serves(port)
 
 
-def test_credit_charge_beyond_the_granted_credits_closes(client: Callable[[], tuple[BadClient, int]],
+def test_credit_charge_beyond_the_granted_credits_closes(client: Callable[..., tuple[BadClient, int]],
                                                          port: int) -> None:
     c, _ = client()
     h = c.header(Command.ECHO)
@@ -175,7 +248,7 @@ def test_credit_charge_beyond_the_granted_credits_closes(client: Callable[[], tu
     still_serves(port)
 
 
-def test_second_negotiate_closes_the_connection(client: Callable[[], tuple[BadClient, int]], port: int) -> None:
+def test_second_negotiate_closes_the_connection(client: Callable[..., tuple[BadClient, int]], port: int) -> None:
     c, _ = client()
     c.send(c.message(c.header(Command.NEGOTIATE), negotiate_body(), sign=False))
     assert c.closed()
@@ -212,7 +285,7 @@ GARBAGE = {
 
 @pytest.mark.parametrize("payload", list(GARBAGE.values()), ids=list(GARBAGE))
 @pytest.mark.parametrize("when", ["first", "after-login"])
-def test_garbage_closes_only_that_connection(port: int, client: Callable[[], tuple[BadClient, int]],
+def test_garbage_closes_only_that_connection(port: int, client: Callable[..., tuple[BadClient, int]],
                                              payload: bytes, when: str) -> None:
     bystander, tid = client()
     if when == "first":
@@ -227,20 +300,20 @@ def test_garbage_closes_only_that_connection(port: int, client: Callable[[], tup
     still_serves(port)
 
 
-def test_empty_frames_and_keepalives_are_ignored(client: Callable[[], tuple[BadClient, int]]) -> None:
+def test_empty_frames_and_keepalives_are_ignored(client: Callable[..., tuple[BadClient, int]]) -> None:
     c, _ = client()
     c.sock.sendall(b"\x00\x00\x00\x00" + b"\x85\x00\x00\x00")
     assert c.echo().status == NtStatus.SUCCESS
 
 
-def test_a_frame_header_that_is_not_direct_tcp_closes(client: Callable[[], tuple[BadClient, int]], port: int) -> None:
+def test_a_frame_header_that_is_not_direct_tcp_closes(client: Callable[..., tuple[BadClient, int]], port: int) -> None:
     c, _ = client()
     c.sock.sendall(b"\x81\x00\x00\x44" + bytes(0x44))     # a NetBIOS SESSION REQUEST on port 445
     assert c.closed()
     still_serves(port)
 
 
-def test_smb1_negotiate_only_as_the_first_frame(port: int, client: Callable[[], tuple[BadClient, int]]) -> None:
+def test_smb1_negotiate_only_as_the_first_frame(port: int, client: Callable[..., tuple[BadClient, int]]) -> None:
     first = BadClient(port)
     first.send(SMB1_NEGOTIATE)
     answer = first.recv()
@@ -260,14 +333,14 @@ def test_malformed_smb1_negotiate_closes_quietly(port: int, caplog: pytest.LogCa
     assert_no_server_errors(caplog)
 
 
-def test_frame_over_the_size_limit_closes(port: int, client: Callable[[], tuple[BadClient, int]]) -> None:
+def test_frame_over_the_size_limit_closes(port: int, client: Callable[..., tuple[BadClient, int]]) -> None:
     c, _ = client()
     c.sock.sendall(b"\x00\xff\xff\xff" + b"\xfeSMB" + bytes(4096))   # 16 MiB announced
     assert c.closed()
     still_serves(port)
 
 
-def test_a_response_sent_to_the_server_closes(client: Callable[[], tuple[BadClient, int]], port: int) -> None:
+def test_a_response_sent_to_the_server_closes(client: Callable[..., tuple[BadClient, int]], port: int) -> None:
     c, _ = client()
     c.send(c.message(c.header(Command.ECHO, flags=Flags.SERVER_TO_REDIR), struct.pack("<HH", 4, 0)))
     assert c.closed()
@@ -305,7 +378,7 @@ PATHS = [
 
 
 @pytest.mark.parametrize(("path", "status"), PATHS, ids=[repr(p) for p, _ in PATHS])
-def test_paths_are_refused_with_their_status(client: Callable[[], tuple[BadClient, int]], smb_store: Store,
+def test_paths_are_refused_with_their_status(client: Callable[..., tuple[BadClient, int]], smb_store: Store,
                                              path: str, status: NtStatus) -> None:
     fs = smb_store.fs
     fs.mkdir(fs.resolve("/data").ino, "sub", 0o777)
@@ -315,7 +388,7 @@ def test_paths_are_refused_with_their_status(client: Callable[[], tuple[BadClien
     assert [e.name for e in fs.listdir(fs.resolve("/").ino)] == ["data"]
 
 
-def test_drive_letter_paths_stay_inside_the_share(client: Callable[[], tuple[BadClient, int]],
+def test_drive_letter_paths_stay_inside_the_share(client: Callable[..., tuple[BadClient, int]],
                                                   smb_store: Store) -> None:
     c, tid = client()
     for path in ("C:\\escape.txt", "C:\\Windows\\win.ini", "c:\\..\\x"):
@@ -324,7 +397,7 @@ def test_drive_letter_paths_stay_inside_the_share(client: Callable[[], tuple[Bad
     assert names(smb_store) == ["known.txt"]
 
 
-def test_empty_stream_name_is_invalid(client: Callable[[], tuple[BadClient, int]], smb_store: Store) -> None:
+def test_empty_stream_name_is_invalid(client: Callable[..., tuple[BadClient, int]], smb_store: Store) -> None:
     c, tid = client()
     for path in ("C:", "C:\\", "x:"):
         assert c.create_status(tid, path) == NtStatus.OBJECT_NAME_INVALID
@@ -333,7 +406,7 @@ def test_empty_stream_name_is_invalid(client: Callable[[], tuple[BadClient, int]
 
 # ----------------------------------------------------------------------------- compounds
 
-def test_related_create_write_close(client: Callable[[], tuple[BadClient, int]], smb_store: Store) -> None:
+def test_related_create_write_close(client: Callable[..., tuple[BadClient, int]], smb_store: Store) -> None:
     c, tid = client()
     rel = Flags.RELATED_OPERATIONS
     frame = c.compound([
@@ -352,7 +425,7 @@ def test_related_create_write_close(client: Callable[[], tuple[BadClient, int]],
     assert fs.read(fs.resolve("/data/chain.txt").ino, 0, 100) == b"chained write"
 
 
-def test_related_chain_after_a_failed_create_fails_with_its_status(client: Callable[[], tuple[BadClient, int]],
+def test_related_chain_after_a_failed_create_fails_with_its_status(client: Callable[..., tuple[BadClient, int]],
                                                                   smb_store: Store) -> None:
     c, tid = client()
     rel = Flags.RELATED_OPERATIONS
@@ -372,7 +445,7 @@ def test_related_chain_after_a_failed_create_fails_with_its_status(client: Calla
     assert c.echo().status == NtStatus.SUCCESS
 
 
-def test_first_message_marked_related_is_invalid(client: Callable[[], tuple[BadClient, int]]) -> None:
+def test_first_message_marked_related_is_invalid(client: Callable[..., tuple[BadClient, int]]) -> None:
     c, tid = client()
     c.send(c.compound([(c.header(Command.WRITE, tid, flags=Flags.RELATED_OPERATIONS),
                         write_body(RELATED_FILE_ID, b"x"))]))
@@ -418,7 +491,7 @@ def _valid_frame(c: BadClient, tid: int, kind: int) -> bytes:
 @settings(max_examples=100, deadline=20_000, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(data=st.data())
-def test_fuzz_never_crashes_the_server(client: Callable[[], tuple[BadClient, int]], port: int,
+def test_fuzz_never_crashes_the_server(client: Callable[..., tuple[BadClient, int]], port: int,
                                        data: st.DataObject) -> None:
     c, tid = client()
     try:
