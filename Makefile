@@ -58,9 +58,10 @@ image: deps
 	PY=$(BIN)/python bash image/build.sh image
 
 # boot the image under qemu (TCG): ISO with two target disks + reboot persistence, then PXE via iPXE
-# ... and the kernel's own NFS client (a small guest on the appliance's kernel) against the NFS server
+# ... and the kernel's own NFS and SMB clients (a small guest on the appliance's kernel) against the servers
 image-test: image
-	$(BIN)/pytest -q -m appliance tests/image/test_boot.py tests/kvm tests/protocols/nfs/test_kernel_client.py
+	$(BIN)/pytest -q -m appliance tests/image/test_boot.py tests/kvm tests/protocols/nfs/test_kernel_client.py \
+		tests/protocols/smb/test_kernel_client.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/core.py

@@ -232,3 +232,10 @@ def test_unknown_fs_class() -> None:
         with pytest.raises(InfoError) as e:
             query_fs_info(cls, VOL)
         assert e.value.status == NtStatus.INVALID_INFO_CLASS
+
+
+def test_the_share_root_is_named_backslash() -> None:
+    # Linux's cifs refuses a FileAllInformation shorter than 101 bytes (an empty name): the mount fails
+    data = query_file_info(FileInfoClass.ALL, FileFacts(DIR))
+    assert len(data) == 102 and data[100:] == "\\".encode("utf-16-le")
+    assert query_file_info(FileInfoClass.NAME, FileFacts(DIR)) == b"\x02\0\0\0\\\0"
