@@ -5,7 +5,6 @@ an NTSTATUS or closes that one connection; it never crashes (a new connection al
 
 from __future__ import annotations
 
-import logging
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -30,27 +29,13 @@ from .badclient import (
     write_body,
 )
 from .conftest import PASSWORDS, ServerFactory
+from .serverlog import assert_no_server_errors, no_server_errors  # noqa: F401  (autouse)
 
 GENERIC_READ = 0x80000000
 _DIALECTS = b"\x02NT LM 0.12\x00\x02SMB 2.002\x00\x02SMB 2.???\x00"
 # Protocol, Command, Status, Flags, Flags2, PIDHigh, SecurityFeatures, Reserved, TID, PIDLow, UID, MID; WordCount 0
 SMB1_NEGOTIATE = (struct.pack("<4sBIBHH8sHHHHH", b"\xffSMB", 0x72, 0, 0x18, 0xC853, 0, bytes(8), 0, 0xFFFF, 0, 0, 0)
                   + b"\x00" + struct.pack("<H", len(_DIALECTS)) + _DIALECTS)
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Whatever a test sends, the server logs no unexpected exception (a protocol violation closes the
-    connection quietly, at INFO)."""
-    caplog.set_level(logging.INFO, logger="tessera.smb")
-    yield
-    if request.node.get_closest_marker("xfail") is None:
-        assert_no_server_errors(caplog)
-
-
-def assert_no_server_errors(caplog: pytest.LogCaptureFixture) -> None:
-    errors = [r for r in caplog.records if r.name.startswith("tessera.smb") and r.levelno >= logging.ERROR]
-    assert not errors, [f"{r.getMessage()}: {r.exc_info[1] if r.exc_info else ''}" for r in errors]
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from core.store import Store
 from protocols.smb.shares import Share
 
 from .conftest import ALICE_UID, PASSWORDS, ServerFactory
+from .serverlog import no_server_errors  # noqa: F401  (autouse: the server logs no unexpected error)
 
 HOST = "127.0.0.1"
 DIALECTS = {

@@ -52,6 +52,7 @@ from core.store import Store
 from protocols.smb.status import NtStatus
 
 from .conftest import ALICE_UID, PASSWORDS, ServerFactory
+from .serverlog import no_server_errors  # noqa: F401  (autouse: the server logs no unexpected error)
 
 
 def _import_smbclient() -> Any:
