@@ -60,12 +60,15 @@ def _import_smbclient() -> Any:
     sys.path, where impacket installs a script named ``smbclient.py`` that would shadow it."""
     cached = sys.modules.get("smbclient")
     if cached is not None and hasattr(cached, "__path__"):
+        importlib.import_module("smbclient.shutil")
         return cached
     sys.modules.pop("smbclient", None)
     saved = list(sys.path)
     sys.path[:] = [p for p in sys.path if not os.path.isfile(os.path.join(p or ".", "smbclient.py"))]
     try:
-        return importlib.import_module("smbclient")
+        pkg = importlib.import_module("smbclient")
+        importlib.import_module("smbclient.shutil")     # not imported by the package itself
+        return pkg
     finally:
         sys.path[:] = saved
 
@@ -277,6 +280,69 @@ def test_makedirs_remove_rmdir_removedirs(login: Callable[..., Client], smb_stor
     c(smbclient.removedirs, "a/b/c")
     fs = smb_store.fs
     assert [e.name for e in fs.listdir(fs.resolve("/data").ino)] == []
+
+
+def test_utime_sets_the_times_core_fs_keeps(login: Callable[..., Client], smb_store: Store) -> None:
+    c = login()
+    with c.open("u.txt", "wb") as f:
+        f.write(b"x")
+    c(smbclient.utime, "u.txt", times=(1_000_000_000, 1_200_000_000))
+    st = c(smbclient.stat, "u.txt")
+    assert (st.st_atime, st.st_mtime) == (1_000_000_000, 1_200_000_000)
+    a = smb_store.fs.resolve("/data/u.txt")
+    assert (a.atime_ns, a.mtime_ns) == (1_000_000_000 * 10**9, 1_200_000_000 * 10**9)
+
+
+def test_walk_rmtree_and_path_helpers(login: Callable[..., Client], smb_store: Store) -> None:
+    c = login()
+    c(smbclient.makedirs, "t/a/b")
+    for i in range(5):
+        with c.open(f"t/a/f{i}", "wb") as f:
+            f.write(b"z" * i)
+    walked = sorted((top, sorted(dirs), sorted(files)) for top, dirs, files in c(smbclient.walk, "t"))
+    assert walked == [(c.unc("t"), ["a"], []), (c.unc("t/a"), ["b"], [f"f{i}" for i in range(5)]),
+                      (c.unc("t/a/b"), [], [])]
+    assert c(smbclient.path.isdir, "t/a") and not c(smbclient.path.isdir, "t/a/f1")
+    assert c(smbclient.path.isfile, "t/a/f1") and not c(smbclient.path.exists, "nope")
+    assert c(smbclient.stat_volume, "").total_size > 0
+    c(smbclient.shutil.rmtree, "t")
+    assert [e.name for e in smb_store.fs.listdir(smb_store.fs.resolve("/data").ino)] == []
+
+
+def test_multi_credit_io_in_8_mib_messages(login: Callable[..., Client], smb_store: Store) -> None:
+    c = login()
+    conn = session(c).connection
+    assert conn.max_write_size == conn.max_read_size == 8 * 1024 * 1024
+    data = os.urandom(20 * 1024 * 1024 + 3)
+    with c.open("huge.bin", "wb", buffering=8 * 1024 * 1024) as f:
+        f.write(data)
+    with c.open("huge.bin", "rb", buffering=8 * 1024 * 1024) as f:
+        assert f.read() == data
+    a = smb_store.fs.resolve("/data/huge.bin")
+    assert a.size == len(data)
+
+
+def test_concurrent_clients(login: Callable[..., Client]) -> None:
+    clients = [login() for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def work(i: int, c: Client) -> None:
+        try:
+            for j in range(15):
+                body = os.urandom(10_000 + j)
+                with c.open(f"c{i}-{j}", "wb") as f:
+                    f.write(body)
+                with c.open(f"c{i}-{j}", "rb") as f:
+                    assert f.read() == body
+        except BaseException as e:
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(i, c)) for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert len(clients[0](smbclient.listdir, "")) == 60
 
 
 def test_copyfile_is_server_side(login: Callable[..., Client], smb_store: Store) -> None:
