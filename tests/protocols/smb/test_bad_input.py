@@ -255,6 +255,78 @@ def test_session_setup_failure_leaves_nothing(port: int, smb_store: Store) -> No
     still_serves(port)
 
 
+# ----------------------------------------------------------------------------- ids and handles
+
+def test_another_connections_file_id_is_closed(client: Callable[..., tuple[BadClient, int]], port: int) -> None:
+    a, ta = client()
+    b = BadClient(port)
+    b.negotiate()
+    assert b.login("bob", PASSWORDS["bob"]).status == NtStatus.SUCCESS
+    tb = b.tree_connect("data")
+    fid = a.create(ta, "alice.txt", FILE_CREATE)
+    assert a.write(ta, fid, b"alice's").status == NtStatus.SUCCESS
+    assert b.call(Command.READ, read_body(fid, 10), tb).status == NtStatus.FILE_CLOSED
+    assert b.call(Command.WRITE, write_body(fid, b"bob was here"), tb).status == NtStatus.FILE_CLOSED
+    assert b.call(Command.CLOSE, close_body(fid), tb).status == NtStatus.FILE_CLOSED
+    assert b.call(Command.CREATE, create_body("x"), tb + 999).status == NtStatus.NETWORK_NAME_DELETED
+    assert a.read(ta, fid, 100) == b"alice's"
+    b.close()
+
+
+def test_stale_ids_after_close_disconnect_and_logoff(client: Callable[..., tuple[BadClient, int]]) -> None:
+    c, tid = client()
+    fid = c.create(tid, "f.txt", FILE_CREATE)
+    assert c.close_file(tid, fid).status == NtStatus.SUCCESS
+    assert c.call(Command.READ, read_body(fid, 10), tid).status == NtStatus.FILE_CLOSED
+    assert c.close_file(tid, fid).status == NtStatus.FILE_CLOSED
+    assert c.call(Command.TREE_DISCONNECT, struct.pack("<HH", 4, 0), tid).status == NtStatus.SUCCESS
+    assert c.call(Command.CREATE, create_body("g.txt"), tid).status == NtStatus.NETWORK_NAME_DELETED
+    assert c.call(Command.LOGOFF, struct.pack("<HH", 4, 0)).status == NtStatus.SUCCESS
+    path = "\\\\127.0.0.1\\data".encode("utf-16-le")
+    r = c.call(Command.TREE_CONNECT, struct.pack("<HHHH", 9, 0, 72, len(path)) + path, sign=False)
+    assert r.status == NtStatus.USER_SESSION_DELETED
+
+
+def _with(body: bytes, fmt: str, at: int, *values: int) -> bytes:
+    out = bytearray(body)
+    struct.pack_into(fmt, out, at, *values)
+    return bytes(out)
+
+
+def test_offsets_and_lengths_outside_the_message(client: Callable[..., tuple[BadClient, int]],
+                                                 smb_store: Store) -> None:
+    c, tid = client()
+    fid = c.create(tid, "f.txt", FILE_CREATE)
+    bad = {
+        "write data offset": (Command.WRITE, _with(write_body(fid, b"abc"), "<H", 2, 5000)),
+        "write length": (Command.WRITE, _with(write_body(fid, b"abc"), "<I", 4, 10**6)),
+        "create name offset": (Command.CREATE, _with(create_body("zz"), "<HH", 44, 9000, 4)),
+        "create odd name length": (Command.CREATE, _with(create_body("zz"), "<H", 46, 3)),
+        "create contexts": (Command.CREATE, _with(create_body("zz"), "<II", 48, 200, 5000)),
+        "short create": (Command.CREATE, b"\x39\x00"),
+        "short write": (Command.WRITE, b"\x31\x00\x70"),
+        "read over MaxReadSize": (Command.READ, read_body(fid, 64 * 1024 * 1024)),
+        "write at 2**63": (Command.WRITE, write_body(fid, b"x", 2**63)),
+    }
+    for what, (command, body) in bad.items():
+        assert c.call(command, body, tid).status == NtStatus.INVALID_PARAMETER, what
+    assert names(smb_store) == ["f.txt", "known.txt"]
+    assert smb_store.fs.resolve("/data/f.txt").size == 0
+    assert c.call(Command.READ, read_body(fid, 10, 1000), tid).status == NtStatus.END_OF_FILE
+    assert c.write(tid, fid, b"start").status == NtStatus.SUCCESS
+    assert c.write(tid, fid, b"+end", 2**64 - 1).status == NtStatus.SUCCESS     # "at the end of file"
+    assert c.read(tid, fid, 100) == b"start+end"
+
+
+def test_cancel_of_nothing_is_not_answered(client: Callable[..., tuple[BadClient, int]]) -> None:
+    c, _ = client()
+    c.send(c.message(c.header(Command.CANCEL), struct.pack("<HH", 4, 0), sign=False))
+    h = c.header(Command.ECHO)
+    c.send(c.message(h, struct.pack("<HH", 4, 0)))
+    r = c.read_responses()[0]                                     # the next answer is the ECHO's
+    assert r.header.command == Command.ECHO and r.header.message_id == h.message_id
+
+
 # ----------------------------------------------------------------------------- garbage
 
 GARBAGE = {
