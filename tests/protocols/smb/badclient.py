@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from impacket import ntlm  # type: ignore[import-untyped]
@@ -185,14 +185,18 @@ class BadClient:
             self.cipher = crypto.Cipher.AES_128_CCM
         return r
 
-    def login(self, user: str, password: str) -> Response:
-        """NTLMv2 in SPNEGO; on success the session's signing key is set and messages are signed."""
+    def login(self, user: str, password: str, mutate: Callable[[int, bytes], bytes] | None = None) -> Response:
+        """NTLMv2 in SPNEGO; on success the session's signing key is set and messages are signed.
+
+        ``mutate(leg, message)`` may change each SESSION_SETUP message (leg 1, 2) before it is sent."""
+        change = mutate or (lambda _leg, m: m)
         type1 = ntlm.getNTLMSSPType1("RAW", "", True, use_ntlmv2=True)
         init = SPNEGO_NegTokenInit()
         init["MechTypes"] = [NTLM_OID]
         init["MechToken"] = type1.getData()
         h = self.preauth
-        req1 = self.message(self.header(Command.SESSION_SETUP), _setup_body(bytes(init.getData())), sign=False)
+        req1 = change(1, self.message(self.header(Command.SESSION_SETUP), _setup_body(bytes(init.getData())),
+                                      sign=False))
         self.send(req1)
         frame = self.recv()
         if frame is None:
@@ -207,7 +211,8 @@ class BadClient:
         type3, key = ntlm.getNTLMSSPType3(type1, bytes(challenge), user, password, "", use_ntlmv2=True)
         resp = SPNEGO_NegTokenResp()
         resp["ResponseToken"] = type3.getData()
-        req2 = self.message(self.header(Command.SESSION_SETUP), _setup_body(bytes(resp.getData())), sign=False)
+        req2 = change(2, self.message(self.header(Command.SESSION_SETUP), _setup_body(bytes(resp.getData())),
+                                      sign=False))
         self.send(req2)
         h = crypto.preauth_hash(h, req2)
         r = self.read_responses()[0]

@@ -570,3 +570,38 @@ def test_fuzz_never_crashes_the_server(client: Callable[..., tuple[BadClient, in
     finally:
         c.close()
     still_serves(port)
+
+
+def _mutated(data: st.DataObject, message: bytes) -> bytes:
+    """``message`` with 1-6 bytes changed (mostly in the body) and maybe cut short."""
+    buf = bytearray(message)
+    where = st.one_of(st.integers(64, len(buf) - 1), st.integers(0, len(buf) - 1)) if len(buf) > 64 \
+        else st.integers(0, len(buf) - 1)
+    for pos, val in data.draw(st.lists(st.tuples(where, st.integers(0, 255)), min_size=1, max_size=6), label="flips"):
+        buf[pos] = val
+    return bytes(buf[:data.draw(st.integers(min(64, len(buf)), len(buf)), label="cut")])
+
+
+@settings(max_examples=100, deadline=20_000, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_before_login_never_crashes_the_server(port: int, data: st.DataObject) -> None:
+    """The unauthenticated surface: a mutated NEGOTIATE, or a mutated first or second SESSION_SETUP leg."""
+    stage = data.draw(st.sampled_from(["negotiate", "setup1", "setup2"]), label="stage")
+    c = BadClient(port)
+    try:
+        if stage == "negotiate":
+            dialects = data.draw(st.lists(st.sampled_from([0x0202, 0x0210, 0x0300, 0x0302, 0x0311, 0x02FF, 0x0400]),
+                                          min_size=1, max_size=6), label="dialects")
+            c.send(_mutated(data, c.header(Command.NEGOTIATE).encode() + negotiate_body(dialects, ciphers=(1, 2, 4))))
+        else:
+            c.negotiate()
+            leg = 1 if stage == "setup1" else 2
+            try:
+                c.login("alice", PASSWORDS["alice"], mutate=lambda n, m: _mutated(data, m) if n == leg else m)
+            except Exception:   # the client may not understand what comes back; the server is what is checked
+                pass
+        _answer_or_close(c)
+    finally:
+        c.close()
+    still_serves(port)
