@@ -4,9 +4,7 @@ every dialect, delete-on-close, share modes (also against a core.fs open) and CH
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 import threading
 import time
 import uuid
@@ -15,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import smbclient  # type: ignore[import-untyped]  # (tests/conftest.py keeps impacket's smbclient.py off sys.path)
+import smbclient.shutil  # type: ignore[import-untyped]
 from smbprotocol.change_notify import (  # type: ignore[import-untyped]
     CompletionFilter,
     FileAction,
@@ -54,26 +54,6 @@ from protocols.smb.status import NtStatus
 from .conftest import ALICE_UID, PASSWORDS, ServerFactory
 from .serverlog import no_server_errors  # noqa: F401  (autouse: the server logs no unexpected error)
 
-
-def _import_smbclient() -> Any:
-    """smbprotocol's ``smbclient`` package. pytest run as ``.venv/bin/pytest`` has ``.venv/bin`` first on
-    sys.path, where impacket installs a script named ``smbclient.py`` that would shadow it."""
-    cached = sys.modules.get("smbclient")
-    if cached is not None and hasattr(cached, "__path__"):
-        importlib.import_module("smbclient.shutil")
-        return cached
-    sys.modules.pop("smbclient", None)
-    saved = list(sys.path)
-    sys.path[:] = [p for p in sys.path if not os.path.isfile(os.path.join(p or ".", "smbclient.py"))]
-    try:
-        pkg = importlib.import_module("smbclient")
-        importlib.import_module("smbclient.shutil")     # not imported by the package itself
-        return pkg
-    finally:
-        sys.path[:] = saved
-
-
-smbclient = _import_smbclient()
 HOST = "127.0.0.1"
 OWNER_INFO, GROUP_INFO, DACL_INFO = 0x1, 0x2, 0x4
 FULL = 0x001F01FF
