@@ -5,7 +5,8 @@
 
 Tessera: ``tessera serve --role smb`` over a store made by ``tessera init`` (6 directory targets, 4+2)
 under a temporary directory in the current directory, sharing ``/bench`` as ``bench``.  Samba: smbd 4.17
-with a private configuration sharing a plain directory beside it (bench/samba.py).  Both listen on
+with a private configuration sharing a plain directory beside it (tests/kvm/samba.py, shared with the
+kernel-client test's reference run).  Both listen on
 127.0.0.1, require signing, do not encrypt, and know the user alice (password alice-pw).
 
 Figures, each for both servers back to back, all through Debian's ``smbclient`` (SMB 3.1.1, signed):
@@ -42,11 +43,11 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import samba as smod  # bench/ is not a package: its own directory is on sys.path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.store import open_store
+from tests.kvm import samba as smod
 
 MiB = 1 << 20
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,4 +1,4 @@
-"""Samba's smbd 4.17 (Debian ``samba``) as a benchmark peer, with a private configuration.
+"""Samba's smbd 4.17 (Debian ``samba``) as a reference server (bench/smb.py, the SMB kernel-client test).
 
     with Samba(share_dir, workdir, port, user="alice", password="alice-pw") as s:
         ... smbclient //127.0.0.1/{s.share} -p {s.port} -U alice%alice-pw
