@@ -4,7 +4,7 @@
 One guest boot runs the whole workload (kernel_workload.sh, one step per check): an SMB 3.1.1 mount with
 signing (the server requires it); create, write, append, overwrite, truncate; rename across directories;
 rm and rmdir; a directory of 2,000 entries listed and removed; unlink of a file that is still open (delete on
-close: the open handle still reads, the name is gone at once and for good after the close); byte-range
+close: the open handle still reads, the name is gone once it is closed); byte-range
 locks (fcntl and flock) against a core.fs lock held by the host, both ways, and again after the host lets
 go; a ``seal`` (encrypted) mount; the server stopped and a new one started on the same port over the same
 store, with the mount still working afterwards. The host answers the guest's ``@@HOST`` events (lock checks,
@@ -18,8 +18,9 @@ the same workload against Samba's smbd (tests/kvm/samba.py, a plain directory; h
 there), to tell a workload bug from a server bug; its known failures are marked per server.
 
 Leases and locks: cifs keeps byte-range locks to itself while it holds a write-caching lease (a lock no
-other SMB open can see). The lock step therefore uses a mount on its own connection made with the client's
-oplocks off (``enable_oplocks=0``, ``nosharesock``), where every lock is a LOCK request; the
+other SMB open can see). The lock step therefore turns the client's oplocks off (``enable_oplocks=0``, which
+cifs reads at each open) and works on a mount with its own connection (``nosharesock,cache=none``, also the
+one the guest reads ``ctl`` through), so every lock is a LOCK request; the
 ``leased_locks`` step asks the same through the everyday mount, which needs the server to grant no caching
 lease on a file other protocols hold locks on (Samba grants no read lease on a file with byte-range locks of
 its own, but does not see POSIX locks taken outside it either: checked with smbd 4.17 and this kernel).
