@@ -284,6 +284,8 @@ def table(t: Server, s: Server, a: argparse.Namespace) -> None:
               f"{srv:>14}", flush=True)
     print("T/S = how many times Samba's figure Tessera's is, higher is better for Tessera (for times: Samba's "
           "time / Tessera's); CPU columns: Tessera / Samba")
+    load = os.getloadavg()
+    print(f"# load at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (this run's own work included)")
 
 
 def header(a: argparse.Namespace) -> None:
