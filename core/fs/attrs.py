@@ -11,6 +11,8 @@ and :meth:`setacl`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from core.errors import Exists, InvalidArgument, NoAttribute, NotPermitted, PermissionDenied
 from core.fs import acl as A
@@ -26,10 +28,17 @@ from core.meta.types import DIR
 XATTR_NAME_MAX = 255
 XATTR_VALUE_MAX = 64 * 1024
 
+T = TypeVar("T")
+
 
 class AttrOps:
     _meta: MetaStore
     cred: Cred
+    durable: bool
+
+    def _write(self, fn: Callable[[Txn], T]) -> T:
+        """A metadata write of this view: durable on return unless the view says otherwise (``durable``)."""
+        return self._meta.write(fn, durable=self.durable)
 
     @staticmethod
     def _check_xattr(name: str, value: bytes | None = None) -> None:
@@ -73,7 +82,7 @@ class AttrOps:
             t.set_xattr(ino, name, value)
             node.ctime = time.time_ns()
             t.update_inode(node)
-        self._meta.write(apply)
+        self._write(apply)
 
     def listxattr(self, ino: int) -> list[str]:
         with self._meta.read() as t:
@@ -90,7 +99,7 @@ class AttrOps:
                 raise NoAttribute(f"no attribute {name!r}")
             node.ctime = time.time_ns()  # as setxattr: caches keyed by ctime see the change
             t.update_inode(node)
-        self._meta.write(apply)
+        self._write(apply)
 
     # -- ACLs -----------------------------------------------------------------------
     def getacl(self, ino: int) -> tuple[A.Acl, bool]:
@@ -114,7 +123,7 @@ class AttrOps:
                 node.mode = (node.mode & 0o7000) | A.to_mode(acl, node.type == DIR)
             node.ctime = time.time_ns()
             t.update_inode(node)
-        self._meta.write(apply)
+        self._write(apply)
 
     # -- locks and share modes ------------------------------------------------------
     def lock(self, ino: int, owner: str, start: int, length: int, exclusive: bool) -> None:
@@ -122,16 +131,16 @@ class AttrOps:
             node = ns.get(t, ino)
             perm.need(t, self.cred, node, A.WRITE_DATA if exclusive else A.READ_DATA, "lock")
             lk.lock(t, ino, owner, start, length, exclusive)
-        self._meta.write(apply)
+        self._meta.write(apply, durable=False)
 
     def unlock(self, ino: int, owner: str, start: int, length: int) -> None:
-        self._meta.write(lambda t: lk.unlock(t, ino, owner, start, length))
+        self._meta.write(lambda t: lk.unlock(t, ino, owner, start, length), durable=False)
 
     def unlock_all(self, owner: str) -> None:
-        self._meta.write(lambda t: lk.unlock_all(t, owner))
+        self._meta.write(lambda t: lk.unlock_all(t, owner), durable=False)
 
     def test_lock(self, ino: int, owner: str, start: int, length: int, exclusive: bool) -> LockInfo | None:
-        return self._meta.write(lambda t: lk.conflict(t, ino, owner, start, length, exclusive))
+        return self._meta.write(lambda t: lk.conflict(t, ino, owner, start, length, exclusive), durable=False)
 
     def locks(self, ino: int) -> list[LockInfo]:
         with self._meta.read() as t:
@@ -145,11 +154,11 @@ class AttrOps:
         def apply(t: Txn) -> None:
             self._smb_lockable(t, ino)
             smb.lock(t, ino, owner, offset, length, exclusive)
-        self._meta.write(apply)
+        self._meta.write(apply, durable=False)
 
     def smb_unlock(self, ino: int, owner: str, offset: int, length: int) -> LockInfo:
         """Drop the open's lock with exactly this range (and return it); :class:`RangeNotLocked` if none."""
-        return self._meta.write(lambda t: smb.unlock(t, ino, owner, offset, length))
+        return self._meta.write(lambda t: smb.unlock(t, ino, owner, offset, length), durable=False)
 
     def smb_test_lock(self, ino: int, owner: str, offset: int, length: int, exclusive: bool) -> LockInfo | None:
         """The lock that would block ``smb_lock`` with these arguments, if any (nothing is taken)."""
@@ -174,7 +183,7 @@ class AttrOps:
         def apply(t: Txn) -> int:
             perm.need(t, self.cred, ns.get(t, ino), want, "open")
             return lk.open_share(t, ino, owner, access, share)
-        return self._meta.write(apply)
+        return self._meta.write(apply, durable=False)
 
     def close_share(self, open_id: int) -> None:
-        self._meta.write(lambda t: lk.close_share(t, open_id))
+        self._meta.write(lambda t: lk.close_share(t, open_id), durable=False)

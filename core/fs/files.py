@@ -154,17 +154,18 @@ class FileLayer:
             fut.result()
 
     # -- commit ---------------------------------------------------------------------
-    def commit(self, st: FileState) -> None:
-        """Make this file's writes durable (no-op when nothing is buffered)."""
+    def commit(self, st: FileState, durable: bool = True) -> None:
+        """Make this file's writes durable (no-op when nothing is buffered). ``durable=False``: the data is
+        fsynced as always but the metadata commit only survives a killed process (see ``FileSystem.as_user``)."""
         with st.lock:
             if not st.runs:
                 return
             try:
-                self._commit(st)
+                self._commit(st, durable)
             finally:
                 st.runs, st.buffered, st.written_end = [], 0, 0
 
-    def _commit(self, st: FileState) -> None:
+    def _commit(self, st: FileState, durable: bool = True) -> None:
         fs = self.fs
         with fs._meta.read() as t:
             node = ns.get(t, st.ino)
@@ -181,7 +182,7 @@ class FileLayer:
                 n.mtime, n.ctime = mtime, time.time_ns()
                 t.delete_slices(st.ino)
                 t.update_inode(n)
-            fs._meta.write(inline)
+            fs._meta.write(inline, durable=durable)
             return
         if node.inline_data:  # converting an inline file: its bytes become the oldest run
             st.runs.insert(0, Run(0, 0, buf=bytearray(node.inline_data)))
@@ -203,7 +204,7 @@ class FileLayer:
             n.size = max(n.size, end)
             n.mtime, n.ctime = mtime, time.time_ns()
             t.update_inode(n)
-        fs._meta.write(apply)
+        fs._meta.write(apply, durable=durable)
 
     @staticmethod
     def _wait(st: FileState) -> None:
@@ -289,7 +290,10 @@ class FileHandle:
 
     def flush(self) -> None:
         """Durable on return: data and metadata survive kill -9 and power loss."""
-        self.fs.files.commit(self._state())
+        st = self._state()
+        self.fs.files.commit(st)
+        if not self.fs.durable:
+            self.fs.sync_meta()  # what this non-durable view committed before is durable now too
 
     commit = flush
 
@@ -306,7 +310,7 @@ class FileHandle:
             return
         try:
             if self.writable:
-                self.fs.files.commit(st)
+                self.fs.files.commit(st, durable=self.fs.durable)
         finally:
             self._st = None
             self.fs.files.release(st)

@@ -53,28 +53,41 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
         self.files = FileLayer(self)
         self.root = ns.ROOT
         self.cred = cred
+        self.durable = True
         self._handle_key: list[bytes] = []
         self._handles_seen: dict[bytes, tuple[int, int, int]] = {}
         self.write_verifier = os.urandom(8)  # NFS: changes on every start, so clients re-send what was not committed
 
-    def as_user(self, cred: Cred) -> FileSystem:
-        """The same file system, every call of which runs with ``cred`` (shares buffers and caches)."""
+    def as_user(self, cred: Cred, *, durable: bool | None = None) -> FileSystem:
+        """The same file system, every call of which runs with ``cred`` (shares buffers and caches).
+
+        ``durable=False``: the view's metadata changes (and the commits of files it opened) return once
+        they survive a killed process, not yet a power loss; :meth:`FileHandle.flush` and :meth:`sync_meta`
+        make everything before them durable. For protocols whose clients ask for durability explicitly
+        (SMB's FLUSH); NFS keeps the default, every change durable before it is acknowledged.
+        """
         view = copy.copy(self)
         view.cred = cred
+        if durable is not None:
+            view.durable = durable
         return view
+
+    def sync_meta(self) -> None:
+        """Make every metadata change committed so far durable (after non-durable ones)."""
+        self._meta.sync()
 
     def _mut(self, wcc: Wcc | None, inos: list[int], op: Callable[[Txn], T], *, result: bool = False) -> T:
         """Run ``op`` in one write transaction, recording ``inos`` (and the resulting inode if ``result``)
         into ``wcc`` just before and just after it."""
         if wcc is None:
-            return self._meta.write(op)
+            return self._write(op)
 
         def apply(t: Txn) -> T:
             snap(t, wcc, inos, after=False)
             r = op(t)
             snap(t, wcc, inos + ([r.ino] if result and isinstance(r, Inode) else []), after=True)
             return r
-        return self._meta.write(apply)
+        return self._write(apply)
 
     def _ids(self, uid: int | None, gid: int | None) -> tuple[int, int]:
         """Owner of a new inode: the caller's ids unless given; only an admin may give others'."""
@@ -498,7 +511,7 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
                 t.bump_stripes(sid, hi)
             self._set_xattrs(t, node.ino, xattrs)
             return node
-        return Attr.of(self._meta.write(apply))
+        return Attr.of(self._write(apply))
 
     def _place(self, t: Txn, parent: int, raw: bytes, node: Inode, exclusive: bool) -> None:
         """Link a new inode as ``parent/raw``, replacing a non-directory there unless ``exclusive``."""
@@ -541,7 +554,7 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
             t.insert_inode(node)
             t.set_info(key, str(node.ino))
             return node.ino
-        return self._meta.write(make)
+        return self._write(make)
 
     # -- the store as a whole -------------------------------------------------------
     def statfs(self) -> StatFs:

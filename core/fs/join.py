@@ -9,7 +9,8 @@ parts) and the fsspec ``cp`` (one source) all use it.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from core.data.store import DataStore, Extent
 from core.errors import InvalidArgument
@@ -25,6 +26,7 @@ from core.meta.types import REG, Inode
 if TYPE_CHECKING:
     from core.fs.files import FileLayer
 
+T = TypeVar("T")
 Rows = list[tuple[int, int, int, int, int]]
 Staged = dict[int, tuple[int, list[tuple[int, Extent]]]]
 
@@ -41,6 +43,7 @@ class JoinOps:
         def _ids(self, uid: int | None, gid: int | None) -> tuple[int, int]: ...
         def _place(self, t: Txn, parent: int, raw: bytes, node: Inode, exclusive: bool) -> None: ...
         def _set_xattrs(self, t: Txn, ino: int, xattrs: dict[str, bytes] | None) -> None: ...
+        def _write(self, fn: Callable[[Txn], T]) -> T: ...
 
     def _prepare(self, sources: list[int], stage_inline: bool) -> tuple[dict[int, int], Staged]:
         """Check the sources (readable regular files), land their buffered writes; their ctimes,
@@ -107,7 +110,7 @@ class JoinOps:
             d.mtime = d.ctime = time.time_ns()
             t.update_inode(d)
             return d
-        return Attr.of(self._meta.write(apply))
+        return Attr.of(self._write(apply))
 
     def clone(self, parent: int, name: str, sources: list[int], *, mode: int = 0o644, uid: int | None = None,
               gid: int | None = None, xattrs: dict[str, bytes] | None = None, exclusive: bool = False,
@@ -135,7 +138,7 @@ class JoinOps:
             t.add_slices(node.ino, rows)
             self._set_xattrs(t, node.ino, xattrs)
             return node
-        return Attr.of(self._meta.write(apply))
+        return Attr.of(self._write(apply))
 
     def _stage_force(self, data: bytes) -> list[tuple[int, Extent]]:
         """Write bytes to segments even if small (joins need slices); (file offset, extent) pairs."""
@@ -150,5 +153,5 @@ class JoinOps:
         def bump(t: Txn) -> None:
             for sid, hi in marks.items():
                 t.bump_stripes(sid, hi)
-        self._meta.write(bump)
+        self._write(bump)
         return out

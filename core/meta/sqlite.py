@@ -1,4 +1,4 @@
-"""SQLite MetaStore: WAL mode, synchronous=FULL, group commit.
+"""SQLite MetaStore: WAL mode, synchronous=FULL (NORMAL for a batch of only non-durable writes), group commit.
 
 Several processes share one database file: SQLite's WAL lets readers run while
 one writer commits, and ``busy_timeout`` makes writers queue rather than fail
@@ -89,7 +89,8 @@ class SqliteMeta:
         self._local = threading.local()
         self._pid = os.getpid()
         self._forks = _FORKS[0]
-        self._q: queue.SimpleQueue[tuple[Callable[[Txn], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[tuple[Callable[[Txn], Any], Future[Any], bool] | None] = queue.SimpleQueue()
+        self._full = True   # the writer connection's synchronous setting
         self._writer: threading.Thread | None = None
         self._wlock = threading.Lock()
         self._closed = False
@@ -165,7 +166,7 @@ class SqliteMeta:
             conn.execute("COMMIT")
 
     # -- group-committed writes -----------------------------------------------------
-    def write(self, fn: Callable[[Txn], T]) -> T:
+    def write(self, fn: Callable[[Txn], T], durable: bool = True) -> T:
         self._after_fork()
         if threading.current_thread() is self._writer:
             return fn(self._wtxn)
@@ -173,8 +174,12 @@ class SqliteMeta:
             raise StoreError("metadata store is closed")
         fut: Future[T] = Future()
         self._ensure_writer()
-        self._q.put((fn, fut))
+        self._q.put((fn, fut, durable))
         return fut.result()
+
+    def sync(self) -> None:
+        """Make every write committed so far durable (a durable commit fsyncs the whole WAL)."""
+        self.write(lambda t: None)
 
     def _ensure_writer(self) -> None:
         with self._wlock:
@@ -184,6 +189,7 @@ class SqliteMeta:
 
     def _write_loop(self) -> None:
         conn = _connect(self.path, busy_ms=0)
+        self._full = True
         self._wtxn = Txn(conn)
         try:
             while True:
@@ -204,11 +210,15 @@ class SqliteMeta:
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[Callable[[Txn], Any], Future[Any]]]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[Callable[[Txn], Any], Future[Any], bool]]) -> None:
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        full = any(durable for _, _, durable in batch)
         try:
+            if full != self._full:  # WAL + NORMAL: committed frames survive a killed process, not a power cut
+                conn.execute(f"PRAGMA synchronous = {'FULL' if full else 'NORMAL'}")
+                self._full = full
             _begin_immediate(conn)
-            for fn, fut in batch:
+            for fn, fut, _ in batch:
                 conn.execute("SAVEPOINT op")
                 try:
                     res = fn(self._wtxn)
@@ -222,7 +232,7 @@ class SqliteMeta:
         except BaseException as e:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for _, fut in batch:
+            for _, fut, _ in batch:
                 if not fut.done():
                     fut.set_exception(e)
             return

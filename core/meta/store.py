@@ -2,7 +2,11 @@
 
 ``read()`` gives a Txn over a consistent snapshot on this thread's connection.
 ``write(fn)`` runs ``fn(txn)`` inside a write transaction and returns its
-result once the transaction is durable.  Writes from many threads are batched
+result once the transaction is durable.  ``write(fn, durable=False)`` returns
+once it is committed and survives the process being killed, but not yet a power
+loss: for state that dies with the process anyway (locks, share modes) and for
+protocols whose clients ask for durability explicitly (SMB: FLUSH); the next
+durable commit (or :meth:`sync`) makes it durable too.  Writes from many threads are batched
 into one transaction (one fsync) by a single writer thread; each ``fn`` runs
 under its own savepoint, so one failing operation never takes the others down.
 ``fn`` must only touch the database: it may run on another thread.
@@ -22,5 +26,6 @@ T = TypeVar("T")
 class MetaStore(Protocol):
     def read(self) -> AbstractContextManager[Txn]: ...
     def peek(self) -> Txn: ...
-    def write(self, fn: Callable[[Txn], T]) -> T: ...
+    def write(self, fn: Callable[[Txn], T], durable: bool = True) -> T: ...
+    def sync(self) -> None: ...
     def close(self) -> None: ...

@@ -125,7 +125,9 @@ def flush(conn: Connection, req: Request) -> Reply:
     if not o.access & (A.WRITE_DATA | A.APPEND_DATA):
         raise SmbError(NtStatus.ACCESS_DENIED, "FLUSH needs write access")
     if o.handle is not None:
-        o.handle.flush()
+        o.handle.flush()  # data and every metadata change before it on stable storage
+    elif o.tree.fs is not None:
+        o.tree.fs.sync_meta()
     return Reply(struct.pack("<HH", 4, 0), file_id=o.file_id)
 
 

@@ -82,12 +82,17 @@ class ServerContext:
         return next(self._ids)
 
     def view(self, cred: Cred) -> FileSystem:
-        """The file system as ``cred`` (cached per credential)."""
+        """The file system as ``cred`` (cached per credential).
+
+        Views are not durable per call (core.fs ``durable=False``): as on Windows and Samba, a change is
+        on stable storage once the client asks (FLUSH, WRITE_THROUGH); before that it survives a
+        killed server but not a power cut.
+        """
         v = self._views.get(cred)
         if v is None:
             if len(self._views) > 4096:
                 self._views.clear()
-            v = self._views[cred] = self.fs.as_user(cred)
+            v = self._views[cred] = self.fs.as_user(cred, durable=False)
         return v
 
 
