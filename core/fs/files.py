@@ -288,11 +288,13 @@ class FileHandle:
             raise InvalidArgument("file not open for writing")
         return self.fs.files.write(self._state(), off, data)
 
-    def flush(self) -> None:
-        """Durable on return: data and metadata survive kill -9 and power loss."""
+    def flush(self, durable: bool = True) -> None:
+        """Durable on return: data and metadata survive kill -9 and power loss. ``durable=False``: the
+        data is on stable storage and the metadata committed, surviving a killed process; a power cut
+        may lose the metadata until the next durable commit."""
         st = self._state()
-        self.fs.files.commit(st)
-        if not self.fs.durable:
+        self.fs.files.commit(st, durable=durable)
+        if durable and not self.fs.durable:
             self.fs.sync_meta()  # what this non-durable view committed before is durable now too
 
     commit = flush

@@ -207,9 +207,10 @@ def write(conn: Connection, req: Request) -> Reply:
     if not o.written:
         broke_writes(conn, o)
     o.handle.write(offset, data)
+    # acknowledged = survives a killed server: the data lands in segments (fsynced) and the metadata is
+    # committed (not fsynced: FLUSH and WRITE_THROUGH do that, as on Windows and Samba)
+    o.handle.flush(durable=bool(flags & WRITEFLAG_WRITE_THROUGH or o.options & 0x2))
     o.written = True
-    if flags & WRITEFLAG_WRITE_THROUGH or o.options & 0x2:
-        o.handle.flush()
     o.position = offset + length
     return Reply(_WRITE_RESP.pack(17, 0, length, 0, 0, 0), file_id=o.file_id)
 

@@ -1,6 +1,8 @@
 """SQLite MetaStore: schema versioning, group commit, isolation of failing ops, processes."""
 
 import multiprocessing as mp
+import os
+import signal
 import sqlite3
 import threading
 from pathlib import Path
@@ -122,4 +124,27 @@ def test_usable_after_fork(tmp_path: Path) -> None:
     pr.join(30)
     with m.read() as t:
         assert t.info("child") == "yes"
+    m.close()
+
+
+def _kill_after_lazy_write(path: str) -> None:
+    m = SqliteMeta(path)
+    m.write(lambda t: t.set_info("lazy", "kept"), durable=False)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_non_durable_write_survives_kill_9_and_sync_restores_full(tmp_path: Path) -> None:
+    p = str(tmp_path / "m.db")
+    SqliteMeta(p, create=True).close()
+    pr = mp.get_context("spawn").Process(target=_kill_after_lazy_write, args=(p,))
+    pr.start()
+    pr.join(60)
+    assert pr.exitcode == -signal.SIGKILL
+    m = SqliteMeta(p)
+    with m.read() as t:
+        assert t.info("lazy") == "kept"
+    m.write(lambda t: t.set_info("a", "1"), durable=False)
+    assert not m._full  # the writer committed with synchronous=NORMAL
+    m.sync()
+    assert m._full      # and a durable commit (fsync of the WAL) followed
     m.close()
