@@ -98,6 +98,8 @@ class Pending:
     encrypted: bool
     retry: Callable[[], Reply | None] | None = None   # poll: None = still waiting
     cancel: Callable[[], None] | None = None
+    rest: list[Message] = field(default_factory=list)  # the compound's messages after this one
+    chain: ChainState | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -182,12 +184,20 @@ class Connection:
             return self._finish([(bad.response(e.status), encode_error(), None, None)], encrypted)
         chain = ChainState()
         out: list[tuple[Header, bytes | bytearray | memoryview, Session | None, Callable[[bytes], None] | None]] = []
-        for m in messages:
+        for i, m in enumerate(messages):
             if m.header.is_response:
                 raise Disconnect("a response sent to the server")
             result = self._one(m, chain, encrypted)
-            if result is not None:
-                out.append(result)
+            if result is None:
+                continue
+            out.append(result)
+            if result[0].status == NtStatus.PENDING and result[0].is_async and i < len(messages) - 1:
+                # the rest of the compound runs when this one completes, compounded with its final answer
+                # (MS-SMB2 3.3.4.2, as Samba does): now only the answers so far and the interim one
+                p = self.pending[result[0].async_id]
+                p.rest = [Message(x.header, memoryview(bytes(x.raw)), x.offset) for x in messages[i + 1:]]
+                p.chain = chain
+                break
         return self._finish(out, encrypted) if out else []
 
     def _one(self, m: Message, chain: ChainState, encrypted: Session | None
@@ -362,7 +372,15 @@ class Connection:
             h.async_id = p.async_id
             body = reply.body if reply.body and not is_error(reply.status) else encode_error()
             enc = p.session if p.encrypted else None
-            frames = self._finish([(h, body, p.session, None)], enc)
+            out: list[tuple[Header, bytes | bytearray | memoryview, Session | None, Callable[[bytes], None] | None]]
+            out = [(h, body, p.session, None)]
+            if p.rest and p.chain is not None:
+                p.chain.leave(reply.status, reply.file_id)
+                for m in p.rest:
+                    result = self._one(m, p.chain, enc)
+                    if result is not None:
+                        out.append(result)
+            frames = self._finish(out, enc)
         for f in frames:
             self.send(f)
 

@@ -127,6 +127,10 @@ def grant(fs: FileSystem, attr: Attr, parent: int, desired: int, read_only: bool
         maximal |= A.DELETE
     if not attr.is_dir and maximal & A.READ_DATA:
         maximal |= A.EXECUTE  # who may read a file may execute-open it (Samba's "acl allow execute always")
+    if not attr.is_dir and maximal & A.WRITE_DATA:
+        # GENERIC_WRITE carries FILE_WRITE_ATTRIBUTES: a writer may open with it, as on Samba; core.fs still
+        # decides each SET_INFO (explicit times and DOS attributes: the owner or an ACL grant)
+        maximal |= A.WRITE_ATTRIBUTES
     if read_only:
         maximal &= ~WRITE_BITS
     if desired & MAXIMUM_ALLOWED:
@@ -251,6 +255,13 @@ def _attempt(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, de
         if g.status == NtStatus.PENDING:
             return None
         raise SmbError(NtStatus.SHARING_VIOLATION, f"{path.text()} is open elsewhere") from None
+    if level in (OplockLevel.BATCH, OplockLevel.EXCLUSIVE, OplockLevel.LEASE) and ctx.foreign_locks(o.ino):
+        # a client caching writes keeps its byte-range locks to itself: with locks from elsewhere on the
+        # file (NFS, core.fs, another server) it must send them, so no write caching (Samba does the same)
+        if lease is not None:
+            lease = dataclasses.replace(lease, state=lease.state & ~4)
+        elif level != OplockLevel.LEASE:
+            level = OplockLevel.II
     with ctx.lease_lock:
         g = ctx.leases.grant(o.ino, o.volatile, level, lease, access=o.access, disposition=disposition,
                              directory=o.is_dir)
@@ -382,7 +393,7 @@ def _make_open(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, 
     assert fs is not None and req.session is not None
     vid = conn.ctx.next_id()
     o = Open(vid, vid, req.session, tree, path.text(), attr.ino, attr.gen, attr.is_dir, access, parent=parent,
-             name=name, options=options, lock_owner=f"smb:{conn.ctx.server_guid.hex()[:8]}:{vid}", conn=conn,
+             name=name, options=options, lock_owner=f"{conn.ctx.lock_prefix}{vid}", conn=conn,
              encrypted=req.encrypted)
     bits = _share_bits(access)
     try:

@@ -105,12 +105,19 @@ def watch(ctx: ServerContext) -> None:
     if late.settled:
         ctx.kick()
     seen: dict[int, tuple[int, int] | None] = {}
+    locked: list[int] = []
     for ino in files:
         try:
             a = ctx.fs.getattr(ino)
             seen[ino] = (a.ctime_ns, a.size)
+            if ctx.foreign_locks(ino):
+                locked.append(ino)
         except CoreError:
             seen[ino] = None
+    for ino in locked:  # a lock from elsewhere: write caching (which keeps locks local) must go
+        with ctx.lease_lock:
+            out = ctx.leases.on_external_change(ino, Change.OPENED)
+        settle(ctx, out)
     for ino, stamp in seen.items():
         old = ctx.stamps.get(ino)
         ctx.stamps[ino] = stamp

@@ -60,6 +60,15 @@ class ServerContext:
         self.stamps: dict[int, tuple[int, int] | None] = {}  # leased file -> (ctime, size) last seen
         self.kick: Callable[[], None] = lambda: None        # the server's: run the poller now
 
+    @property
+    def lock_prefix(self) -> str:
+        """The start of every lock owner this server process uses (``smb:<guid>:<open>``)."""
+        return f"smb:{self.server_guid.hex()[:8]}:"
+
+    def foreign_locks(self, ino: int) -> bool:
+        """Whether byte-range locks from outside this server (NFS, core.fs, another process) cover ``ino``."""
+        return any(not lk.owner.startswith(self.lock_prefix) for lk in self.fs.locks(ino))
+
     def delete_pending(self, ino: int) -> bool:
         return ino in self.doomed
 

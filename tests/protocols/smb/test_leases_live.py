@@ -113,3 +113,56 @@ def test_dialect_202_gets_no_lease(smb_server: ServerFactory) -> None:
         assert st == 0 and level != OplockLevel.LEASE and b"RqLs" not in ctx
     finally:
         c.shutdown()
+
+
+def test_compound_waiting_on_a_break_finishes_with_the_rest(clients: list[RawClient]) -> None:
+    """CREATE+CLOSE (what a Linux unlink sends) behind a lease break: the interim answer comes alone,
+    the final CREATE answer comes compounded with the CLOSE's."""
+    from protocols.smb import crypto
+    from protocols.smb.header import RELATED_FILE_ID, Flags, compound_response
+    a, b = clients
+    key = os.urandom(16)
+    st, _, level, _, _ = a.create("u.txt", oplock=OplockLevel.LEASE, contexts=lease(key, R | W | H))
+    assert st == 0 and level == OplockLevel.LEASE
+    h1 = Header(Command.CREATE, message_id=b.mid, credits=8, credit_charge=1, session_id=b.session_id,
+                tree_id=b.tree_id)
+    h2 = Header(Command.CLOSE, message_id=b.mid + 1, credits=8, credit_charge=1, session_id=b.session_id,
+                tree_id=b.tree_id, flags=Flags.RELATED_OPERATIONS)
+    b.mid += 2
+    msgs = compound_response([(h1, _create_body("u.txt")), (h2, struct.pack("<HHI16s", 24, 0, 0, RELATED_FILE_ID))])
+    msgs = [crypto.sign(m, b.signing_key, b.signing) for m in msgs]
+    frame = b"".join(msgs)
+    b.sock.sendall(len(frame).to_bytes(4, "big") + frame)
+    interim = Header.decode(b._recv_frame())
+    assert interim.status == 0x103 and interim.is_async and interim.message_id == h1.message_id
+    brk = a.unsolicited()
+    assert brk is not None
+    _, _, _, _, _, new = struct.unpack_from("<HHI16sII", brk.body)
+    assert a.ack_lease(key, new).header.status == 0
+    final = b._recv_frame()
+    first = Header.decode(final)
+    assert first.command == Command.CREATE and first.status == 0 and first.next_command
+    second = Header.decode(final, first.next_command)
+    assert second.command == Command.CLOSE and second.status == 0
+
+
+def test_no_write_caching_while_other_protocols_lock(clients: list[RawClient], smb_store: Store) -> None:
+    """A client caching writes keeps its locks local: locks from NFS/core.fs withhold or break W."""
+    a, _ = clients
+    fs = smb_store.fs
+    data = fs.resolve("/data").ino
+    for name in ("locked.bin", "later.bin"):
+        fs.write_file(data, name, b"x" * 100)
+        fs.setattr(fs.resolve(f"/data/{name}").ino, uid=1000, gid=1000)
+    fs.lock(fs.resolve("/data/locked.bin").ino, "nlm:10.0.0.7:host:9", 0, 10, True)
+    st, _, level, ctx, _ = a.create("locked.bin", oplock=OplockLevel.LEASE, contexts=lease(os.urandom(16), R | W | H))
+    assert st == 0 and level == OplockLevel.LEASE
+    assert struct.unpack_from("<I", ctx[b"RqLs"], 16)[0] & W == 0
+    key = os.urandom(16)
+    st, _, level, ctx, _ = a.create("later.bin", oplock=OplockLevel.LEASE, contexts=lease(key, R | W | H))
+    assert struct.unpack_from("<I", ctx[b"RqLs"], 16)[0] == R | W | H
+    fs.lock(fs.resolve("/data/later.bin").ino, "nlm:10.0.0.7:host:9", 50, 10, False)
+    brk = a.unsolicited(timeout=5)
+    assert brk is not None, "no break after another protocol locked the file"
+    _, _, _, bkey, current, new = struct.unpack_from("<HHI16sII", brk.body)
+    assert bkey == key and current == R | W | H and new & W == 0
