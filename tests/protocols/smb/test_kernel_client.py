@@ -344,10 +344,7 @@ def test_directory_of_2000_entries(run: Run) -> None:
     assert not run.host.exists("many")
 
 
-def test_unlink_of_an_open_file(request: pytest.FixtureRequest, run: Run) -> None:
-    xfail_on(request, run, ("tessera",), "the server answers a CREATE that waits on a lease break inside a related "
-             "compound (unlink: CREATE+CLOSE) with STATUS_PENDING compounded with the CLOSE's INVALID_HANDLE; cifs "
-             "loses the stream ('RFC 1002 unknown response type 0xfe'), reconnects, and rm fails with EAGAIN")
+def test_unlink_of_an_open_file(run: Run) -> None:
     run.step_ok("delete_on_close")
     assert not run.host.exists("doomed")
 
@@ -364,9 +361,9 @@ def test_locks_conflict_with_core_fs_locks(run: Run, guest_image: GuestImage) ->
 
 def test_locks_through_a_leased_mount(request: pytest.FixtureRequest, run: Run,
                                       guest_image: GuestImage) -> None:  # noqa: F811
-    xfail_on(request, run, ("tessera", "samba"), "the server grants a write-caching lease on a file that locks of "
-             "other owners cover, so cifs keeps its lock to itself (smbd 4.17 withholds the lease only for its own "
-             "byte-range locks, not for POSIX locks taken outside it)")
+    xfail_on(request, run, ("samba",), "smbd 4.17 grants a write-caching lease on a file that locks of other "
+             "owners cover (it withholds the lease only for its own byte-range locks, not for POSIX locks taken "
+             "outside it), so cifs keeps its lock to itself; Tessera withholds W and breaks it on such locks")
     if not guest_image.tlock:
         pytest.skip("no C compiler with a static libc for the tlock helper (apt-get install gcc libc6-dev)")
     run.step_ok("leased_locks")
