@@ -84,6 +84,19 @@ def healthz(port: int) -> str:
         return str(r.read().decode().strip())
 
 
+SMB_PW = "appliance-smb-pw"
+
+
+def smb_get(port: int, path: str, password: str, dest: Path) -> bytes | None:
+    """``path`` (backslash-separated, in the node's ``tessera`` share) read with Debian's smbclient over
+    SMB 3.1.1 as the node's user, None if refused."""
+    dest.unlink(missing_ok=True)
+    p = subprocess.run(["smbclient", "//127.0.0.1/tessera", "-p", str(port), "-U", f"image-test%{password}",
+                        "-s", "/dev/null", "-m", "SMB3_11", "-c", f"get {path} {dest}"],
+                       capture_output=True, timeout=60, check=False)
+    return dest.read_bytes() if p.returncode == 0 and dest.exists() else None
+
+
 NODE_YAML = f"""\
 # the node config a real deployment would put on its config disk
 disks: auto
@@ -92,6 +105,7 @@ users:
   - name: image-test
     access_key: {AK}
     secret_key: {SK}
+    password: {SMB_PW}
 s3:
   workers: 1
 """
@@ -103,7 +117,7 @@ def test_iso_boot_s3_round_trip_and_reboot_persistence(image: Path, tmp_path: Pa
              config_disk(tmp_path / "cfg.img", NODE_YAML)]
     big = os.urandom(3 * 1024 * 1024 + 17)
     with VM(tmp_path, "iso", disks=disks, boot=["-cdrom", str(image / "tessera.iso"), "-boot", "d"],
-            forwards={"s3": 9000, "admin": 9100, "nfs": 2049}) as vm:
+            forwards={"s3": 9000, "admin": 9100, "nfs": 2049, "smb": 445}) as vm:
         s3 = s3_client(vm.ports["s3"])
         record("iso_boot_to_serving_s", wait_serving(vm, s3, "first boot"))
         assert vm.wait_for("healthz", lambda: healthz(vm.ports["admin"]), 120) == "OK"
@@ -118,6 +132,11 @@ def test_iso_boot_s3_round_trip_and_reboot_persistence(image: Path, tmp_path: Pa
         assert small == b"hello from the appliance\n"
         assert nfs_cat(vm.ports["nfs"], "/appliance/big.bin", 1000) == big
         assert nfs_cat(vm.ports["nfs"], "/appliance/big.bin", 0) is None
+        # and through the node's SMB share with the user's password (signed SMB 3.1.1); a wrong one gets nothing
+        out = tmp_path / "smb.out"
+        got_smb = vm.wait_for("SMB", lambda: smb_get(vm.ports["smb"], "appliance\\big.bin", SMB_PW, out), 180)
+        assert got_smb == big
+        assert smb_get(vm.ports["smb"], "appliance\\big.bin", "wrong", out) is None
         with urllib.request.urlopen(f"http://127.0.0.1:{vm.ports['admin']}/metrics", timeout=10) as r:
             metrics = r.read().decode()
         assert 'tessera_health{state="OK"} 1.0' in metrics
