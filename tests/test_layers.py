@@ -53,8 +53,8 @@ def rule(mod: str, imp: str) -> str | None:
     proto = mod.split(".")[1]
     if first == "gateway":
         return "protocols never import the gateway"
-    if first == "protocols" and imp.split(".")[1:2] != [proto] and imp != "protocols":
-        return "protocols never import each other"
+    if first == "protocols" and imp.split(".")[1:2] not in ([proto], ["loop"]) and imp != "protocols":
+        return "protocols never import each other (protocols.loop, protocol-neutral, is shared)"
     if first == "core" and imp not in PROTOCOL_MAY and not imp.startswith(("core.identity.",)):
         if imp.startswith("core.fs.") and imp.count(".") == 2 and imp.rsplit(".", 1)[1][0].isupper():
             return None  # `from core.fs import Name`

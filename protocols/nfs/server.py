@@ -23,10 +23,11 @@ import concurrent.futures
 import errno
 import logging
 import socket
-import threading
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, cast
+
+from protocols.loop import LoopThread
 
 from .dispatch import Program, handle_record, index, runs_inline
 from .drc import Drc
@@ -275,61 +276,17 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
         log.debug("UDP error: %s", exc)
 
 
-class ServerThread:
+class ServerThread(LoopThread):
     """An :class:`RpcServer` running its own event loop on a daemon thread."""
 
     def __init__(self, server: RpcServer) -> None:
-        self.server = server
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name="tessera-nfs-loop", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    def start(self, timeout: float = 30.0) -> ServerThread:
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError("the RPC server did not start")
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            await self.server.start()
-        except BaseException as e:
-            self._error = e
-            self._ready.set()
-            await self.server.close()
-            return
-        self._ready.set()
-        await self._stop.wait()
-        await self.server.close()
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop the server and wait for its thread (idempotent)."""
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
-
-    def __enter__(self) -> ServerThread:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(server, name="tessera-nfs-loop")
+        self.server: RpcServer = server
 
 
 def serve_in_thread(programs: Iterable[Program], host: str = "127.0.0.1", port: int = 0,
                     **options: Any) -> ServerThread:
     """Start an :class:`RpcServer` on a thread; returns once it listens (``.port``, ``.close()``)."""
-    return ServerThread(RpcServer(programs, host, port, **options)).start()
+    t = ServerThread(RpcServer(programs, host, port, **options))
+    t.start()
+    return t

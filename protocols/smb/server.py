@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import threading
-from collections.abc import Callable
+
+from protocols.loop import LoopThread
 
 from .conn import Connection, Disconnect, Handler
 from .framing import FrameReader, FramingError, frame
@@ -155,48 +155,9 @@ class SmbServer:
             await writer.drain()
 
 
-class ServerThread:
+class ServerThread(LoopThread):
     """An :class:`SmbServer` running its own event loop on a daemon thread (tests, ``serve``)."""
 
     def __init__(self, server: SmbServer) -> None:
-        self.server = server
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="tessera-smb-loop", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    def start(self, timeout: float = 30.0) -> ServerThread:
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError("the SMB server did not start")
-        if self._error is not None:
-            raise self._error
-        return self
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            await self.server.start()
-        except BaseException as e:
-            self._error = e
-            self._ready.set()
-            return
-        self._ready.set()
-        await self._stop.wait()
-        await self.server.close()
-
-    def close(self, timeout: float = 30.0) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
-
-    def call(self, fn: Callable[[], None]) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(fn)
+        super().__init__(server, name="tessera-smb-loop")
+        self.server: SmbServer = server

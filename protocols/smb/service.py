@@ -1,6 +1,6 @@
 """The SMB service: a :class:`~protocols.smb.state.ServerContext` and the handlers on one TCP port.
 
-The gateway (``tessera serve --role smb``) calls :func:`run`; tests call :func:`start` and get a
+The gateway (``tessera serve --role smb``, gateway/smb_role.py) and tests call :func:`start` and get a
 running server on a thread::
 
     srv = start(volume, SmbSettings(host="127.0.0.1", port=0), lambda: shares)
