@@ -9,19 +9,15 @@ apply at the next start. Users log on with their password (``tessera user add NA
 
 from __future__ import annotations
 
-import errno
 import logging
-import signal
 import threading
 from collections.abc import Sequence
-from types import FrameType
 
-from core.errors import StoreError
-from core.store import is_store, open_store
+from core.fs import Volume
 from gateway import config as cfgmod
-from gateway import listen
 from gateway.protocols import SMB, Paths
 from gateway.reload import Watched
+from gateway.role import run_role
 from protocols.smb.service import SmbSettings, start
 from protocols.smb.shares import Share
 
@@ -59,33 +55,11 @@ def settings(cfg: cfgmod.Config) -> SmbSettings:
 
 def run(cfg: cfgmod.Config, paths: Paths) -> int:
     """Serve SMB on ``cfg.smb.listen`` until SIGTERM or SIGINT. Returns the exit code."""
-    if not is_store(paths.data_dir):
-        raise StoreError(f"no Tessera store in {paths.data_dir} (run 'tessera init' first)")
-    SMB.probe(cfg)
     smb = settings(cfg)
     shares = Watched(paths.config, cfg.smb.shares, lambda c: c.smb.shares, "smb shares", describe, log)
-    stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    store = open_store(paths.data_dir, threads=cfg.store.io_threads)
-    try:
-        try:
-            server = start(store, smb, shares)
-        except OSError as e:
-            if e.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
-                raise listen.bind_error(SMB.listen_key, cfg.smb.listen, e, SMB.hint) from None
-            raise
-        try:
+    def serve(store: Volume, stop: threading.Event) -> None:
+        with start(store, smb, shares):
             while not stop.wait(1.0):
                 pass
-        finally:
-            server.close()
-    finally:
-        store.close()
-    log.info("stopped")
-    return 0
+    return run_role(SMB, cfg, paths, serve, log)
