@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from types import TracebackType
+
+from common import stop_process  # bench/ is not a package: its own directory is on sys.path
 
 SANDBOX_ENV = "TESSERA_BENCH_SANDBOX"
 
@@ -69,16 +70,6 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: floa
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 CONFIG = """\
@@ -140,7 +131,7 @@ class Ganesha:
 
     def stop(self) -> None:
         if self.proc is not None:
-            stop(self.proc)
+            stop_process(self.proc)
 
     def __enter__(self) -> Ganesha:
         self.start()

@@ -34,7 +34,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,39 +47,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import ganesha as gmod  # bench/ is not a package: its own directory is on sys.path
 import nfs_client as nc
-
-from core.store import open_store
-
-MiB = 1 << 20
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import REPO, YAML_HEAD, MiB, add_kernel_args, cpu_children, free_port, init_tessera, prefault, serve_tessera
 
 
 def cpu_self() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
-
-
-def cpu_children() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def prefault(out_dir: str, size: int) -> None:
-    """Fill and free ``size`` bytes of the output tmpfs first, so each server's timed read finds its pages
-    as warm as the other's: the first 1 GiB written into a fresh tmpfs cost the client 1.5 s of system time
-    against 0.5 s the next time (measured), which charged whichever server ran first."""
-    path = os.path.join(out_dir, "prefault")
-    chunk = b"\0" * (1 << 20)
-    with open(path, "wb") as f:
-        for _ in range((size + len(chunk) - 1) // len(chunk)):
-            f.write(chunk)
-    os.unlink(path)
 
 
 def settle() -> None:
@@ -106,13 +78,7 @@ class Server:
 
 # -- Tessera ------------------------------------------------------------------------------------------------
 
-TESSERA_YAML = """\
-admin:
-  enabled: false
-log:
-  level: warning
-s3:
-  enabled: false
+TESSERA_YAML = YAML_HEAD + """\
 nfs:
   enabled: true
   listen: 127.0.0.1:{port}
@@ -131,17 +97,9 @@ maintenance:
 
 
 def start_tessera(base: str, uid: int, gid: int, workers: int) -> tuple[subprocess.Popen[bytes], Server]:
-    data = os.path.join(base, "tessera")
-    tessera = [sys.executable, "-m", "gateway.cli", "--data", data]
-    subprocess.run([*tessera, "init"], check=True, capture_output=True, cwd=REPO)
-    with open_store(data) as st:
-        st.fs.makedirs("/bench", mode=0o755, uid=uid, gid=gid)
+    tessera = init_tessera(base, uid, gid)
     port = free_port()
-    with open(os.path.join(data, "tessera.yaml"), "w") as f:
-        f.write(TESSERA_YAML.format(port=port, workers=workers))
-    log = os.path.join(base, "tessera.log")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*tessera, "serve", "--role", "nfs"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    proc, log = serve_tessera(base, tessera, "nfs", TESSERA_YAML.format(port=port, workers=workers))
     gmod.wait_port(port, proc, "tessera serve --role nfs", timeout=60, log=log)
     return proc, Server("Tessera", port, port, "/bench")
 
@@ -325,10 +283,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=8, help="Tessera's nfs.workers (default 8)")
     ap.add_argument("--uid", type=int, default=1000, help="AUTH_SYS uid, owner of both export roots")
     ap.add_argument("--gid", type=int, default=1000)
-    ap.add_argument("--kernel", action="store_true", help="also through the kernel client in a qemu guest")
-    ap.add_argument("--kernel-mib", type=int, default=128, help="kernel dd size (default 128)")
-    ap.add_argument("--kernel-files", type=int, default=1000, help="kernel create loop (default 1000)")
-    ap.add_argument("--kernel-limit-s", type=float, default=1200, help="the guest's time limit (default 1200)")
+    add_kernel_args(ap)
     ap.add_argument("--quick", action="store_true", help="a smoke run with small defaults: 16 MiB, 300 files, "
                     "2000 GETATTRs, 1000 entries, kernel 16 MiB and 100 files (options given still apply)")
     ap.add_argument("--only", choices=["tessera", "ganesha", "both"], default="both")

@@ -31,7 +31,6 @@ import argparse
 import filecmp
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -43,23 +42,25 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import (
+    REPO,
+    YAML_HEAD,
+    MiB,
+    add_kernel_args,
+    cpu_children,
+    free_port,
+    init_tessera,
+    prefault,
+    serve_tessera,
+    stop_process,
+)
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from core.store import open_store
 from tests.kvm import samba as smod
 
-MiB = 1 << 20
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER, PASSWORD, UID = "alice", "alice-pw", 1000
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def parse_size(text: str) -> int:
@@ -72,11 +73,6 @@ def parse_size(text: str) -> int:
     if not m:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1G, 256M)")
     return int(m[1]) << {"": 0, "K": 10, "M": 20, "G": 30}[m[2].upper()]
-
-
-def cpu_children() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def _stat(pid: int | str) -> list[str]:
@@ -117,13 +113,7 @@ class Server:
 
 # -- the servers --------------------------------------------------------------------------------------------
 
-TESSERA_YAML = """\
-admin:
-  enabled: false
-log:
-  level: warning
-s3:
-  enabled: false
+TESSERA_YAML = YAML_HEAD + """\
 nfs:
   enabled: false
 smb:
@@ -139,19 +129,10 @@ maintenance:
 
 
 def start_tessera(base: str, workers: int) -> tuple[subprocess.Popen[bytes], Server]:
-    data = os.path.join(base, "tessera")
-    tessera = [sys.executable, "-m", "gateway.cli", "--data", data]
-    subprocess.run([*tessera, "init"], check=True, capture_output=True, cwd=REPO)
-    subprocess.run([*tessera, "user", "add", USER, "--password", PASSWORD, "--uid", str(UID), "--gid", str(UID),
-                    "--no-key"], check=True, capture_output=True, cwd=REPO)
-    with open_store(data) as st:
-        st.fs.makedirs("/bench", mode=0o755, uid=UID, gid=UID)
+    tessera = init_tessera(base, UID, UID, ["user", "add", USER, "--password", PASSWORD, "--uid", str(UID),
+                                            "--gid", str(UID), "--no-key"])
     port = free_port()
-    with open(os.path.join(data, "tessera.yaml"), "w") as f:
-        f.write(TESSERA_YAML.format(port=port, workers=workers))
-    log = os.path.join(base, "tessera.log")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*tessera, "serve", "--role", "smb"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    proc, log = serve_tessera(base, tessera, "smb", TESSERA_YAML.format(port=port, workers=workers))
     wait_port(port, proc, log)
     return proc, Server("Tessera", port, "bench", proc.pid, False)
 
@@ -206,17 +187,6 @@ def timed(srv: Server, commands: str) -> tuple[float, float, float, str]:
     took = time.perf_counter() - t0
     time.sleep(0.2)     # smbd's connection child ends after the client; the parent reaps it
     return took, cpu_children() - c0, proc_cpu(srv.pid, srv.group) - s0, out
-
-
-def prefault(out_dir: str, size: int) -> None:
-    """Fill and free ``size`` bytes of the output tmpfs first, so each server's timed ``get`` finds its pages
-    as warm as the other's (a fresh tmpfs cost the client 3x the system time the first time: bench/nfs.py)."""
-    path = os.path.join(out_dir, "prefault")
-    chunk = b"\0" * MiB
-    with open(path, "wb") as f:
-        for _ in range((size + MiB - 1) // MiB):
-            f.write(chunk)
-    os.unlink(path)
 
 
 def bench_transfer(srv: Server, src: str, out_dir: str, size: int) -> None:
@@ -305,10 +275,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--files", type=int, default=5000, help="4 KiB files created, then listed (default 5000)")
     ap.add_argument("--lists", type=int, default=3, help="listings, best kept (default 3)")
     ap.add_argument("--workers", type=int, default=8, help="Tessera's smb.workers (default 8)")
-    ap.add_argument("--kernel", action="store_true", help="also through the kernel client in a qemu guest")
-    ap.add_argument("--kernel-mib", type=int, default=128, help="kernel dd size in MiB (default 128)")
-    ap.add_argument("--kernel-files", type=int, default=1000, help="kernel create loop (default 1000)")
-    ap.add_argument("--kernel-limit-s", type=float, default=1200, help="the guest's time limit (default 1200)")
+    add_kernel_args(ap, "kernel dd size in MiB (default 128)")
     ap.add_argument("--only", choices=["tessera", "samba", "both"], default="both")
     return ap.parse_args(argv)
 
@@ -374,7 +341,7 @@ def main() -> None:
         if samba is not None:
             samba.stop()
         for p in procs:
-            smod.stop_process(p)
+            stop_process(p, 30.0)
         if out_dir:
             shutil.rmtree(out_dir, ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)

@@ -142,13 +142,3 @@ class Samba:
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """SIGTERM, then SIGKILL after ``timeout``: a server this script started."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
