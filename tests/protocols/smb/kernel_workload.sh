@@ -20,21 +20,7 @@ grep -q ' /mnt/s ' /proc/mounts || { echo "no mount: nothing else to run"; exit 
 
 step files <<'EOF'
 cd /mnt/s
-printf 'hello\n' > f1
-printf 'world\n' >> f1
-[ "$(cat f1)" = "$(printf 'hello\nworld')" ]
-printf 'HE' | dd of=f1 bs=1 seek=0 conv=notrunc 2>/dev/null
-[ "$(head -n 1 f1)" = HEllo ]
-truncate -s 3 f1
-[ "$(cat f1)" = HEl ]
-[ "$(stat -c %s f1)" = 3 ]
-truncate -s 100000 f1
-[ "$(stat -c %s f1)" = 100000 ]
-[ "$(tail -c 5 f1 | od -An -tx1 | tr -d ' ')" = 0000000000 ]
-printf 'short' > f1
-[ "$(cat f1)" = short ]
-dd if=/dev/urandom of=/tmp/big bs=64k count=64 2>/dev/null
-cp /tmp/big big
+check_files
 printf 'tail' >> big
 cat /tmp/big > /tmp/bigt
 printf 'tail' >> /tmp/bigt
@@ -48,21 +34,7 @@ EOF
 
 step rename <<'EOF'
 cd /mnt/s
-mkdir -p d1/sub d2
-echo r > d1/a
-echo s > d1/sub/inner
-mv d1/a d2/b
-[ ! -e d1/a ]
-[ "$(cat d2/b)" = r ]
-mv d1/sub d2/sub2
-[ ! -e d1/sub ]
-[ "$(cat d2/sub2/inner)" = s ]
-echo x > d2/c
-mv d2/b d2/c
-[ ! -e d2/b ]
-[ "$(cat d2/c)" = r ]
-[ "$(ls d1 | wc -l)" = 0 ]
-[ "$(ls d2 | tr '\n' ' ')" = "c sub2 " ]
+check_rename
 EOF
 
 step remove <<'EOF'
@@ -83,15 +55,7 @@ EOF
 
 step bigdir <<'EOF'
 cd /mnt/s
-mkdir many
-i=0
-while [ $i -lt 2000 ]; do : > many/f$i; i=$((i + 1)); done
-[ "$(ls many | wc -l)" = 2000 ]
-ls many | sort > /tmp/got
-i=0; while [ $i -lt 2000 ]; do echo f$i; i=$((i + 1)); done | sort > /tmp/want
-cmp /tmp/got /tmp/want
-rm -r many
-[ ! -e many ]
+check_bigdir
 EOF
 
 step delete_on_close <<'EOF'
