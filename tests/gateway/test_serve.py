@@ -10,7 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -34,6 +35,35 @@ def _free_port() -> int:
 def _init(d: Path) -> None:
     subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(d), "init"], cwd=ROOT, check=True,
                    capture_output=True)
+
+
+@contextmanager
+def _serving(*args: str, log: bool = False) -> Iterator[subprocess.Popen[str]]:
+    """``tessera ARGS...`` running from the repository (with ``log``, its stderr piped, as text); when the block
+    ends without an error it must stop on SIGTERM with status 0; it is killed if it still runs after."""
+    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT,
+                         stderr=subprocess.PIPE if log else None, text=True)
+    try:
+        yield p
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def _logged(p: subprocess.Popen[str], *says: str) -> None:
+    """The stderr of ``p`` (a finished ``_serving(..., log=True)``) holds each of ``says`` and no traceback."""
+    err = p.stderr.read() if p.stderr else ""
+    for text in says:
+        assert text in err
+    assert "Traceback" not in err
+
+
+def _reaped(kids: list[str]) -> None:
+    """The processes ``kids`` (PIDs) are gone, or zombies."""
+    for k in kids:
+        assert not Path(f"/proc/{k}").exists() or b"zombie" in Path(f"/proc/{k}/status").read_bytes()
 
 
 def _get(url: str, timeout: float = 30) -> tuple[int, str]:
@@ -215,9 +245,7 @@ def test_role_nfs_serves_in_process_and_follows_export_edits(tmp_path: Path) -> 
     cfg = d / "tessera.yaml"
     cfg.write_text("admin:\n  enabled: false\nlog:\n  format: text\n"
                    + NFS_YAML.format(port=9, exports=_exports_yaml("path: /, clients: [127.0.0.1]")))
-    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve", "--role", "nfs",
-                          "--nfs-listen", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    try:
+    with _serving("--data", str(d), "serve", "--role", "nfs", "--nfs-listen", f"127.0.0.1:{port}", log=True) as p:
         first = [("/", ["127.0.0.1"])]
         assert _until(lambda: _mount_exports(port), lambda v: v == first) == first
         assert _mount_exports(port, "udp") == first
@@ -242,15 +270,8 @@ def test_role_nfs_serves_in_process_and_follows_export_edits(tmp_path: Path) -> 
         cfg.write_text(cfg.read_text().replace("access: ro", "access: rx"))
         time.sleep(2.5)  # longer than the server's exports refresh (1 s)
         assert _mount_exports(port) == second
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(30) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-    err = p.stderr.read() if p.stderr else ""
-    assert "nfs exports reloaded" in err
-    assert "nfs exports not reloaded" in err and "nfs.exports[1].access: must be one of rw, ro, got 'rx'" in err
-    assert "Traceback" not in err
+    _logged(p, "nfs exports reloaded", "nfs exports not reloaded",
+            "nfs.exports[1].access: must be one of rw, ro, got 'rx'")
 
 
 def test_serve_runs_nfs_as_a_supervised_child(tmp_path: Path) -> None:
@@ -268,8 +289,8 @@ def test_serve_runs_nfs_as_a_supervised_child(tmp_path: Path) -> None:
                                     "  workers: 1\n" + NFS_YAML.format(port=nfs, exports=_exports_yaml(
                                         "path: /, clients: ['*']")))
     url = f"nfs://127.0.0.1/dir/hello.txt?nfsport={nfs}&mountport={nfs}&uid=1000&gid=1000"
-    p = subprocess.Popen([*cli, "serve"], cwd=ROOT)
-    try:
+    kids: list[str] = []
+    with _serving("--data", str(d), "serve") as p:
         assert _until(lambda: _mount_exports(nfs), bool) == [("/", ["*"])]
         cat = subprocess.run(["nfs-cat", url], capture_output=True, text=True, timeout=60)  # libnfs, as uid 1000
         assert cat.stdout == "hello over NFS\n", cat.stderr
@@ -284,13 +305,7 @@ def test_serve_runs_nfs_as_a_supervised_child(tmp_path: Path) -> None:
         os.kill(int(nfs_pid), signal.SIGKILL)  # the supervisor starts it again
         assert _until(lambda: _mount_exports(nfs), bool) == [("/", ["*"])]
         assert subprocess.run(["nfs-cat", url], capture_output=True, text=True, timeout=60).stdout == "hello over NFS\n"
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(30) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-    for k in kids:
-        assert not Path(f"/proc/{k}").exists() or b"zombie" in Path(f"/proc/{k}/status").read_bytes()
+    _reaped(kids)
 
 
 def test_listen_flags_win_and_a_user_serves_nfs_on_user_listen(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ import smbclient
 from smbprotocol.exceptions import LogonFailure, SMBConnectionClosed, SMBOSError
 
 from core.store import open_store
-from tests.gateway.test_serve import ROOT, _free_port, _init, _until
+from tests.gateway.test_serve import ROOT, _free_port, _init, _logged, _reaped, _serving, _until
 
 PASSWORD = "alice-pw-1"
 SMB_YAML = "admin:\n  enabled: false\nlog:\n  format: text\nsmb:\n  listen: 127.0.0.1:{port}\n  shares:\n{shares}"
@@ -99,9 +99,7 @@ def test_role_smb_serves_in_process_and_follows_share_edits(tmp_path: Path) -> N
     port = _free_port()
     cfg = d / "tessera.yaml"
     cfg.write_text(SMB_YAML.format(port=9, shares=_shares_yaml("name: data, path: /data")))  # --smb-listen wins
-    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve", "--role", "smb",
-                          "--smb-listen", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    try:
+    with _serving("--data", str(d), "serve", "--role", "smb", "--smb-listen", f"127.0.0.1:{port}", log=True) as p:
         with connect(port) as c:
             c.write("data/hello.txt", "hello over SMB\n")
             assert c.listdir("data") == ["hello.txt"]
@@ -134,15 +132,8 @@ def test_role_smb_serves_in_process_and_follows_share_edits(tmp_path: Path) -> N
         assert more() == "more\n"
         with Client(port) as c:
             assert c.read("data/hello.txt") == "hello over SMB\n"
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(30) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-    err = p.stderr.read() if p.stderr else ""
-    assert "smb shares reloaded: data=/data rw; More=/more ro" in err
-    assert "smb shares not reloaded" in err and "smb.shares[1].name: 'DATA' is already the name of share 'data'" in err
-    assert "Traceback" not in err
+    _logged(p, "smb shares reloaded: data=/data rw; More=/more ro", "smb shares not reloaded",
+            "smb.shares[1].name: 'DATA' is already the name of share 'data'")
 
 
 def test_serve_runs_smb_as_a_supervised_child(tmp_path: Path) -> None:
@@ -153,9 +144,8 @@ def test_serve_runs_smb_as_a_supervised_child(tmp_path: Path) -> None:
     admin, smb = _free_port(), _free_port()
     (d / "tessera.yaml").write_text(f"admin:\n  listen: 127.0.0.1:{admin}\ns3:\n  enabled: false\n"
                                     f"smb:\n  listen: 127.0.0.1:{smb}\n  shares:\n    - {{name: data, path: /data}}\n")
-    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(d), "serve"], cwd=ROOT)
     kids: list[str] = []
-    try:
+    with _serving("--data", str(d), "serve") as p:
         with connect(smb) as c:
             c.write("data/a.txt", "via the child\n")
         kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
@@ -166,10 +156,4 @@ def test_serve_runs_smb_as_a_supervised_child(tmp_path: Path) -> None:
         os.kill(int(kid), signal.SIGKILL)  # the supervisor starts it again
         with connect(smb) as c:
             assert c.read("data/a.txt") == "via the child\n"
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(30) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-    for k in kids:
-        assert not Path(f"/proc/{k}").exists() or b"zombie" in Path(f"/proc/{k}/status").read_bytes()
+    _reaped(kids)
