@@ -110,9 +110,10 @@ class Connection:
     """The server side of one TCP connection (see the module docstring)."""
 
     def __init__(self, ctx: ServerContext, peer: tuple[str, int], send: Callable[[bytes], None],
-                 handlers: dict[Command, Handler]) -> None:
+                 handlers: dict[Command, Handler], local: tuple[str, int] = ("127.0.0.1", 445)) -> None:
         self.ctx = ctx
         self.peer = peer
+        self.local = local
         self.send = send
         self.handlers = handlers
         self.negotiated: Negotiated | None = None

@@ -5,9 +5,9 @@ clients check that nobody tampered with the NEGOTIATE: a mismatch closes the con
 FSCTL_SRV_REQUEST_RESUME_KEY + FSCTL_SRV_COPYCHUNK(_WRITE) (server-side copy: the data never crosses
 the network; Windows' limits), FSCTL_SET_SPARSE (accepted: every Tessera file is sparse),
 FSCTL_SET_ZERO_DATA (zeros written over the range) and FSCTL_QUERY_ALLOCATED_RANGES (the whole file is
-reported allocated), FSCTL_QUERY_NETWORK_INTERFACE_INFO (NOT_SUPPORTED: no multichannel is
-advertised). FSCTL_GET_REPARSE_POINT is NOT_A_REPARSE_POINT; any other FSCTL INVALID_DEVICE_REQUEST, as
-Windows answers; IOCTLs that are not FSCTLs NOT_SUPPORTED.
+reported allocated), FSCTL_QUERY_NETWORK_INTERFACE_INFO (the address the connection reached, no RSS:
+multichannel is not advertised). FSCTL_GET_REPARSE_POINT is NOT_A_REPARSE_POINT; any other FSCTL
+INVALID_DEVICE_REQUEST, as Windows answers; IOCTLs that are not FSCTLs NOT_SUPPORTED.
 """
 
 from __future__ import annotations
@@ -60,7 +60,12 @@ def _dispatch(conn: Connection, req: Request, r: io.IoctlRequest) -> Reply:
                                            server_security_mode=int(n.security_mode))
         return _answer(ctl, r.file_id, out)
     if ctl == Fsctl.QUERY_NETWORK_INTERFACE_INFO:
-        raise SmbError(NtStatus.NOT_SUPPORTED, "no multichannel")
+        # the address this connection reached: the truthful answer without multichannel (no RSS claimed)
+        nic = io.NetworkInterface(1, conn.local[0], capability=0)
+        status, out = io.fit_output(ctl, io.encode_network_interfaces([nic]), r.max_output_response)
+        if status != NtStatus.SUCCESS:
+            raise SmbError(status, "MaxOutputResponse too small")
+        return _answer(ctl, r.file_id, out)
     o = find_open(conn, req, r.file_id)
     if ctl == Fsctl.PIPE_TRANSCEIVE:
         if o.pipe is None:

@@ -101,7 +101,8 @@ class SmbServer:
                     writer.writelines(frame([data]))
             loop.call_soon_threadsafe(put)
 
-        conn = Connection(self.ctx, (str(peer[0]), int(peer[1])), send, self.handlers)
+        local = writer.get_extra_info("sockname") or ("127.0.0.1", self.port)
+        conn = Connection(self.ctx, (str(peer[0]), int(peer[1])), send, self.handlers, (str(local[0]), int(local[1])))
         self.connections[conn] = writer
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE)
         work = loop.create_task(self._work(conn, queue, writer))

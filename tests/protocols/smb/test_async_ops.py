@@ -82,3 +82,20 @@ def test_change_notify_sees_another_protocol(smb_server: ServerFactory, smb_stor
     _, action, name_len = struct.unpack_from("<III", data)
     assert action == 1 and data[12:12 + name_len].decode("utf-16-le") == "from-s3.txt"
     c.shutdown()
+
+
+def test_network_interface_info_names_the_connection_address(smb_server: ServerFactory) -> None:
+    import ipaddress
+
+    from protocols.smb.ioctl import Fsctl, encode_ioctl_request
+    c = _client(smb_server().port)
+    r = c.call(Command.IOCTL, encode_ioctl_request(Fsctl.QUERY_NETWORK_INTERFACE_INFO, b"\xff" * 16, max_output=4096),
+               c.tree_id)
+    assert r.header.status == 0
+    out_off, out_len = struct.unpack_from("<II", r.body, 32)
+    nic = r.body[out_off - 64: out_off - 64 + out_len]
+    nxt, index, capability, _, speed = struct.unpack_from("<IIIIQ", nic)
+    family = struct.unpack_from("<H", nic, 24)[0]
+    assert (nxt, index, capability, family) == (0, 1, 0, 2)
+    assert ipaddress.ip_address(nic[28:32]) == ipaddress.ip_address("127.0.0.1") and speed > 0
+    c.shutdown()
