@@ -27,6 +27,30 @@ log = logging.getLogger("tessera.smb")
 QUEUE = 32
 POLL_S = 0.5
 MAX_FRAME = 8 * 1024 * 1024 + 64 * 1024
+WRITE_BUFFER = 32 * 1024 * 1024
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def tune_malloc() -> bool:
+    """Keep multi-MiB buffers in glibc's heap and reuse them (True if applied).
+
+    Every 8 MiB READ or WRITE allocates a few 8 MiB buffers (the data, the answer, the frame). By default
+    glibc serves such sizes with fresh mmap()s, or trims the freed heap back to the kernel, so each one
+    is page-faulted and zeroed again: measured here, that doubled the time of a 1 GiB get (3.0 s ->
+    1.5 s with these settings). The process keeps up to the trim threshold of freed memory instead.
+    """
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 64 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 512 << 20))
+    except (OSError, AttributeError):
+        return False  # not glibc
 
 
 class SmbServer:
@@ -45,6 +69,7 @@ class SmbServer:
         self._wake: asyncio.Event | None = None
 
     async def start(self) -> None:
+        tune_malloc()
         loop = asyncio.get_running_loop()
         wake = self._wake = asyncio.Event()
 
@@ -101,6 +126,9 @@ class SmbServer:
                     writer.writelines(frame([data]))
             loop.call_soon_threadsafe(put)
 
+        # room for a few 8 MiB answers in flight: the next READ is served while the client still takes
+        # the last one in (drain() would otherwise wait for the client after every answer)
+        writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
         local = writer.get_extra_info("sockname") or ("127.0.0.1", self.port)
         conn = Connection(self.ctx, (str(peer[0]), int(peer[1])), send, self.handlers, (str(local[0]), int(local[1])))
         self.connections[conn] = writer
