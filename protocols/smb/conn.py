@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +86,16 @@ class Reply:
     sign_with: Session | None = None   # SESSION_SETUP success: sign with the new keys
     pending: Any = None                # go async: the handler's Pending object
     after: Callable[[bytes], None] | None = None  # sees the response message (preauth hash)
+    defer: Callable[[], None] | None = None  # slow work to finish before the answer, off the connection's lock
+
+
+@dataclass
+class Deferred:
+    """An answer that waits for ``work`` (a WRITE's commit), run by the server off the connection's lock
+    so the connection's next requests are handled meanwhile; ``finish(error)`` then gives the frames."""
+
+    work: Callable[[], None]
+    finish: Callable[[BaseException | None], list[bytes]]
 
 
 @dataclass
@@ -126,10 +136,12 @@ class Connection:
         self.lock = threading.RLock()
         self.frames = 0
         self.closed = False
+        self._defer: Callable[[], None] | None = None
 
     # -- the frame loop ---------------------------------------------------------------
-    def handle(self, frame: bytes) -> list[bytes]:
-        """Answer one frame; Disconnect when the connection must close."""
+    def handle(self, frame: bytes) -> Sequence[bytes | Deferred]:
+        """Answer one frame (frames to send now, or a :class:`Deferred`); Disconnect when the connection
+        must close."""
         with self.lock:
             self.frames += 1
             k = framing.kind(frame)
@@ -159,7 +171,7 @@ class Connection:
             self.negotiated = negotiated
         return [out]
 
-    def _encrypted(self, frame: bytes) -> list[bytes]:
+    def _encrypted(self, frame: bytes) -> Sequence[bytes | Deferred]:
         if len(frame) < crypto.TRANSFORM_HEADER_SIZE + HEADER_SIZE:
             raise Disconnect("short transform")
         th = TransformHeader.unpack(frame[:crypto.TRANSFORM_HEADER_SIZE])
@@ -174,7 +186,7 @@ class Connection:
             raise Disconnect(f"decryption failed: {e}") from None
         return self._compound(plain, encrypted=session)
 
-    def _compound(self, frame: bytes, encrypted: Session | None) -> list[bytes]:
+    def _compound(self, frame: bytes, encrypted: Session | None) -> Sequence[bytes | Deferred]:
         try:
             messages = split_compound(frame)
         except HeaderError as e:
@@ -199,7 +211,26 @@ class Connection:
                 p.rest = [Message(x.header, memoryview(bytes(x.raw)), x.offset) for x in messages[i + 1:]]
                 p.chain = chain
                 break
+        if self._defer is not None:
+            work, self._defer = self._defer, None
+            if len(messages) == 1 and len(out) == 1:
+                return [self._deferred(work, out[0], encrypted)]
+            work()  # inside a compound: finish it now
         return self._finish(out, encrypted) if out else []
+
+    def _deferred(self, work: Callable[[], None], answer: tuple[Header, bytes | bytearray | memoryview,
+                  Session | None, Callable[[bytes], None] | None], encrypted: Session | None) -> Deferred:
+        def finish(err: BaseException | None) -> list[bytes]:
+            with self.lock:
+                if self.closed:
+                    return []
+                h, body, session, after = answer
+                if err is not None:
+                    if not expected(err):
+                        log.error("SMB %s from %s failed", h.command.name, self.peer[0], exc_info=err)
+                    h.status, body = status_of(err), encode_error()
+                return self._finish([(h, body, session, after)], encrypted)
+        return Deferred(work, finish)
 
     def _one(self, m: Message, chain: ChainState, encrypted: Session | None
              ) -> tuple[Header, bytes | bytearray | memoryview, Session | None, Callable[[bytes], None] | None] | None:
@@ -251,6 +282,8 @@ class Connection:
             if not expected(e):
                 log.exception("SMB %s from %s failed", h.command.name, self.peer[0])
             return self._error(h, status_of(e), session, chain, credits, getattr(e, "data", b""))
+        if reply.defer is not None:
+            self._defer = reply.defer
         if reply.session_id is not None:
             chain.set_ids(session_id=reply.session_id)
         if h.command == Command.TREE_CONNECT and not is_error(reply.status) and session is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import struct
 
-from core.errors import CoreError, NotFound
+from core.errors import Closed, CoreError, NotFound
 from core.fs import acl as A
 
 from . import streams
@@ -207,12 +207,22 @@ def write(conn: Connection, req: Request) -> Reply:
     if not o.written:
         broke_writes(conn, o)
     o.handle.write(offset, data)
-    # acknowledged = survives a killed server: the data lands in segments (fsynced) and the metadata is
-    # committed (not fsynced: FLUSH and WRITE_THROUGH do that, as on Windows and Samba)
-    o.handle.flush(durable=bool(flags & WRITEFLAG_WRITE_THROUGH or o.options & 0x2))
     o.written = True
     o.position = offset + length
-    return Reply(_WRITE_RESP.pack(17, 0, length, 0, 0, 0), file_id=o.file_id)
+    answer = _WRITE_RESP.pack(17, 0, length, 0, 0, 0)
+    # acknowledged = survives a killed server: the data lands in segments (fsynced) and the metadata is
+    # committed (not fsynced: FLUSH and WRITE_THROUGH do that, as on Windows and Samba) before the answer
+    if flags & WRITEFLAG_WRITE_THROUGH or o.options & 0x2:
+        o.handle.flush(durable=True)
+        return Reply(answer, file_id=o.file_id)
+    handle = o.handle
+
+    def land() -> None:  # off the connection's lock: the next WRITEs are buffered meanwhile
+        try:
+            handle.flush(durable=False)
+        except Closed:
+            pass  # a CLOSE came first: it committed what was buffered, this write included
+    return Reply(answer, file_id=o.file_id, defer=land)
 
 
 def broke_writes(conn: Connection, o: Open) -> None:

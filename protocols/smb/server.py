@@ -17,7 +17,7 @@ import logging
 
 from protocols.loop import LoopThread
 
-from .conn import Connection, Disconnect, Handler
+from .conn import Connection, Deferred, Disconnect, Handler
 from .framing import FrameReader, FramingError, frame
 from .header import Command
 from .state import ServerContext
@@ -67,6 +67,7 @@ class SmbServer:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._poller: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         tune_malloc()
@@ -180,8 +181,30 @@ class SmbServer:
                 writer.close()
                 return
             for data in out:
+                if isinstance(data, Deferred):
+                    # a WRITE whose commit runs while this connection's next requests are handled
+                    task = loop.create_task(self._finish_deferred(data, writer))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                    continue
                 writer.writelines(frame([data]))
             await writer.drain()
+
+    async def _finish_deferred(self, d: Deferred, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        err: BaseException | None = None
+        try:
+            await loop.run_in_executor(self._pool, d.work)
+        except Exception as e:
+            err = e
+        try:
+            frames = await loop.run_in_executor(self._pool, d.finish, err)
+        except Exception:
+            log.exception("finishing a deferred SMB answer")
+            return
+        if not writer.is_closing():
+            for data in frames:
+                writer.writelines(frame([data]))
 
 
 class ServerThread(LoopThread):
