@@ -40,6 +40,7 @@ _WRITE_RESP = struct.Struct("<HHIIHH")
 CLOSE_POSTQUERY_ATTRIB = 0x1
 WRITEFLAG_WRITE_THROUGH = 0x1
 APPEND_OFFSET = 0xFFFFFFFFFFFFFFFF
+SMALL_WRITE = 64 * 1024
 MAX_OFFSET = (1 << 63) - 1
 
 
@@ -214,6 +215,9 @@ def write(conn: Connection, req: Request) -> Reply:
     # committed (not fsynced: FLUSH and WRITE_THROUGH do that, as on Windows and Samba) before the answer
     if flags & WRITEFLAG_WRITE_THROUGH or o.options & 0x2:
         o.handle.flush(durable=True)
+        return Reply(answer, file_id=o.file_id)
+    if length <= SMALL_WRITE:  # one metadata commit, cheaper than handing it to another thread
+        o.handle.flush(durable=False)
         return Reply(answer, file_id=o.file_id)
     handle = o.handle
 
