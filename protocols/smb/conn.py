@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import crypto, framing
-from .credits import credit_charge
+from .credits import SequenceWindow, credit_charge
 from .crypto import Dialect, TransformHeader
 from .errors import SmbError, expected, status_of
 from .header import (
@@ -47,8 +47,9 @@ from .header import (
     encode_error,
     split_compound,
 )
-from .negotiate import Negotiated
-from .state import Open, ServerContext, Session, Tree
+from .negotiate import Negotiated, smb1_response
+from .spnego import NEG_TOKEN_INIT2
+from .state import Open, ServerContext, Session, Tree, filetime_now
 from .status import NtStatus, is_error
 
 log = logging.getLogger("tessera.smb")
@@ -107,7 +108,6 @@ class Pending:
     session: Session | None
     encrypted: bool
     retry: Callable[[], Reply | None] | None = None   # poll: None = still waiting
-    cancel: Callable[[], None] | None = None
     rest: list[Message] = field(default_factory=list)  # the compound's messages after this one
     chain: ChainState | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -128,7 +128,6 @@ class Connection:
         self.handlers = handlers
         self.negotiated: Negotiated | None = None
         self.preauth = crypto.PREAUTH_ZERO
-        from .credits import SequenceWindow
         self.window = SequenceWindow()
         self.sessions: dict[int, Session] = {}
         self.opens: dict[int, Open] = {}
@@ -154,14 +153,13 @@ class Connection:
             return self._compound(frame, encrypted=None)
 
     def _smb1(self, frame: bytes) -> list[bytes]:
-        from .negotiate import smb1_response
         if self.frames != 1 or self.negotiated is not None:
             raise Disconnect("SMB1 after the first frame")
         try:
             dialects = framing.smb1_dialects(frame)
         except framing.FramingError as e:
             raise Disconnect(f"malformed SMB1 NEGOTIATE: {e}") from None
-        got = smb1_response(dialects, self.ctx.negotiate, self.ctx.server_guid, _spnego_init(), _filetime(), 0)
+        got = smb1_response(dialects, self.ctx.negotiate, self.ctx.server_guid, NEG_TOKEN_INIT2, filetime_now(), 0)
         if got is None:
             raise Disconnect("SMB1 NEGOTIATE without an SMB2 dialect")
         negotiated, out = got
@@ -442,8 +440,6 @@ class Connection:
                 break
         if target is None:
             return
-        if target.cancel is not None:
-            target.cancel()
         self.complete(target, Reply(b"", NtStatus.CANCELLED))
 
     # -- teardown ----------------------------------------------------------------------
@@ -484,16 +480,6 @@ def _name(status: int) -> str:
         return NtStatus(status).name
     except ValueError:
         return f"{status:#010x}"
-
-
-def _spnego_init() -> bytes:
-    from .spnego import NEG_TOKEN_INIT2
-    return NEG_TOKEN_INIT2
-
-
-def _filetime() -> int:
-    from .state import filetime_now
-    return filetime_now()
 
 
 def unpack(fmt: struct.Struct, body: memoryview, what: str) -> tuple[Any, ...]:

@@ -286,7 +286,6 @@ def _attempt(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, de
             from .handlers_file import close_open
             close_open(conn, o)
             raise
-    o.oplock = int(g.level)
     return _response(conn, req, tree, o, action, contexts, g, lease)
 
 

@@ -125,7 +125,6 @@ def query_directory(conn: Connection, req: Request) -> Reply:
         raise SmbError(e.status, str(e)) from None
     if page.count:
         cursor.advance(page.count)
-        o.listing.pos += page.count
         return Reply(struct.pack("<HHI", 9, 72, len(page.data)) + page.data, file_id=o.file_id)
     if page.status == NtStatus.NO_MORE_FILES and first:
         raise SmbError(NtStatus.NO_SUCH_FILE, f"nothing matches {pattern!r}")

@@ -132,7 +132,8 @@ def flush(conn: Connection, req: Request) -> Reply:
     return Reply(struct.pack("<HH", 4, 0), file_id=o.file_id)
 
 
-def _lock_conflict(conn: Connection, o: Open, off: int, length: int, write: bool) -> None:
+def check_locks(conn: Connection, o: Open, off: int, length: int, write: bool) -> None:
+    """FILE_LOCK_CONFLICT when another owner's byte-range lock (any protocol's) covers these bytes for this I/O."""
     if length == 0:
         return
     hit = conn.ctx.fs.smb_check_io(o.ino, o.lock_owner, off, length, write)
@@ -163,7 +164,7 @@ def read(conn: Connection, req: Request) -> Reply:
         return Reply(_READ_RESP.pack(17, 80, 0, len(data), 0, 0) + data, file_id=o.file_id)
     if not o.access & (A.READ_DATA | A.EXECUTE) or o.handle is None:
         raise SmbError(NtStatus.ACCESS_DENIED, "the open has no read access")
-    _lock_conflict(conn, o, offset, length, False)
+    check_locks(conn, o, offset, length, False)
     body = bytearray(_READ_RESP.size + length)
     with memoryview(body) as view:
         got = o.handle.readinto(offset, view[_READ_RESP.size:])
@@ -204,7 +205,7 @@ def write(conn: Connection, req: Request) -> Reply:
         raise SmbError(NtStatus.INVALID_PARAMETER, "WRITE offset")
     elif not o.access & A.WRITE_DATA:
         offset = max(offset, o.handle.size())  # APPEND_DATA only: never below the end
-    _lock_conflict(conn, o, offset, length, True)
+    check_locks(conn, o, offset, length, True)
     if not o.written:
         broke_writes(conn, o)
     o.handle.write(offset, data)

@@ -50,7 +50,7 @@ def _need(o: Open, mask: int, what: str) -> None:
 
 
 def query_info(conn: Connection, req: Request) -> Reply:
-    _, kind, cls, out_len, in_off, _, in_len, additional, _flags, fid = unpack(_QUERY, req.body, "QUERY_INFO")
+    _, kind, cls, out_len, _in_off, _, _in_len, additional, _flags, fid = unpack(_QUERY, req.body, "QUERY_INFO")
     o = find_open(conn, req, fid)
     n = conn.negotiated
     assert n is not None
@@ -96,7 +96,6 @@ def query_info(conn: Connection, req: Request) -> Reply:
         raise SmbError(e.status, str(e)) from None
     if status not in (NtStatus.SUCCESS, NtStatus.BUFFER_OVERFLOW):
         raise SmbError(status, "info class")
-    del in_off, in_len
     return _out(data, status)
 
 

@@ -17,7 +17,7 @@ from core.fs import acl as A
 from . import ioctl as io
 from .conn import Connection, Disconnect, Reply, Request
 from .errors import SmbError
-from .handlers_file import _lock_conflict, find_open
+from .handlers_file import check_locks, find_open
 from .ioctl import Fsctl, IoctlError
 from .state import Open
 from .status import NtStatus
@@ -107,7 +107,7 @@ def _zero_data(conn: Connection, o: Open, rng: tuple[int, int], ctl: int) -> Rep
     if o.handle is None:
         raise SmbError(NtStatus.ACCESS_DENIED, "no data access")
     start, end = rng[0], min(rng[1], o.handle.size())
-    _lock_conflict(conn, o, start, max(0, end - start), True)
+    check_locks(conn, o, start, max(0, end - start), True)
     pos = start
     while pos < end:
         n = min(ZERO_CHUNK, end - pos)
@@ -129,8 +129,8 @@ def _copychunk(conn: Connection, target: Open, ctl: int, req: io.CopyChunkReques
         raise SmbError(NtStatus.ACCESS_DENIED, "the target open may not write")
     written = total = 0
     for c in req.chunks:
-        _lock_conflict(conn, source, c.source_offset, c.length, False)
-        _lock_conflict(conn, target, c.target_offset, c.length, True)
+        check_locks(conn, source, c.source_offset, c.length, False)
+        check_locks(conn, target, c.target_offset, c.length, True)
         buf = source.handle.read(c.source_offset, c.length)
         if len(buf) < c.length:
             if written == 0:

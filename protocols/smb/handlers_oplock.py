@@ -86,7 +86,6 @@ def oplock_break(conn: Connection, req: Request) -> Reply:
     _after(ctx, res.breaks, res.settled)
     if res.status != NtStatus.SUCCESS:
         raise SmbError(res.status, "oplock break acknowledgment")
-    o.oplock = res.value
     return Reply(encode_oplock_break(res.value, o.file_id), file_id=o.file_id)
 
 

@@ -20,6 +20,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import os
 import struct
 
 from core.errors import CoreError
@@ -90,7 +91,7 @@ def session_setup(conn: Connection, req: Request) -> Reply:
         raise SmbError(NtStatus.REQUEST_NOT_ACCEPTED, "multichannel binding is not supported")
     session = req.session
     if session is None:
-        sid = int.from_bytes(__import__("os").urandom(8), "little") | 1
+        sid = int.from_bytes(os.urandom(8), "little") | 1
         session = Session(sid, NtlmServer(identity_lookup(conn.ctx.identity), conn.ctx.server_name, conn.ctx.domain,
                                           allow_guest=_guest_allowed(conn)))
         session.preauth = conn.preauth

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from core.errors import NotADirectory
 from core.fs import Attr, FileType, windows_reserved
 
 from .status import NtStatus
@@ -146,7 +147,6 @@ def walk(share_path: str, root: Attr, parts: tuple[str, ...], lookup: Lookup, re
     out either. Otherwise PathError ACCESS_DENIED (nothing escapes a share); more than 40 links
     is STOPPED_ON_SYMLINK. ``lookup(parent_ino, name)`` is the (case-folding) lookup.
     """
-    from core.errors import NotADirectory
     cur, here = root, share_path
     pending = list(reversed(parts))
     hops = 0

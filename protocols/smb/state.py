@@ -16,7 +16,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,7 +128,7 @@ class Session:
     client_signs: bool = False         # the client signed a request: sign every answer
     preauth: bytes = b""               # 3.1.1 session preauth hash while setting up
     trees: dict[int, Tree] = field(default_factory=dict)
-    tree_ids: Any = field(default_factory=lambda: itertools.count(1))
+    tree_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
     def anonymous(self) -> bool:
@@ -161,7 +161,6 @@ class Listing:
 
     pattern: str
     cursor: Any = None                 # handlers_dir's page-at-a-time reader
-    pos: int = 0
 
 
 @dataclass
@@ -186,11 +185,8 @@ class Open:
     position: int = 0
     listing: Listing | None = None
     pipe: Any = None                   # IPC$: the named pipe's state (srvsvc)
-    oplock: int = 0
-    lease_key: bytes | None = None
     stream: str = ""
     written: bool = False
-    frozen_times: frozenset[str] = frozenset()
     conn: Any = None                   # the Connection it belongs to (for oplock/lease breaks)
     encrypted: bool = False            # made over an encrypted session: breaks go encrypted
     lock_owner: str = ""
