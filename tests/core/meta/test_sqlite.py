@@ -133,7 +133,8 @@ def _kill_after_lazy_write(path: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def test_non_durable_write_survives_kill_9_and_sync_restores_full(tmp_path: Path) -> None:
+def test_non_durable_write_survives_kill_9_and_sync_restores_full(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     p = str(tmp_path / "m.db")
     SqliteMeta(p, create=True).close()
     pr = mp.get_context("spawn").Process(target=_kill_after_lazy_write, args=(p,))
@@ -145,6 +146,13 @@ def test_non_durable_write_survives_kill_9_and_sync_restores_full(tmp_path: Path
         assert t.info("lazy") == "kept"
     m.write(lambda t: t.set_info("a", "1"), durable=False)
     assert not m._full  # the writer committed with synchronous=NORMAL
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
     m.sync()
-    assert m._full      # and a durable commit (fsync of the WAL) followed
+    assert p + "-wal" in synced  # the WAL holding the non-durable commit was fsynced
     m.close()
