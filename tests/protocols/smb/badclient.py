@@ -312,6 +312,24 @@ def close_body(fid: bytes = RELATED_FILE_ID) -> bytes:
     return _CLOSE.pack(24, 0, 0, fid)
 
 
+GENERIC_READ = 0x80000000
+
+
+def still_serves(port: int) -> None:
+    """A new connection logs in as alice and reads data/known.txt (the raw suites' ``port`` fixture makes it):
+    the server survived."""
+    from .conftest import PASSWORDS
+    c = BadClient(port)
+    try:
+        c.negotiate()
+        assert c.login("alice", PASSWORDS["alice"]).status == NtStatus.SUCCESS
+        tid = c.tree_connect("data")
+        fid = c.create(tid, "known.txt", FILE_OPEN, access=GENERIC_READ)
+        assert c.read(tid, fid, 100) == b"known contents"
+        assert c.close_file(tid, fid).status == NtStatus.SUCCESS
+    finally:
+        c.close()
+
 __all__ = ["BadClient", "Response", "StatusError", "create_body", "write_body", "read_body", "close_body",
            "negotiate_body", "FILE_OPEN", "FILE_CREATE", "FILE_OPEN_IF",
-           "FILE_OVERWRITE_IF", "NON_DIRECTORY_FILE", "DIRECTORY_FILE"]
+           "FILE_OVERWRITE_IF", "NON_DIRECTORY_FILE", "DIRECTORY_FILE", "GENERIC_READ", "still_serves"]

@@ -18,6 +18,9 @@ import pytest
 from core.store import Store, init_store, open_store
 from protocols.smb.service import SmbService, SmbSettings, start
 from protocols.smb.shares import Share
+from protocols.smb.status import NtStatus
+
+from .badclient import BadClient
 
 CELL = 64 * 1024
 ALICE_UID, BOB_UID = 1000, 1001
@@ -73,3 +76,29 @@ def smbclient(port: int, share: str, commands: str, *, user: str = "alice", pass
            "--option=client min protocol=SMB2_02", *options, "-c", commands]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     return Result(p.returncode, p.stdout, p.stderr)
+
+
+# -- raw-socket suites (test_bad_input, test_fuzz): a server with a known file, logged-in connections ---------
+
+@pytest.fixture
+def port(smb_server: ServerFactory, smb_store: Store) -> int:
+    fs = smb_store.fs
+    fs.write_file(fs.resolve("/data").ino, "known.txt", b"known contents")
+    return smb_server().port
+
+
+@pytest.fixture
+def client(port: int) -> Iterator[Callable[..., tuple[BadClient, int]]]:
+    """``client(dialect=0x0311)``: a new connection logged in as alice with the ``data`` tree connected."""
+    made: list[BadClient] = []
+
+    def make(dialect: int = 0x0311) -> tuple[BadClient, int]:
+        c = BadClient(port)
+        made.append(c)
+        c.negotiate((dialect,))
+        assert c.dialect == dialect
+        assert c.login("alice", PASSWORDS["alice"]).status == NtStatus.SUCCESS
+        return c, c.tree_connect("data")
+    yield make
+    for c in made:
+        c.close()
