@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from botocore.exceptions import ClientError
 from smbprotocol.exceptions import SMBOSError  # type: ignore[import-untyped]
 
 from core.store import open_store
-from tests.protocols.s3.conftest import cli, free_port
+from tests.protocols.s3.conftest import cli, free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"alice": "alice-smb-pw", "bob": "bob-smb-pw"}
@@ -69,18 +67,6 @@ class Node:
 
     def nfs(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(list(args), capture_output=True, timeout=60, check=False)
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.time() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"nothing listens on {port}") from None
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

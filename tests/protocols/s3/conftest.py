@@ -54,6 +54,19 @@ def cli(data: Path, *args: str) -> str:
                           check=True, capture_output=True, text=True).stdout
 
 
+def wait_port(port: int, proc: subprocess.Popen[bytes], limit_s: float = 60.0) -> None:
+    """Until something accepts on 127.0.0.1:``port``; RuntimeError if ``proc`` exits or ``limit_s`` passes."""
+    deadline = time.time() + limit_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"nothing listens on {port}") from None
+            time.sleep(0.2)
+
+
 def _start(tmp: Path, tls: bool, env: dict[str, str] | None = None, s3_yaml: str = "",
            stderr: Path | None = None) -> Iterator[S3Server]:
     data = tmp / "data"
@@ -68,16 +81,11 @@ def _start(tmp: Path, tls: bool, env: dict[str, str] | None = None, s3_yaml: str
     proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(data), "serve"], cwd=ROOT,
                             env={**os.environ, **(env or {})}, stderr=err)
     scheme = "https" if tls else "http"
-    deadline = time.time() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("the S3 server did not start") from None
-            time.sleep(0.2)
+    try:
+        wait_port(port, proc)
+    except RuntimeError:
+        proc.kill()
+        raise
     srv = S3Server(f"{scheme}://127.0.0.1:{port}", user["access_key"], user["secret_key"], data,
                    str(data / "tls" / "cert.pem") if tls else None, proc)
     try:
