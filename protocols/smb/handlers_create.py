@@ -123,7 +123,8 @@ def _sharing(share_access: int) -> int:
 def grant(fs: FileSystem, attr: Attr, parent: int, desired: int, read_only: bool) -> int:
     """The access mask to grant for ``desired`` (ACCESS_DENIED if any asked right is missing)."""
     maximal = fs.access(attr.ino, A.FULL_MASK)
-    if not maximal & A.DELETE and fs.access(parent, A.DELETE_CHILD):
+    wants_delete = desired & (A.DELETE | MAXIMUM_ALLOWED)
+    if wants_delete and not maximal & A.DELETE and fs.access(parent, A.DELETE_CHILD):
         maximal |= A.DELETE
     if not attr.is_dir and maximal & A.READ_DATA:
         maximal |= A.EXECUTE  # who may read a file may execute-open it (Samba's "acl allow execute always")

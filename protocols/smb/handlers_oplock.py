@@ -101,6 +101,8 @@ def watch(ctx: ServerContext) -> None:
     with ctx.lease_lock:
         late = ctx.leases.expire()
         files = ctx.leases.cached_files()
+        # only a write-caching holder keeps its locks local: the lock table is checked for those files alone
+        caching_writes = {ino for ino in files if any(h.state & 4 for h in ctx.leases.holders(ino))}
     if late.settled:
         ctx.kick()
     seen: dict[int, tuple[int, int] | None] = {}
@@ -109,7 +111,7 @@ def watch(ctx: ServerContext) -> None:
         try:
             a = ctx.fs.getattr(ino)
             seen[ino] = (a.ctime_ns, a.size)
-            if ctx.foreign_locks(ino):
+            if ino in caching_writes and ctx.foreign_locks(ino):
                 locked.append(ino)
         except CoreError:
             seen[ino] = None
