@@ -1,4 +1,4 @@
-"""Metadata schema, version 5, and its migrations.
+"""Metadata schema, version 6, and its migrations.
 
 The SQL is kept portable (no SQLite-only types or upserts beyond
 ``ON CONFLICT``), so the PostgreSQL MetaStore can run the same statements.
@@ -38,6 +38,12 @@ Tables
                (stored wrapped to signed), NULL for POSIX locks
                (:mod:`core.fs.smblocks` explains the mapping).
 ``repairs``    cells found bad by reads, for scrub/repair.
+``nodes``      cluster members (version 6): name, the target server's
+               ``host:port``, the node's service endpoints (JSON: s3, admin, ...),
+               state ``up``/``draining``/``removed``, ``heartbeat`` (ns, written
+               by the node every few seconds), ``joined``.  ``targets.node``
+               names the node a target's disk is on ('' on a one-node store:
+               all targets are local).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from core.meta.fold import fold
 
 Step = str | Callable[[sqlite3.Connection], None]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Version 1.  A released version is never edited: stores in the field were made with it.
 V1 = [
@@ -167,5 +173,13 @@ V5 = [
     "ALTER TABLE locks ADD COLUMN smb_len INTEGER",
 ]
 
+# Version 6: the cluster: members and the node each target lives on.
+V6 = [
+    """CREATE TABLE nodes (
+        name TEXT PRIMARY KEY, addr TEXT NOT NULL, endpoints TEXT NOT NULL, state TEXT NOT NULL,
+        heartbeat INTEGER NOT NULL, joined INTEGER NOT NULL)""",
+    "ALTER TABLE targets ADD COLUMN node TEXT NOT NULL DEFAULT ''",
+]
+
 # version -> steps that bring the schema from version-1 to version.
-MIGRATIONS: dict[int, list[Step]] = {1: list(V1), 2: list(V2), 3: list(V3), 4: V4, 5: list(V5)}
+MIGRATIONS: dict[int, list[Step]] = {1: list(V1), 2: list(V2), 3: list(V3), 4: V4, 5: list(V5), 6: list(V6)}

@@ -13,6 +13,7 @@ from typing import Any
 
 from core.meta.fold import fold
 from core.meta.idtxn import IdentityTxn
+from core.meta.nodetxn import NodeTxn
 from core.meta.types import INODE_COLS, Inode, SegmentInfo, Slice, TargetInfo
 
 Row = tuple[Any, ...]
@@ -22,8 +23,9 @@ FOLD_LOOKUP_SQL = ("SELECT ino, type, id, name FROM dentries WHERE parent = ? AN
                    "ORDER BY name <> ?, name LIMIT 1")
 
 
-class Txn(IdentityTxn):
-    """The identity methods (users, groups, S3 keys) come from ``core.meta.idtxn``."""
+class Txn(IdentityTxn, NodeTxn):
+    """The identity methods (users, groups, S3 keys) come from ``core.meta.idtxn``, cluster membership from
+    ``core.meta.nodetxn``."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -231,15 +233,18 @@ class Txn(IdentityTxn):
 
     # -- targets and segments -------------------------------------------------------
     def targets(self) -> list[TargetInfo]:
-        rows = self.all("SELECT id, path, state, weight, domain FROM targets ORDER BY id")
-        return [TargetInfo(int(a), str(b), str(c), float(d), str(e)) for a, b, c, d, e in rows]
+        rows = self.all("SELECT id, path, state, weight, domain, node FROM targets ORDER BY id")
+        return [TargetInfo(int(a), str(b), str(c), float(d), str(e), str(f)) for a, b, c, d, e, f in rows]
 
-    def add_target(self, path: str, weight: float, domain: str, now: int) -> int:
+    def add_target(self, path: str, weight: float, domain: str, now: int, node: str = "") -> int:
         row = self.one("SELECT COALESCE(MAX(id), -1) + 1 FROM targets")
         tid = int(row[0]) if row else 0
-        self.exec("INSERT INTO targets (id, path, state, weight, domain, added) VALUES (?, ?, 'ok', ?, ?, ?)",
-                  (tid, path, weight, domain, now))
+        self.exec("INSERT INTO targets (id, path, state, weight, domain, added, node) VALUES (?, ?, 'ok', ?, ?, ?, ?)",
+                  (tid, path, weight, domain, now, node))
         return tid
+
+    def set_target_weight(self, tid: int, weight: float) -> None:
+        self.exec("UPDATE targets SET weight = ? WHERE id = ?", (weight, tid))
 
     def set_target_state(self, tid: int, state: str) -> None:
         self.exec("UPDATE targets SET state = ? WHERE id = ?", (state, tid))

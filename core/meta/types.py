@@ -95,3 +95,4 @@ class TargetInfo:
     state: str
     weight: float
     domain: str
+    node: str = ""  # the cluster node whose disk holds it ('' = this machine, one-node store)
