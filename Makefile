@@ -31,7 +31,7 @@ deps: $(VENV)/.installed
 	@bash .ci/system-deps.sh rclone smbclient samba libnfs-utils nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common gcc libc6-dev iproute2 procps \
 	  podman runc mmdebstrap uidmap \
 	  qemu-system-x86 ipxe-qemu squashfs-tools xorriso grub-common grub-pc-bin grub-efi-amd64-bin mtools \
-	  busybox-static cpio e2fsprogs file
+	  busybox-static cpio e2fsprogs file postgresql patroni etcd-server etcd-client
 
 # serves S3, NFS and SMB (on nfs.user_listen / smb.user_listen when not root: printed at start) and the admin endpoint
 run: $(VENV)/.runtime
