@@ -1,0 +1,1 @@
+"""The cluster's operating side: local PostgreSQL, network namespaces, the demo, node commands."""
