@@ -38,7 +38,14 @@ def _geo(ds: DataStore, seg: SegmentInfo) -> Geometry:
 
 
 def _bad_targets(ds: DataStore) -> set[int]:
+    """Targets whose shards rebuild moves elsewhere: failed, unreachable, or draining (a node leaving)."""
     return {t.id for t in ds.target_infos() if t.state != "ok" or not ds.target(t.id).available()}
+
+
+def _unreadable(ds: DataStore) -> set[int]:
+    """Targets nothing can be read from (a draining target is still read while its shards move off)."""
+    return {t.id for t in ds.target_infos()
+            if t.state not in ("ok", "draining") or not ds.target(t.id).available()}
 
 
 def _opener(ds: DataStore, seg: SegmentInfo, skip: set[int]) -> Callable[[int], ShardFile | None]:
@@ -170,6 +177,7 @@ class RebuildReport:
 def rebuild(ds: DataStore, *, progress: Progress | None = None, wait_open: float = 10.0) -> RebuildReport:
     ds.refresh()
     bad = _bad_targets(ds)
+    gone = _unreadable(ds)
     rep = RebuildReport()
     deadline = time.monotonic() + wait_open
     while True:
@@ -190,7 +198,7 @@ def rebuild(ds: DataStore, *, progress: Progress | None = None, wait_open: float
                 ds.seal()
             _seal(ds, seg.id)
         lost_idx = [i for i, tid in enumerate(seg.targets) if tid in bad]
-        if len(lost_idx) > seg.m:
+        if sum(tid in gone for tid in seg.targets) > seg.m:
             rep.lost.append(seg.id)
             continue
         keep = {tid for tid in seg.targets if tid not in bad}
@@ -203,7 +211,7 @@ def rebuild(ds: DataStore, *, progress: Progress | None = None, wait_open: float
                 chosen = place(seg.id * 131 + idx, cands, 1)
             new_targets[idx] = chosen[0]
             keep.add(chosen[0])
-        n = _restore(ds, seg, lost_idx, new_targets, bad)
+        n = _restore(ds, seg, lost_idx, new_targets, gone)
         rep.segments += 1
         rep.shards += len(lost_idx)
         rep.stripes += n
@@ -222,11 +230,11 @@ def _degraded_segments(ds: DataStore, bad: set[int]) -> list[SegmentInfo]:
     return sorted(hit, key=lambda s: -sum(tid in bad for tid in s.targets))
 
 
-def _restore(ds: DataStore, seg: SegmentInfo, lost: list[int], new_targets: list[int], bad: set[int]) -> int:
+def _restore(ds: DataStore, seg: SegmentInfo, lost: list[int], new_targets: list[int], gone: set[int]) -> int:
     geo = _geo(ds, seg)
     codec = ds.codec_for(seg.k, seg.m)
-    opener = _opener(ds, seg, bad)
-    count = physical_stripes(ds, seg, bad)
+    opener = _opener(ds, seg, gone)
+    count = physical_stripes(ds, seg, gone)
     outs = {}
     for idx in lost:
         tgt = ds.target(new_targets[idx])

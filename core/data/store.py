@@ -405,7 +405,7 @@ class DataStore:
             tid = info.targets[idx]
             t = self._targets.get(tid)
             info_t = self._tinfo.get(tid)
-            if t is None or info_t is None or info_t.state != "ok":
+            if t is None or info_t is None or info_t.state not in ("ok", "draining"):
                 return None
             try:
                 return t.open_shard(info.id, idx)

@@ -28,6 +28,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import hmac
 import os
 import secrets
 
@@ -47,7 +48,12 @@ class StoreKey:
         if len(key) != KEY_BYTES:
             raise StoreError(f"store key must be {KEY_BYTES} bytes, not {len(key)}")
         self._aead = AESGCM(key)
+        self._derive_key = hashlib.sha256(b"tessera store key derivation\0" + key).digest()
         self.id = hashlib.sha256(b"tessera store key id\0" + key).hexdigest()[:8]
+
+    def derive(self, label: str) -> bytes:
+        """A 32-byte secret for one purpose (e.g. the target servers' cluster token), from this key."""
+        return hmac.new(self._derive_key, label.encode(), hashlib.sha256).digest()
 
     def seal(self, plain: str, aad: str) -> str:
         nonce = os.urandom(12)
