@@ -4,7 +4,8 @@ Layout of a data directory (``tessera init``)::
 
     DIR/tessera.yaml          the configuration (gateway.config)
     DIR/meta/                 mode 0700
-    DIR/meta/meta.db          SQLite metadata (WAL; it and its -wal/-shm files 0600)
+    DIR/meta/meta.db          SQLite metadata (WAL; it and its -wal/-shm files 0600), or
+    DIR/meta/url              the libpq URL of the PostgreSQL metadata (0600; core.meta.factory)
     DIR/meta/store.key        the key S3 secrets are sealed with (0600; core.identity.secretbox)
     DIR/targets/t0 .. tN-1    default target directories (each may live on its own disk)
 
@@ -32,7 +33,9 @@ from core.fs.extents import CHUNK, Piece, resolve
 from core.fs.fs import FileSystem
 from core.identity import KEY_FILE, Identity, StoreKey
 from core.identity.sids import domain_sid
+from core.meta.factory import open_meta, url_path, write_url
 from core.meta.sqlite import SqliteMeta
+from core.meta.store import MetaStore
 from core.meta.txn import Txn
 from core.meta.types import SegmentInfo, TargetInfo
 
@@ -49,7 +52,7 @@ def key_path(data_dir: str) -> str:
 
 
 def is_store(data_dir: str) -> bool:
-    return os.path.exists(meta_path(data_dir))
+    return os.path.exists(meta_path(data_dir)) or os.path.exists(url_path(data_dir))
 
 
 def _secure_meta(data_dir: str, *, create: bool = False) -> None:
@@ -74,7 +77,7 @@ class Store:
     core (``_meta``, ``_data``)."""
 
     data_dir: str
-    _meta: SqliteMeta
+    _meta: MetaStore
     _data: DataStore
     fs: FileSystem
     id: uuid.UUID
@@ -153,8 +156,10 @@ class Store:
 
 def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int = 6,
                domains: list[str] | None = None, ec: tuple[int, int] | None = None, cell: int = DEFAULT_CELL,
-               inline_max: int = 16 * 1024, shard_bytes: int = DEFAULT_SHARD_BYTES) -> uuid.UUID:
-    """Create a new store; raises Exists if one is already there."""
+               inline_max: int = 16 * 1024, shard_bytes: int = DEFAULT_SHARD_BYTES,
+               meta_url: str | None = None) -> uuid.UUID:
+    """Create a new store; raises Exists if one is already there.  ``meta_url``: keep the metadata in
+    that PostgreSQL database (which must exist and hold no store yet) instead of SQLite."""
     if is_store(data_dir):
         raise Exists(f"a store already exists in {data_dir}")
     if cell < 64 * 1024 or cell % BLOCK_SIZE:
@@ -177,9 +182,14 @@ def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int
         if not p.startswith("mem:"):
             _check_target_dir(p)
             DirTarget.format(p, i, store_id)
-    _secure_meta(data_dir, create=True)
+    if meta_url is None:
+        _secure_meta(data_dir, create=True)
+    else:
+        _check_empty_pg(meta_url)
+        write_url(data_dir, meta_url)
+        _secure_meta(data_dir)
     StoreKey.load_or_create(key_path(data_dir))
-    meta = SqliteMeta(meta_path(data_dir), create=True)
+    meta = open_meta(data_dir, create=True)
     now = time.time_ns()
     settings = {"store_id": str(store_id), "k": k, "m": m, "cell": cell, "inline_max": inline_max,
                 "chunk": CHUNK, "segment_stripes": max(1, shard_bytes // cell), "created": now,
@@ -198,6 +208,24 @@ def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int
     return store_id
 
 
+def _check_empty_pg(url: str) -> None:
+    """Refuse a PostgreSQL database that already holds a store (init never adopts one)."""
+    from core.meta.pg import PgMeta
+    try:
+        meta = PgMeta(url)
+    except StoreError as e:
+        if "no Tessera metadata" in str(e):
+            return
+        raise
+    try:
+        with meta.read() as t:
+            sid = t.info("store_id")
+    finally:
+        meta.close()
+    if sid is not None:
+        raise Exists(f"the metadata database already holds store {sid}")
+
+
 def _check_target_dir(path: str) -> None:
     if os.path.exists(os.path.join(path, "target.json")):
         raise Exists(f"{path} is already a target")
@@ -210,11 +238,11 @@ def open_store(data_dir: str, *, codec: str = "isal", threads: int = 4,
     if not is_store(data_dir):
         raise StoreError(f"no Tessera store in {data_dir} (run 'tessera init' first)")
     _secure_meta(data_dir)
-    meta = SqliteMeta(meta_path(data_dir))
+    meta = open_meta(data_dir)
     try:
         key, _ = StoreKey.load_or_create(key_path(data_dir))
         identity = Identity(meta, key)
-        if identity.resealed:  # no schema-1 secret left in the WAL either
+        if identity.resealed and isinstance(meta, SqliteMeta):  # no schema-1 secret left in the WAL either
             meta.checkpoint()
         with meta.read() as t:
             info = {k: t.info(k) for k in ("store_id", "k", "m", "cell", "inline_max", "chunk",

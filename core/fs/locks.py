@@ -110,9 +110,9 @@ def open_share(t: Txn, ino: int, owner: str, access: int, share: int) -> int:
                 t.exec("DELETE FROM opens WHERE id = ?", (oid,))
                 continue
             raise ShareViolation("the file is open with a conflicting share mode")
-    cur = t.exec("INSERT INTO opens (ino, owner, proc, access, share) VALUES (?, ?, ?, ?, ?)",
+    rows = t.all("INSERT INTO opens (ino, owner, proc, access, share) VALUES (?, ?, ?, ?, ?) RETURNING id",
                  (ino, owner, proc.current(), access, share))
-    return int(cur.lastrowid or 0)
+    return int(rows[0][0])
 
 
 def close_share(t: Txn, open_id: int) -> None:

@@ -8,10 +8,12 @@ same transaction, which is how other processes notice it.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.meta.dbapi import Cursor
 
 Row = tuple[Any, ...]
 FIRST_ID = 1000  # first uid/gid handed out
@@ -71,7 +73,7 @@ class IdentityTxn:
     if TYPE_CHECKING:  # Txn's own
         def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None: ...
         def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]: ...
-        def exec(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor: ...
+        def exec(self, sql: str, args: Sequence[Any] = ()) -> Cursor: ...
         def info(self, key: str) -> str | None: ...
         def set_info(self, key: str, value: str) -> None: ...
 

@@ -1,9 +1,13 @@
 """Metadata schema, version 6, and its migrations.
 
 The SQL is kept portable (no SQLite-only types or upserts beyond
-``ON CONFLICT``), so the PostgreSQL MetaStore can run the same statements.
-A migration step is a statement, or a Python function of the DB-API connection
-for what SQL cannot compute (such as a Unicode case fold).
+``ON CONFLICT``), so the PostgreSQL MetaStore can run the same statements:
+it translates the column types of CREATE TABLE / ADD COLUMN (INTEGER ->
+BIGINT, BLOB -> BYTEA, REAL -> DOUBLE PRECISION, TEXT -> TEXT COLLATE "C",
+INTEGER PRIMARY KEY AUTOINCREMENT -> an identity column; :mod:`core.meta.pgsql`)
+and nothing else.  A migration step is a statement, or a Python function of a
+DB-API connection (:class:`core.meta.dbapi.Conn`, ``?`` placeholders on both
+engines) for what SQL cannot compute (such as a Unicode case fold).
 
 Tables
 ------
@@ -48,12 +52,12 @@ Tables
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
+from core.meta.dbapi import Conn
 from core.meta.fold import fold
 
-Step = str | Callable[[sqlite3.Connection], None]
+Step = str | Callable[[Conn], None]
 
 SCHEMA_VERSION = 6
 
@@ -149,7 +153,7 @@ V3 = [
 
 
 
-def _fill_folded(conn: sqlite3.Connection, batch: int = 10_000) -> None:
+def _fill_folded(conn: Conn, batch: int = 10_000) -> None:
     """Give every existing dentry its folded key (in id order, a batch at a time)."""
     last = 0
     while True:

@@ -8,6 +8,8 @@ pending writes into a single ``BEGIN IMMEDIATE … COMMIT`` (one fsync).
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import queue
 import random
@@ -255,6 +257,19 @@ class SqliteMeta:
             else:
                 fut.set_result(res)
 
+    def leader(self, name: str) -> FileLeaderLock | None:
+        """Become the one process running job ``name``: an flock on ``<db>.leader-<hash>`` beside the
+        database (released when this process dies); None if another process (or another holder in this
+        one) has it."""
+        path = f"{self.path}.leader-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return FileLeaderLock(fd, self._forks)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -266,3 +281,26 @@ class SqliteMeta:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+class FileLeaderLock:
+    """An flock held on an open file: the kernel drops it when the holder's process dies."""
+
+    def __init__(self, fd: int, forks: int) -> None:
+        self._fd: int | None = fd
+        self._forks = forks
+
+    def held(self) -> bool:
+        return self._fd is not None and _FORKS[0] == self._forks  # a forked child does not hold it
+
+    def release(self) -> None:
+        if self._fd is not None:
+            if _FORKS[0] == self._forks:
+                os.close(self._fd)  # closing the last descriptor of the open file releases the lock
+            self._fd = None
+
+    def __enter__(self) -> FileLeaderLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -9,7 +9,13 @@ protocols whose clients ask for durability explicitly (SMB: FLUSH); the next
 durable commit (or :meth:`sync`) makes it durable too.  Writes from many threads are batched
 into one transaction (one fsync) by a single writer thread; each ``fn`` runs
 under its own savepoint, so one failing operation never takes the others down.
-``fn`` must only touch the database: it may run on another thread.
+``fn`` must only touch the database: it may run on another thread, and on
+PostgreSQL it may run more than once (a serialization conflict re-runs the batch).
+
+``leader(name)`` makes this process the one of the whole store (the cluster)
+that runs job ``name`` (scrub, rebuild, GC): a :class:`LeaderLock`, or None if
+another process holds it.  The lock goes with its holder (process death, or on
+PostgreSQL its session); ``held()`` says whether it is still ours.
 """
 
 from __future__ import annotations
@@ -23,9 +29,15 @@ from core.meta.txn import Txn
 T = TypeVar("T")
 
 
+class LeaderLock(Protocol):
+    def held(self) -> bool: ...
+    def release(self) -> None: ...
+
+
 class MetaStore(Protocol):
     def read(self) -> AbstractContextManager[Txn]: ...
     def peek(self) -> Txn: ...
     def write(self, fn: Callable[[Txn], T], durable: bool = True) -> T: ...
     def sync(self) -> None: ...
+    def leader(self, name: str) -> LeaderLock | None: ...
     def close(self) -> None: ...

@@ -2,15 +2,24 @@
 
 A Txn wraps one DB-API connection inside one transaction.  Methods are small
 and typed; POSIX rules live in core.fs, which composes them.  Only ``?``
-placeholders are used; a PostgreSQL store rewrites them to ``%s``.
+placeholders are used; a PostgreSQL store rewrites them to ``%s``
+(:mod:`core.meta.pgsql`).  New ids come back through ``INSERT ... RETURNING``
+(SQLite >= 3.35 and PostgreSQL alike); ``dialect`` picks the one statement of
+each pair that cannot be portable (see :meth:`Txn.segment_id_high`).
+
+A PostgreSQL write batch may be run again after a serialization failure, so a
+Txn remembers the inodes whose number :meth:`insert_inode` assigned
+(``inserted``); the store gives them back their number 0 before a re-run, so
+the re-run draws fresh numbers exactly as the first run did.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from core.meta.dbapi import PG, SQLITE, Conn, Cursor
 from core.meta.fold import fold
 from core.meta.idtxn import IdentityTxn
 from core.meta.nodetxn import NodeTxn
@@ -19,6 +28,8 @@ from core.meta.types import INODE_COLS, Inode, SegmentInfo, Slice, TargetInfo
 Row = tuple[Any, ...]
 
 # A case-insensitive lookup: one search of the (parent, folded) index; the exact name wins, then byte order.
+SEGMENT_SETTLE_S = 600  # PostgreSQL: a segment row older than this is committed or gone (see segment_id_high)
+
 FOLD_LOOKUP_SQL = ("SELECT ino, type, id, name FROM dentries WHERE parent = ? AND folded = ? "
                    "ORDER BY name <> ?, name LIMIT 1")
 
@@ -27,8 +38,10 @@ class Txn(IdentityTxn, NodeTxn):
     """The identity methods (users, groups, S3 keys) come from ``core.meta.idtxn``, cluster membership from
     ``core.meta.nodetxn``."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Conn, dialect: str = SQLITE) -> None:
         self.conn = conn
+        self.dialect = dialect
+        self.inserted: list[Inode] = []  # inodes numbered by insert_inode in this transaction
 
     # -- primitives -----------------------------------------------------------------
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
@@ -38,7 +51,7 @@ class Txn(IdentityTxn, NodeTxn):
     def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         return list(self.conn.execute(sql, args).fetchall())
 
-    def exec(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def exec(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
         return self.conn.execute(sql, args)
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -61,12 +74,17 @@ class Txn(IdentityTxn, NodeTxn):
     def insert_inode(self, node: Inode) -> int:
         cols = INODE_COLS.split(", ")[1:]
         vals = [getattr(node, c) for c in cols]
-        if node.ino:
-            cur = self.exec(f"INSERT INTO inodes ({INODE_COLS}) VALUES ({', '.join('?' * (len(cols) + 1))})",
-                            [node.ino, *vals])
-        else:
-            cur = self.exec(f"INSERT INTO inodes ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals)
-        node.ino = int(cur.lastrowid or node.ino)
+        if node.ino:  # an explicit number (the root)
+            self.exec(f"INSERT INTO inodes ({INODE_COLS}) VALUES ({', '.join('?' * (len(cols) + 1))})",
+                      [node.ino, *vals])
+            if self.dialect == PG:  # keep the identity sequence past it (never backwards: see pgsql)
+                self.exec("SELECT setval('inodes_ino_seq', ?) FROM inodes_ino_seq "
+                          "WHERE NOT is_called OR last_value < ?", (node.ino, node.ino))
+            return node.ino
+        rows = self.all(f"INSERT INTO inodes ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                        "RETURNING ino", vals)
+        node.ino = int(rows[0][0])
+        self.inserted.append(node)
         return node.ino
 
     def update_inode(self, node: Inode) -> None:
@@ -263,9 +281,9 @@ class Txn(IdentityTxn, NodeTxn):
         return [s for s in (self.segment(i) for i in ids) if s is not None]
 
     def new_segment(self, k: int, m: int, cell: int, owner: str, capacity: int, now: int) -> int:
-        cur = self.exec("INSERT INTO segments (k, m, cell, state, owner, nstripes, capacity, created) "
-                        "VALUES (?, ?, ?, 'open', ?, 0, ?, ?)", (k, m, cell, owner, capacity, now))
-        return int(cur.lastrowid or 0)
+        rows = self.all("INSERT INTO segments (k, m, cell, state, owner, nstripes, capacity, created) "
+                        "VALUES (?, ?, ?, 'open', ?, 0, ?, ?) RETURNING id", (k, m, cell, owner, capacity, now))
+        return int(rows[0][0])
 
     def set_shards(self, sid: int, targets: Sequence[int]) -> None:
         self.exec("DELETE FROM shards WHERE segment = ?", (sid,))
@@ -284,7 +302,16 @@ class Txn(IdentityTxn, NodeTxn):
         self.exec("DELETE FROM repairs WHERE segment = ?", (sid,))
 
     def segment_id_high(self) -> int:
-        """The highest segment id ever handed out (ids are never reused)."""
+        """The highest segment id handed out (ids are never reused) such that no segment at or below it can
+        still appear uncommitted: GC removes shard files of unknown segments at or below it.
+
+        SQLite commits one writer at a time, so its sequence is exactly that.  PostgreSQL hands out ids
+        before commit and commits them in any order, so there it is the highest id of a segment created
+        more than SEGMENT_SETTLE_S ago (a conservative bound: shards of segments deleted above it wait)."""
+        if self.dialect == PG:
+            row = self.one("SELECT COALESCE(MAX(id), 0) FROM segments WHERE created < ?",
+                           (time.time_ns() - SEGMENT_SETTLE_S * 1_000_000_000,))
+            return int(row[0]) if row else 0
         row = self.one("SELECT seq FROM sqlite_sequence WHERE name = 'segments'")
         return int(row[0]) if row else 0
 
@@ -293,7 +320,8 @@ class Txn(IdentityTxn, NodeTxn):
         return int(row[0]) if row else 0
 
     def segment_live_bytes(self) -> dict[int, int]:
-        return {int(s): int(b) for s, b in self.all("SELECT segment, SUM(len) FROM slices GROUP BY segment")}
+        return {int(s): int(b) for s, b in self.all("SELECT segment, CAST(SUM(len) AS BIGINT) FROM slices "
+                                                      "GROUP BY segment")}
 
     def add_repair(self, sid: int, stripe: int, idx: int) -> None:
         self.exec("INSERT INTO repairs (segment, stripe, idx) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",

@@ -93,12 +93,9 @@ class LocalPostgres:
         self.initdb()
         opts = {**self.settings, "listen_addresses": self.host, "port": str(self.port)}
         argv = [f"{PG_BIN}/postgres", "-D", self.data, *(a for k, v in opts.items() for a in ("-c", f"{k}={v}"))]
-        log = open(os.path.join(self.dir, "postgres.log"), "ab")
-        try:
+        with open(os.path.join(self.dir, "postgres.log"), "ab") as log:
             self.proc = subprocess.Popen([*self.wrap, *self._as_pg(argv)], stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
-        finally:
-            log.close()
         try:
             self._wait_ready(timeout)
         except BaseException:
