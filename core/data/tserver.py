@@ -143,7 +143,8 @@ class TargetServer:
             while True:
                 timeout = self.idle_timeout if state.done else self.auth_timeout
                 try:
-                    frame = await asyncio.wait_for(_next_frame(loop, sock, reader), timeout)
+                    async with asyncio.timeout(timeout):
+                        frame = await _next_frame(loop, sock, reader)
                 except wire.ProtocolError as e:
                     await self._send(sock, [wire.encode_error(0, 0, e.code, str(e))])
                     return
@@ -168,7 +169,8 @@ class TargetServer:
                 raise wire.ProtocolError("EINVAL", "already authenticated", fatal=False)
             else:
                 fut = asyncio.get_running_loop().run_in_executor(self._pool, self._do, req, frame.payload)
-                fields, payload = await asyncio.wait_for(fut, self.request_timeout)
+                async with asyncio.timeout(self.request_timeout):
+                    fields, payload = await fut
                 parts = [wire.encode_response(h.op, h.rid, fields, len(payload)), payload]
         except wire.ProtocolError as e:
             parts, close = [wire.encode_error(h.op, h.rid, e.code, str(e))], e.fatal
@@ -177,7 +179,8 @@ class TargetServer:
         except OSError as e:
             code = wire.to_wire(e.errno) if e.errno else wire.WIRE_CODES["EIO"]
             parts = [wire.encode_error(h.op, h.rid, code, e.strerror or str(e))]
-        await asyncio.wait_for(self._send(sock, parts), self.request_timeout)  # a timeout here ends the session
+        async with asyncio.timeout(self.request_timeout):  # a timeout here ends the session
+            await self._send(sock, parts)
         if close:
             raise _Close()
 
