@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fault domain of each --target, in order (e.g. the disk); default: each its own")
     p.add_argument("--ec", metavar="K+M", help="erasure-coding geometry (default from the target count)")
     p.add_argument("--cell-size", type=int, default=256 * 1024, help=argparse.SUPPRESS)
+    p.add_argument("--meta", metavar="URL",
+                   help="keep the metadata in this PostgreSQL database (libpq URL) instead of SQLite")
 
     p = cmd("put", file_cmds.put, "copy a local file (or - for stdin) into the store")
     p.add_argument("local")
@@ -85,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=admin_cmds.target_fail)
 
     identity_cmds.add_parsers(sub, common, admin_cmds.no_sub)
+    from gateway.cluster import cmds as cluster_cmds
+    cluster_cmds.add_parsers(sub, common, admin_cmds.no_sub)
 
     p = cmd("serve", _serve, "run the enabled servers until SIGTERM/SIGINT")
     p.add_argument("--config", metavar="FILE", help="config file (default DIR/tessera.yaml)")

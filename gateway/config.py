@@ -54,6 +54,22 @@ class MaintenanceConfig(_Strict):
     repair_interval_s: float = Field(60.0, ge=0)
 
 
+class ClusterConfig(_Strict):
+    """Used by cluster nodes only (a data directory with meta/node.json: 'tessera cluster init' / 'node join')."""
+
+    target_listen: str = ""  # where this node's target server binds; '' = the node's address (node.json)
+    heartbeat_s: float = Field(2.0, gt=0, le=60)
+    dead_after_s: float = Field(300.0, ge=3)  # a node silent this long: its targets are failed, rebuilt elsewhere
+    auto_rebuild: bool = True  # the maintenance leader rebuilds failed targets' cells onto the other nodes
+
+    @field_validator("target_listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if v:
+            parse_listen(v)
+        return v
+
+
 class TlsConfig(_Strict):
     enabled: bool = False
     cert: str = "tls/cert.pem"  # relative to the data directory
@@ -251,6 +267,7 @@ class Config(_Strict):
     nfs: NfsConfig = NfsConfig(enabled=False)
     smb: SmbConfig = SmbConfig(enabled=False)  # likewise: no smb: section = no SMB server
     maintenance: MaintenanceConfig = MaintenanceConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     def data_dir(self, config_path: str) -> str:
         base = os.path.dirname(os.path.abspath(config_path))
@@ -319,6 +336,11 @@ smb:
 maintenance:
   gc_interval_s: 300       # garbage-collect unreferenced segments
   repair_interval_s: 60    # repair cells that reads found bad
+cluster:                   # used by cluster nodes only ('tessera cluster init' / 'tessera node join')
+  target_listen: ""        # the target server's HOST:PORT; "" = the node's address given at init/join
+  heartbeat_s: 2
+  dead_after_s: 300        # a node silent this long has its targets failed and their cells rebuilt elsewhere
+  auto_rebuild: true
 """
 
 

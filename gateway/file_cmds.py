@@ -178,8 +178,10 @@ def layout(s: Store, a: Attr) -> dict[str, object]:
         return out
     inline, pieces, infos = s.layout(a.ino, a.size)
     out["storage"] = "inline" if inline else "segments"
+    node_of = {t.id: t.node for t in s.targets()}
     segs = {sid: {"id": info.id, "geometry": f"{info.k}+{info.m}", "cell": info.cell, "state": info.state,
-                  "targets": list(info.targets)} for sid, info in infos.items()}
+                  "targets": list(info.targets), "nodes": [node_of.get(t, "") for t in info.targets]}
+            for sid, info in infos.items()}
     out["slices"] = [{"offset": p.off, "length": p.len, "segment": p.segment or None,
                       "segment_offset": p.seg_off if p.segment else None} for p in pieces]
     out["segments"] = list(segs.values())

@@ -77,10 +77,12 @@ class Server:
         self.paths = paths
         self.data_dir = paths.data_dir
         self.protocols = protocols
-        self.store: Store = open_store(self.data_dir, threads=cfg.store.io_threads)
+        self.store: Store = open_store(self.data_dir, threads=cfg.store.io_threads,
+                                       dead_after=cfg.cluster.dead_after_s)
+        self.member = self.store.cluster_member(heartbeat_s=cfg.cluster.heartbeat_s)
         self.stop = threading.Event()
         self.counters: dict[str, float] = {"gc_runs": 0, "gc_segments_deleted": 0, "repairs_run": 0,
-                                           "cells_repaired": 0, "s3_uploads_expired": 0}
+                                           "cells_repaired": 0, "s3_uploads_expired": 0, "rebuilds_run": 0}
         self.httpd: ThreadingHTTPServer | None = None
         self.threads: list[threading.Thread] = []
         self.children: list[Child] = []
@@ -130,6 +132,8 @@ class Server:
             elapsed += 1.0
             try:
                 self.store.refresh()
+                if self.member is not None and not self._cluster_duties():
+                    continue  # another node runs the cluster's maintenance
                 if m.gc_interval_s and elapsed >= next_gc:
                     rep = self.store.collect()
                     self.counters["gc_runs"] += 1
@@ -149,6 +153,38 @@ class Server:
             except Exception:
                 log.exception("maintenance pass failed")
 
+    def _cluster_duties(self) -> bool:
+        """The maintenance leader fails the targets of nodes silent too long and rebuilds their cells on the
+        others; False when another node leads."""
+        assert self.member is not None
+        if not self.member.leader():
+            return False
+        self.member.fail_dead_nodes()
+        if self.cfg.cluster.auto_rebuild and self.store.rebuild_needed():
+            rep = self.store.rebuild()
+            self.counters["rebuilds_run"] += 1
+            log.info("rebuild pass", extra={"segments": rep.segments, "shards": rep.shards, "lost": len(rep.lost),
+                                            "waiting": len(rep.waiting)})
+        return True
+
+    def _start_member(self) -> None:
+        """A cluster node: serve this node's targets to the others and announce where its services are."""
+        assert self.member is not None
+        me = self.member.me
+        host = me.addr.rpartition(":")[0]
+        endpoints = {"target": me.addr}
+        if self.cfg.s3.enabled:
+            scheme = "https" if self.cfg.s3.tls.enabled else "http"
+            endpoints["s3"] = f"{scheme}://{host}:{parse_listen(self.cfg.s3.listen)[1]}"
+        if self.cfg.admin.enabled:
+            endpoints["admin"] = f"http://{host}:{parse_listen(self.cfg.admin.listen)[1]}"
+        listen_at = self.cfg.cluster.target_listen or me.addr
+        try:
+            port = self.member.start(listen_at, endpoints)
+        except OSError as e:
+            raise listen.bind_error("cluster.target_listen", listen_at, e, "set cluster.target_listen") from None
+        log.info("cluster node serving its targets", extra={"node": me.name, "listen": listen_at, "port": port})
+
     def run(self) -> int:
         def on_signal(signum: int, frame: FrameType | None) -> None:
             log.info("stopping", extra={"signal": signal.Signals(signum).name})
@@ -165,6 +201,8 @@ class Server:
             self.httpd = self._bind_admin()
             self.threads.append(threading.Thread(target=self.httpd.serve_forever, args=(0.2,),
                                                  name="admin", daemon=True))
+        if self.member is not None:
+            self._start_member()
         self.threads.append(threading.Thread(target=self._maintenance, name="maintenance", daemon=True))
         for th in self.threads:
             th.start()
@@ -181,6 +219,8 @@ class Server:
             self.httpd.server_close()
         for th in self.threads:
             th.join(timeout=5)
+        if self.member is not None:
+            self.member.stop()
         self.store.close()
         log.info("stopped")
         return 0

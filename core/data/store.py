@@ -124,6 +124,7 @@ IN_FLIGHT_BYTES = 48 * 1024 * 1024
 class _Open:
     info: SegmentInfo
     next_stripe: int
+    placeable: frozenset[int] = frozenset()  # the healthy targets when it was placed
 
 
 TargetFactory = Callable[[TargetInfo], Target]
@@ -164,7 +165,8 @@ class DataStore:
 
     # -- targets --------------------------------------------------------------------
     def refresh(self) -> None:
-        """Reload targets from metadata; roll off a segment on a failed target."""
+        """Reload targets from metadata; roll off the open segment when one of its targets failed, or when
+        targets it could not use are healthy now (a node joined or came back: new data spreads onto it)."""
         with self.meta.read() as t:
             infos = t.targets()
         with self._lock:
@@ -174,7 +176,8 @@ class DataStore:
                 self._tinfo[info.id] = info
             self._refreshed = time.monotonic()
             o = self._open
-            if o is not None and any(not self._healthy(t) for t in o.info.targets):
+            if o is not None and (any(not self._healthy(t) for t in o.info.targets)
+                                  or any(t not in o.placeable and self._healthy(t) for t in self._tinfo)):
                 self._seal_open()
 
     def _healthy(self, tid: int) -> bool:
@@ -260,7 +263,7 @@ class DataStore:
             except OSError as e:
                 log.warning("shard header write failed", extra={"target": tid, "error": str(e)})
         self._segs[info.id] = info
-        return _Open(info, 0)
+        return _Open(info, 0, frozenset(c.id for c in cands))
 
     def _seal_open(self) -> None:
         o, self._open = self._open, None
