@@ -119,7 +119,7 @@ def test_many_threads(rt: RemoteTarget) -> None:
                 buf = bytearray(len(blobs[i]))
                 assert f.preadv([buf], r * 300_000) == len(buf) and buf == blobs[i]
             f.sync()
-        except BaseException as e:  # noqa: BLE001 - collected for the main thread
+        except BaseException as e:  # collected for the main thread
             errors.append(e)
     ths = [threading.Thread(target=work, args=(i,)) for i in range(16)]
     for t in ths:
