@@ -23,6 +23,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from core.cluster import DEFAULT_DEAD_AFTER_S, ClusterPlane, Liveness, NodeInfo, install, load_node, token
+from core.cluster import target_factory as cluster_factory
 from core.data import maintenance as mt
 from core.data.layout import BLOCK_SIZE, Geometry, default_geometry
 from core.data.store import DataStore, TargetFactory, default_target
@@ -71,10 +73,10 @@ def _secure_meta(data_dir: str, *, create: bool = False) -> None:
 
 
 @dataclass
-class Store:
+class Store(ClusterPlane):
     """An opened store.  Protocols see it as a ``core.fs.Volume`` (``fs`` + ``identity``); the
-    gateway's admin plane uses the methods below.  The metadata and data stores stay private to
-    core (``_meta``, ``_data``)."""
+    gateway's admin plane uses the methods below (and the cluster's, from :class:`core.cluster.ClusterPlane`).
+    The metadata and data stores stay private to core (``_meta``, ``_data``)."""
 
     data_dir: str
     _meta: MetaStore
@@ -82,6 +84,9 @@ class Store:
     fs: FileSystem
     id: uuid.UUID
     identity: Identity
+    node: NodeInfo | None = None  # this data directory's cluster node (None: a one-node store)
+    _secret: bytes = b""  # the target servers' cluster token
+    _live: Liveness | None = None
 
     def close(self) -> None:
         try:
@@ -157,9 +162,11 @@ class Store:
 def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int = 6,
                domains: list[str] | None = None, ec: tuple[int, int] | None = None, cell: int = DEFAULT_CELL,
                inline_max: int = 16 * 1024, shard_bytes: int = DEFAULT_SHARD_BYTES,
-               meta_url: str | None = None) -> uuid.UUID:
+               meta_url: str | None = None, node: str = "") -> uuid.UUID:
     """Create a new store; raises Exists if one is already there.  ``meta_url``: keep the metadata in
-    that PostgreSQL database (which must exist and hold no store yet) instead of SQLite."""
+    that PostgreSQL database (which must exist and hold no store yet) instead of SQLite.  ``node``: the
+    first node of a cluster (:func:`core.cluster.init_cluster`): its targets are that node's, the node is
+    their fault domain, and the geometry may need more targets than this node has (more nodes join)."""
     if is_store(data_dir):
         raise Exists(f"a store already exists in {data_dir}")
     if cell < 64 * 1024 or cell % BLOCK_SIZE:
@@ -172,7 +179,7 @@ def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int
     if len(set(map(os.path.abspath, paths))) != len(paths) and not all(p.startswith("mem:") for p in paths):
         raise InvalidArgument("target paths must be distinct")
     k, m = ec or default_geometry(len(paths))
-    if k + m > len(paths):
+    if k + m > len(paths) and not node:
         raise InvalidArgument(f"{k}+{m} needs at least {k + m} targets, got {len(paths)}")
     Geometry(k, m, cell)
     store_id = uuid.uuid4()
@@ -199,7 +206,7 @@ def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int
         for key, val in settings.items():
             t.set_info(key, str(val))
         for i, p in enumerate(abs_paths):
-            t.add_target(p, 1.0, domains[i] if domains else "", now)
+            t.add_target(p, 1.0, domains[i] if domains else node, now, node)
         ns.make_root(t)
     try:
         meta.write(setup)
@@ -234,13 +241,22 @@ def _check_target_dir(path: str) -> None:
 
 
 def open_store(data_dir: str, *, codec: str = "isal", threads: int = 4,
-               target_factory: TargetFactory = default_target) -> Store:
+               target_factory: TargetFactory = default_target, dead_after: float = DEFAULT_DEAD_AFTER_S) -> Store:
+    """Open the store in ``data_dir``.  A cluster node's directory (``meta/node.json``) opens the other
+    nodes' targets through their target servers and judges their processes by heartbeat (``dead_after``)."""
     if not is_store(data_dir):
         raise StoreError(f"no Tessera store in {data_dir} (run 'tessera init' first)")
     _secure_meta(data_dir)
+    node = load_node(data_dir)
     meta = open_meta(data_dir)
+    live: Liveness | None = None
+    secret = b""
     try:
         key, _ = StoreKey.load_or_create(key_path(data_dir))
+        if node is not None:
+            live = install(meta, node.name, dead_after)
+            secret = token(key)
+            target_factory = cluster_factory(meta, node.name, secret, live)
         identity = Identity(meta, key)
         if identity.resealed and isinstance(meta, SqliteMeta):  # no schema-1 secret left in the WAL either
             meta.checkpoint()
@@ -257,4 +273,4 @@ def open_store(data_dir: str, *, codec: str = "isal", threads: int = 4,
     except BaseException:
         meta.close()
         raise
-    return Store(data_dir, meta, data, fs, sid, identity)
+    return Store(data_dir, meta, data, fs, sid, identity, node, secret, live)

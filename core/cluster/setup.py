@@ -33,14 +33,13 @@ def init_cluster(data_dir: str, url: str, name: str, addr: str, targets: list[st
     The geometry defaults to one that survives the loss of any node once ``expect`` nodes with as many
     targets as this one have joined (:func:`pick_geometry`).  Returns (store id, k, m).
     """
-    from core.store import init_store
+    from core.store import DEFAULT_CELL, init_store
     check_name(name)
     check_addr(addr)
     if not targets:
         raise InvalidArgument("a node needs at least one target directory")
     k, m = ec or pick_geometry(max(1, expect), max(1, expect) * len(targets))
-    kw = {"cell": cell} if cell else {}
-    sid = init_store(data_dir, targets=targets, ec=(k, m), meta_url=url, node=name, **kw)
+    sid = init_store(data_dir, targets=targets, ec=(k, m), meta_url=url, node=name, cell=cell or DEFAULT_CELL)
     save_node(data_dir, NodeInfo(name, addr, str(sid)))
     return str(sid), k, m
 

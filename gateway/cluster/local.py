@@ -79,8 +79,9 @@ class LocalCluster:
     nodes: list[Node] = field(default_factory=list)
     user: dict[str, str] = field(default_factory=dict)
     pg: LocalPostgres | None = None
-    net: Net | None = None
-    meta_url: str = ""
+    net: Net | None = None  # given: the nodes join that network (and the caller closes it)
+    meta_url: str = ""  # given: use that metadata (e.g. a Patroni cluster) instead of starting PostgreSQL
+    _own_net: bool = False
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self, timeout: float = 180.0) -> LocalCluster:
@@ -93,22 +94,15 @@ class LocalCluster:
 
     def _start(self, timeout: float) -> None:
         os.makedirs(self.dir, exist_ok=True)
+        if self.net is not None:
+            self.netns = True
         if self.netns is None:
             self.netns = Net.usable()
-        pg_host = "127.0.0.1"
-        wrap: list[str] = []
-        if self.netns:
+        if self.netns and self.net is None:
             self.net = Net(unique_prefix("tc"))
-            meta = self.net.add_host("meta")
-            pg_host, wrap = meta.addr, meta.wrap()
-        self.pg = LocalPostgres(os.path.join(self.dir, "pg"), host=pg_host, port=5432 if self.netns else 0,
-                                wrap=wrap, settings={"max_connections": "200"})
-        self.pg.initdb()
-        if self.net is not None:  # the nodes connect from the bridge's subnet (a demo: trust, as on loopback)
-            with open(os.path.join(self.pg.data, "pg_hba.conf"), "a") as f:
-                f.write(f"host all all {self.net.subnet} trust\n")
-        self.pg.start()
-        self.meta_url = self.pg.create_database("tessera")
+            self._own_net = True
+        if not self.meta_url:
+            self._start_postgres()
         for _ in range(self.nodes_wanted):
             self.add_node(start=False)
         self.user = self._make_user()
@@ -117,9 +111,27 @@ class LocalCluster:
         for n in self.nodes:
             self.wait_serving(n, timeout)
 
+    def _start_postgres(self) -> None:
+        pg_host = "127.0.0.1"
+        wrap: list[str] = []
+        if self.net is not None:
+            meta = self.net.add_host("meta")
+            pg_host, wrap = meta.addr, meta.wrap()
+        self.pg = LocalPostgres(os.path.join(self.dir, "pg"), host=pg_host, port=5432 if self.net else 0,
+                                wrap=wrap, settings={"max_connections": "200"})
+        self.pg.initdb()
+        if self.net is not None:  # the nodes connect from the bridge's subnet (a demo: trust, as on loopback)
+            with open(os.path.join(self.pg.data, "pg_hba.conf"), "a") as f:
+                f.write(f"host all all {self.net.subnet} trust\n")
+        self.pg.start()
+        self.meta_url = self.pg.create_database("tessera")
+
     def _next_node(self) -> Node:
         i = len(self.nodes) + 1
         name = f"n{i}"
+        while self.net is not None and any(h.name == name for h in self.net.hosts):
+            i += 1
+            name = f"n{i}"
         data = os.path.join(self.dir, name)
         if self.net is not None:
             host = self.net.add_host(name)
@@ -270,7 +282,7 @@ class LocalCluster:
         if self.pg is not None:
             with contextlib.suppress(Exception):
                 self.pg.stop()
-        if self.net is not None:
+        if self.net is not None and self._own_net:
             self.net.close()
 
     def __enter__(self) -> LocalCluster:
