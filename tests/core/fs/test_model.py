@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import hypothesis.strategies as st
 from hypothesis import settings
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from core.errors import CoreError
 from core.store import Store, init_store, open_store
+from gateway.cluster.postgres import LocalPostgres
 
 NAMES = st.sampled_from(["a", "b"])
 DIRS = st.sampled_from(["/", "/x", "/x/y", "/z"])
@@ -23,13 +26,16 @@ class FsModel(RuleBasedStateMachine):
         super().__init__()
         import tempfile
         self.tmp = tempfile.mkdtemp()
-        init_store(self.tmp + "/s", targets=[f"mem:{i}" for i in range(6)], cell=64 * 1024)
+        init_store(self.tmp + "/s", targets=[f"mem:{i}" for i in range(6)], cell=64 * 1024, meta_url=self.meta_url())
         self.store: Store = open_store(self.tmp + "/s")
         self.fs = self.store.fs
         self.model: dict[str, bytes | None] = {"/": None}
         for d in ("/x", "/x/y", "/z"):
             self.fs.makedirs(d)
             self.model[d] = None
+
+    def meta_url(self) -> str | None:
+        return None  # SQLite
 
     def teardown(self) -> None:
         self.store.close()
@@ -145,3 +151,29 @@ class FsModel(RuleBasedStateMachine):
 
 FsModel.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 TestFsModel = FsModel.TestCase
+
+
+class PgFsModel(FsModel):
+    """The same model with the metadata in PostgreSQL (a fresh database per example)."""
+
+    server: LocalPostgres | None = None
+    _dbs = itertools.count()
+
+    def meta_url(self) -> str | None:
+        assert self.server is not None
+        self.db = f"model_{next(self._dbs)}"
+        return self.server.create_database(self.db)
+
+    def teardown(self) -> None:
+        super().teardown()
+        assert self.server is not None
+        self.server.drop_database(self.db)
+
+
+def test_fs_model_on_postgresql(pg_server: LocalPostgres) -> None:
+    PgFsModel.server = pg_server
+    try:
+        run_state_machine_as_test(PgFsModel, settings=settings(max_examples=12, stateful_step_count=20,
+                                                               deadline=None))
+    finally:
+        PgFsModel.server = None
