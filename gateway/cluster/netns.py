@@ -15,8 +15,9 @@ Names: every object a `Net` creates is named after its prefix (1-9 characters of
 the veth pairs ``{prefix}-v{n}``, the namespaces ``{prefix}-{host}`` (the far end of each veth is ``eth0``
 inside its namespace, so those never clash). Two runs with different prefixes never touch each other's
 objects; `unique_prefix()` makes one per process. The subnet must differ too (two bridges in the root
-namespace with one subnet would make the root namespace's routes ambiguous): `free_subnet()` picks an unused
-one.
+namespace with one subnet would make the root namespace's routes ambiguous), so `Net` refuses a subnet an
+address of the root namespace is already in; `free_subnet()` picks an unused one (never the default
+10.77.0.0/24, which is left to the demo).
 
 Teardown: `Net.close()` kills every process in every namespace of the net (``ip netns pids``, SIGKILL,
 until none is left), deletes the namespaces (which deletes their veth ends), then any remaining veth of the
@@ -46,6 +47,7 @@ from typing import Any
 _PREFIX_RE = re.compile(r"^[a-z0-9]{1,9}$")
 _HOST_RE = re.compile(r"^[a-z0-9][a-z0-9_.]{0,31}$")
 OWNERS_DIR = "/run/tessera-net"
+DEFAULT_SUBNET = "10.77.0.0/24"
 _usable: bool | None = None
 _counter = 0
 
@@ -152,19 +154,27 @@ def _b36(n: int) -> str:
 
 
 def free_subnet(base: str = "10.77.0.0/16") -> str:
-    """A /24 inside `base` that no address of the root namespace is in (random start, to spread runs)."""
-    used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    for line in _ip("-o", "-4", "addr", "show", check=False).stdout.splitlines():
-        m = re.search(r"inet (\S+)", line)
-        if m:
-            used.append(ipaddress.ip_interface(m.group(1)).network)
-    subnets = list(ipaddress.IPv4Network(base).subnets(new_prefix=24))
+    """A /24 inside `base` that no address of the root namespace is in (random start, to spread runs; never
+    the default subnet, which a `Net` made with defaults may want later)."""
+    used = _used_networks()
+    default = ipaddress.IPv4Network(DEFAULT_SUBNET)
+    subnets = [s for s in ipaddress.IPv4Network(base).subnets(new_prefix=24) if s != default]
     start = random.randrange(len(subnets))
     for i in range(len(subnets)):
         cand = subnets[(start + i) % len(subnets)]
         if not any(cand.overlaps(u) for u in used):
             return str(cand)
     raise NetError(f"no free /24 in {base}")
+
+
+def _used_networks() -> list[ipaddress.IPv4Network]:
+    """The IPv4 networks of the root namespace's addresses."""
+    used = []
+    for line in _ip("-o", "-4", "addr", "show", check=False).stdout.splitlines():
+        m = re.search(r"inet (\S+)", line)
+        if m:
+            used.append(ipaddress.IPv4Interface(m.group(1)).network)
+    return used
 
 
 class Host:
@@ -236,11 +246,14 @@ class Host:
 class Net:
     """A bridge and the hosts on it; a context manager whose exit tears everything down."""
 
-    def __init__(self, prefix: str, subnet: str = "10.77.0.0/24") -> None:
+    def __init__(self, prefix: str, subnet: str = DEFAULT_SUBNET) -> None:
         if not _PREFIX_RE.match(prefix):
             raise ValueError(f"net prefix must be 1-9 characters of [a-z0-9], not {prefix!r}")
         self.prefix = prefix
-        self.subnet = ipaddress.ip_network(subnet)
+        self.subnet = ipaddress.IPv4Network(subnet)
+        if any(self.subnet.overlaps(u) for u in _used_networks()):
+            # a second bridge with the same subnet would make the root namespace's route to it ambiguous
+            raise NetError(f"subnet {subnet} is in use on this machine (another net?): pass free_subnet()")
         self.bridge = f"{prefix}-br"
         self.hosts: list[Host] = []
         self._addrs = self.subnet.hosts()

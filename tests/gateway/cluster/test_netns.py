@@ -187,6 +187,12 @@ def test_cleanup_of_a_killed_run() -> None:
         n.close()
 
 
+def test_a_subnet_in_use_is_refused(net: Net) -> None:
+    with pytest.raises(NetError, match="in use"):
+        Net(unique_prefix("g"), str(net.subnet))
+    assert free_subnet() != str(net.subnet)
+
+
 def test_bad_names_are_refused(net: Net) -> None:
     with pytest.raises(ValueError):
         Net("Bad-Prefix!")
