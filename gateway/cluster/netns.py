@@ -252,6 +252,8 @@ class Net:
         self.prefix = prefix
         self.subnet = ipaddress.IPv4Network(subnet)
         if any(self.subnet.overlaps(u) for u in _used_networks()):
+            cleanup_orphans()  # perhaps the leftovers of a killed run
+        if any(self.subnet.overlaps(u) for u in _used_networks()):
             # a second bridge with the same subnet would make the root namespace's route to it ambiguous
             raise NetError(f"subnet {subnet} is in use on this machine (another net?): pass free_subnet()")
         self.bridge = f"{prefix}-br"

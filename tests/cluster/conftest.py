@@ -7,6 +7,7 @@ or a setup that fails halfway. Nets left by a killed run are removed before a ne
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -29,6 +30,8 @@ def net() -> Iterator[Net]:
         yield n
     finally:
         n.close()
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{n.prefix}-" not in left, f"namespaces left behind: {left}"
 
 
 @pytest.fixture

@@ -193,6 +193,20 @@ def test_a_subnet_in_use_is_refused(net: Net) -> None:
     assert free_subnet() != str(net.subnet)
 
 
+def test_a_killed_runs_subnet_is_reclaimed() -> None:
+    subnet = free_subnet()
+    dead = Net(unique_prefix("g"), subnet)
+    dead.add_host("a")
+    with open(os.path.join(netns.OWNERS_DIR, dead.prefix), "w") as f:
+        f.write("999999999\n")  # its owner is gone
+    try:
+        with Net(unique_prefix("g"), subnet) as again:
+            assert leftovers(dead.prefix) == ([], [])
+            assert again.add_host("a").addr == dead.hosts[0].addr
+    finally:
+        dead.close()
+
+
 def test_bad_names_are_refused(net: Net) -> None:
     with pytest.raises(ValueError):
         Net("Bad-Prefix!")
