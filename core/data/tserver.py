@@ -6,11 +6,19 @@ connection; each connection handles one request at a time (clients pool
 connections for parallelism, :mod:`core.data.remote`), so a connection holds
 at most one frame in memory.
 
-Zero copies of bulk data in Python: a WRITE's payload is received with
-``sock_recv_into`` straight into one preallocated buffer (:class:`wire.FrameReader`)
-and handed to ``pwritev``; a READ is ``preadv`` into one buffer sent with
-``sendmsg([header, payload])`` (scatter/gather).  Disk calls run in a thread
-pool; the loop thread only moves bytes.
+Zero copies of bulk data in Python.  The loop reads each frame's header and
+fields (:class:`wire.FrameReader`); small requests run their disk call on the
+thread pool and the loop sends the answer.  A request with a payload over
+``BULK`` (64 KiB: a WRITE of cells, a READ of cells) hands the socket to a
+pool thread for the whole request: it switches the socket to blocking (the
+kernel's SO_RCVTIMEO/SO_SNDTIMEO bound every call), receives the payload with
+``MSG_WAITALL`` into one preallocated buffer, ``pwritev``s it (or ``preadv``s
+into one buffer), sends the answer with ``sendmsg([header, payload])``
+(scatter/gather) and gives the socket back.  One request at a time per
+connection, so the loop never touches a socket a thread holds; a session that
+ends while a thread holds its socket shuts it down (waking the thread) and
+closes it when the thread is done, so its descriptor number cannot be reused
+under the thread.
 
 Bounds: ``max_conns`` connections (more are answered EBUSY and closed);
 ``auth_timeout`` to finish HELLO/AUTH; ``idle_timeout`` between requests;
@@ -27,16 +35,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import secrets
 import signal
 import socket
+import struct
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from core.data import wire
 from core.data.target import Buf, DirTarget, Target
@@ -44,10 +54,15 @@ from core.data.target import Buf, DirTarget, Target
 log = logging.getLogger("tessera.tserver")
 
 LIST_MAX = wire.MAX_PAYLOAD // wire.LIST_ENTRY.size
+BULK = 64 * 1024  # payloads over this move between socket and disk on a pool thread
 
 
 class _Close(Exception):
     """End this connection (after its answer was sent)."""
+
+
+class _Broken(Exception):
+    """The connection failed while a pool thread was using it."""
 
 
 class TargetServer:
@@ -124,6 +139,9 @@ class TargetServer:
                 continue
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tv = struct.pack("ll", int(self.request_timeout), int(self.request_timeout % 1 * 1e6))
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)  # bound the pool threads' blocking calls
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
             if len(self._sessions) >= self.max_conns:
                 try:
                     conn.send(wire.encode_error(0, 0, wire.WIRE_CODES["EBUSY"], "too many connections"))
@@ -137,7 +155,7 @@ class TargetServer:
 
     async def _session(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        reader = wire.FrameReader(response=False)
+        reader = wire.FrameReader(response=False, defer_over=BULK)
         state = _Auth()
         try:
             while True:
@@ -156,7 +174,13 @@ class TargetServer:
         except OSError as e:
             log.debug("connection dropped", extra={"error": str(e)})
         finally:
-            sock.close()
+            job = state.job
+            if job is not None and not job.done():  # a pool thread still holds the socket: wake it, close after
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                job.add_done_callback(lambda _: sock.close())
+            else:
+                sock.close()
 
     async def _answer(self, sock: socket.socket, frame: wire.Frame, state: _Auth) -> None:
         h = frame.header
@@ -167,22 +191,57 @@ class TargetServer:
                 parts: list[Buf] = [self._handshake(req, h, state)]
             elif isinstance(req, wire.Hello | wire.Auth):
                 raise wire.ProtocolError("EINVAL", "already authenticated", fatal=False)
+            elif frame.deferred or (isinstance(req, wire.Read) and req.length > BULK):
+                await self._bulk(sock, req, h, frame.deferred, state)
+                return
             else:
                 fut = asyncio.get_running_loop().run_in_executor(self._pool, self._do, req, frame.payload)
                 async with asyncio.timeout(self.request_timeout):
                     fields, payload = await fut
                 parts = [wire.encode_response(h.op, h.rid, fields, len(payload)), payload]
-        except wire.ProtocolError as e:
-            parts, close = [wire.encode_error(h.op, h.rid, e.code, str(e))], e.fatal
+        except wire.ProtocolError as e:  # a payload left in the stream cannot be skipped: close
+            parts, close = [wire.encode_error(h.op, h.rid, e.code, str(e))], e.fatal or bool(frame.deferred)
         except TimeoutError:
             parts = [wire.encode_error(h.op, h.rid, wire.WIRE_CODES["ETIMEDOUT"], "disk operation timed out")]
         except OSError as e:
-            code = wire.to_wire(e.errno) if e.errno else wire.WIRE_CODES["EIO"]
-            parts = [wire.encode_error(h.op, h.rid, code, e.strerror or str(e))]
+            parts = [_error(h, e)]
         async with asyncio.timeout(self.request_timeout):  # a timeout here ends the session
             await self._send(sock, parts)
         if close:
             raise _Close()
+
+    async def _bulk(self, sock: socket.socket, req: wire.Request, h: wire.Header, deferred: int,
+                    state: _Auth) -> None:
+        """A big WRITE or READ: a pool thread receives, does the disk I/O and answers, blocking."""
+        job = state.job = self._pool.submit(self._bulk_io, sock, req, h, deferred)
+        try:
+            async with asyncio.timeout(3 * self.request_timeout):
+                await asyncio.wrap_future(job)
+        except (TimeoutError, _Broken):
+            raise _Close() from None  # the session's end wakes the thread and closes the socket after it
+        state.job = None
+
+    def _bulk_io(self, sock: socket.socket, req: wire.Request, h: wire.Header, deferred: int) -> None:
+        sock.setblocking(True)  # SO_RCVTIMEO/SO_SNDTIMEO bound each call; MSG_WAITALL takes a payload at once
+        try:
+            payload = bytearray(deferred)
+            view = memoryview(payload)
+            while len(view):
+                n = sock.recv_into(view, len(view), socket.MSG_WAITALL)
+                if n == 0:
+                    raise ConnectionResetError("connection closed mid-frame")
+                view = view[n:]
+            try:
+                fields, out = self._do(req, payload)
+                parts = [wire.encode_response(h.op, h.rid, fields, len(out)), out]
+            except OSError as e:
+                parts = [_error(h, e)]
+            _send_blocking(sock, parts)
+        except OSError as e:
+            raise _Broken(str(e)) from e
+        finally:
+            with contextlib.suppress(OSError):
+                sock.setblocking(False)
 
     def _handshake(self, req: wire.Request, h: wire.Header, state: _Auth) -> bytes:
         if isinstance(req, wire.Hello) and state.version == 0:
@@ -251,12 +310,31 @@ class TargetServer:
 
 
 class _Auth:
-    __slots__ = ("cnonce", "done", "snonce", "version")
+    """A connection's state: the handshake, and the pool job using its socket, if any."""
+
+    __slots__ = ("cnonce", "done", "job", "snonce", "version")
 
     def __init__(self) -> None:
         self.version = 0
         self.cnonce = self.snonce = b""
         self.done = False
+        self.job: Future[None] | None = None
+
+
+def _error(h: wire.Header, e: OSError) -> bytes:
+    code = wire.to_wire(e.errno) if e.errno else wire.WIRE_CODES["EIO"]
+    return wire.encode_error(h.op, h.rid, code, e.strerror or str(e))
+
+
+def _send_blocking(sock: socket.socket, parts: Sequence[Buf]) -> None:
+    views = [memoryview(p).cast("B") for p in parts if len(p)]
+    while views:
+        n = sock.sendmsg(views)
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if views:
+            views[0] = views[0][n:]
 
 
 async def _next_frame(loop: asyncio.AbstractEventLoop, sock: socket.socket,

@@ -437,6 +437,7 @@ class Frame:
     header: Header
     fields: bytes
     payload: bytearray
+    deferred: int = 0  # payload bytes left in the stream for the caller to receive (``defer_over``)
 
 
 class FrameReader:
@@ -446,11 +447,14 @@ class FrameReader:
     then the frame's preallocated payload buffer); after receiving ``n`` bytes
     into it, ``filled(n)`` returns the frame once it is complete.  ``feed``
     does the same for bytes already in hand (tests, fuzzing).  Raises
-    :class:`ProtocolError` on a bad frame.
+    :class:`ProtocolError` on a bad frame.  With ``defer_over``, a payload
+    larger than that is left in the stream: the frame comes back after its
+    fields with ``deferred`` set, and the caller receives the payload itself.
     """
 
-    def __init__(self, *, response: bool) -> None:
+    def __init__(self, *, response: bool, defer_over: int | None = None) -> None:
         self.response = response
+        self.defer_over = defer_over
         self._hdr = bytearray(HEADER_SIZE)
         self._reset()
 
@@ -473,6 +477,10 @@ class FrameReader:
             elif self._stage == 1:
                 assert self._header is not None
                 self._fields = bytes(self._buf)
+                if self.defer_over is not None and self._header.plen > self.defer_over:
+                    frame = Frame(self._header, self._fields, bytearray(), self._header.plen)
+                    self._reset()
+                    return frame
                 self._stage, self._buf, self._pos = 2, bytearray(self._header.plen), 0
             else:
                 assert self._header is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import struct
 import time
 import uuid
 from collections.abc import Iterator
@@ -209,6 +210,30 @@ def test_largest_frame(server: TargetServer) -> None:
     assert bytes(_ok(c.call(wire.Read(9, 1, 0, 0, wire.MAX_PAYLOAD))).payload) == data
     assert _err(c.call(wire.Read(9, 1, 0, 0, wire.MAX_PAYLOAD + 1))) == errno.EMSGSIZE
     _ok(c.call(wire.Ping()))
+
+
+def test_big_write_with_bad_flags_closes(server: TargetServer) -> None:
+    c = Raw(server.port)
+    _ok(c.login())
+    fields = struct.pack("<IQIQI", 4, 1, 0, 0, 0x80)  # unknown WRITE flag: its big payload cannot be skipped
+    c.send(wire.pack_header(wire.Op.WRITE, 0, 9, len(fields), 1 << 20) + fields + bytes(1 << 20))
+    f = c.recv()
+    assert f is not None and _err(f) == errno.EINVAL
+    assert c.closed()
+
+
+def test_stalled_big_write_is_cut_off(targets: dict[int, DirTarget]) -> None:
+    for srv in _serve(targets, request_timeout=0.3):
+        c = Raw(srv.port)
+        _ok(c.login())
+        c.send(wire.encode_request(5, wire.Write(4, 1, 0, 0, True), 1 << 20) + bytes(1000))  # then silence
+        t0 = time.monotonic()
+        assert c.closed()
+        assert time.monotonic() - t0 < 5
+        assert targets[4].list_shards() == []  # nothing half-written
+        d = Raw(srv.port)
+        _ok(d.login())
+        _ok(d.call(wire.Ping()))
 
 
 def test_connection_limit(targets: dict[int, DirTarget]) -> None:

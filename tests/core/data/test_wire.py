@@ -46,6 +46,17 @@ def test_frames_split_anywhere_and_back_to_back() -> None:
     assert bytes(frames[-1].payload) == b"abc"
 
 
+def test_big_payloads_can_be_left_in_the_stream() -> None:
+    r = wire.FrameReader(response=False, defer_over=4)
+    small = wire.encode_request(1, wire.Write(1, 2, 3, 0, True), 4) + b"abcd"
+    big = wire.encode_request(2, wire.Write(1, 2, 3, 4, True), 5)
+    f1, f2 = r.feed(small + big)
+    assert bytes(f1.payload) == b"abcd" and f1.deferred == 0
+    assert f2.deferred == 5 and not f2.payload  # the caller receives these 5 bytes itself
+    (f3,) = r.feed(wire.encode_request(3, wire.Ping()))
+    assert f3.header.rid == 3
+
+
 def test_answers_round_trip() -> None:
     fields, payload = wire.list_payload([(1, 0), (2**63, 7)])
     data = wire.encode_response(wire.Op.LIST, 5, fields, len(payload)) + payload
