@@ -143,6 +143,7 @@ class _Node:
         self.backoff = 0.0
         self.last_ok = 0.0
         self.refs = 0
+        self.pid = os.getpid()
 
     def is_down(self) -> bool:
         return time.monotonic() < self.down_until
@@ -189,6 +190,9 @@ class _Node:
              *, timeout: float | None = None) -> tuple[bytes, bytearray | int]:
         """Run one request on a pooled connection; OSError on any failure."""
         self.check()
+        if os.getpid() != self.pid:  # forked: the pooled sockets are the parent's, leave them to it
+            with self.lock:
+                self.idle, self.pid = [], os.getpid()
         for attempt in (0, 1):
             with self.lock:
                 conn = self.idle.pop() if self.idle else None
