@@ -20,9 +20,11 @@ Group commit
 Durability
     ``durable=False`` batches commit with ``SET LOCAL synchronous_commit = off``: committed and safe
     from a killed client, not yet from a server crash.  Durable batches use the server's setting (with
-    Patroni's synchronous standby they survive a failover).  ``sync()`` commits a transaction that
-    holds a transaction id (``txid_current()``), so its commit record is flushed, and with it all WAL
-    before it: an empty transaction would flush nothing.
+    Patroni's synchronous standby they survive a failover).  ``sync()`` commits a durable transaction
+    that writes WAL (a transactional ``pg_logical_emit_message``), so its commit record is flushed, and
+    with it all WAL before it.  An empty transaction flushes nothing, and neither does one that only
+    took a transaction id (``txid_current()``): PostgreSQL commits a transaction that wrote no WAL
+    asynchronously.
 Failures
     A lost connection, a timeout (``statement_timeout``, ``connect_timeout``, TCP keepalives) or a
     server shutdown raises StoreError; the next call reconnects.  A batch whose connection broke
@@ -61,6 +63,7 @@ MAX_BATCH = 512
 BATCH_TRIES = 6
 ALONE_TRIES = 10
 POOL_MAX = 12
+POOL_QUICK_S = 1.0  # no pooled connection this soon: check that the server is reachable at all
 POOL_WAIT_S = 15.0
 
 _FORKS = [0]
@@ -193,9 +196,13 @@ class PgMeta:
     def _borrow(self) -> Iterator[psycopg.Connection[Any]]:
         pool = self._get_pool()
         try:
-            raw = pool.getconn()
-        except PoolTimeout as e:
-            raise StoreError(f"no metadata database connection within {POOL_WAIT_S:.0f} s: {e}") from e
+            raw = pool.getconn(timeout=POOL_QUICK_S)
+        except PoolTimeout:  # the pool is busy, or cannot connect: tell which before waiting longer
+            self._connect().close()  # raises StoreError at once if the server is unreachable
+            try:
+                raw = pool.getconn()
+            except PoolTimeout as e:
+                raise StoreError(f"no metadata database connection within {POOL_WAIT_S:.0f} s: {e}") from e
         try:
             yield raw
         finally:
@@ -259,9 +266,9 @@ class PgMeta:
         return fut.result()
 
     def sync(self) -> None:
-        """Make every write committed so far durable: a durable commit of a transaction that has an xid
-        flushes the WAL up to its commit record (an empty one writes no commit record at all)."""
-        self.write(_take_xid)
+        """Make every write committed so far durable: the durable commit of a transaction that wrote WAL
+        flushes the WAL up to its commit record (see the module doc)."""
+        self.write(_flush_mark)
 
     def _ensure_writer(self) -> None:
         with self._wlock:
@@ -399,8 +406,8 @@ class _Again(Exception):
     """This try of a batch must be run again."""
 
 
-def _take_xid(t: Txn) -> None:
-    t.one("SELECT txid_current()")
+def _flush_mark(t: Txn) -> None:
+    t.one("SELECT pg_logical_emit_message(true, 'tessera.sync', '')")
 
 
 def _backoff(attempt: int) -> None:

@@ -1,7 +1,8 @@
 """A real PostgreSQL 15 server in a directory, for tests, ``tessera cluster demo`` and the benchmarks.
 
-``LocalPostgres(dir)`` runs ``initdb`` into ``dir/data`` the first time (trust authentication on the
-loopback/namespace address it listens on, no locale: byte-order collation, UTF-8), then starts
+``LocalPostgres(dir)`` runs ``initdb`` into ``dir/data`` the first time (no locale: byte-order
+collation, UTF-8; trust authentication from loopback and from the subnets the server's own addresses
+are on (``samenet``): a local test or demo server, never one on a shared network), then starts
 ``postgres`` in the foreground of a child process and waits until it accepts connections.  Running
 as root, the server runs as the ``postgres`` system user (PostgreSQL refuses root): ``dir`` is handed
 to that user, and every directory above it must be searchable by it (``/tmp/...`` is, pytest's
@@ -88,6 +89,8 @@ class LocalPostgres:
         res = subprocess.run(self._as_pg(argv), capture_output=True, timeout=120)
         if res.returncode:
             raise RuntimeError(f"initdb failed: {res.stderr.decode(errors='replace')[-2000:]}")
+        with open(os.path.join(self.data, "pg_hba.conf"), "a") as f:  # the nodes of a demo cluster's subnet
+            f.write("host all all samenet trust\n")
 
     def start(self, timeout: float = 30.0) -> LocalPostgres:
         self.initdb()
@@ -104,20 +107,18 @@ class LocalPostgres:
         return self
 
     def _wait_ready(self, timeout: float) -> None:
-        import psycopg
+        """Poll with pg_isready, run through ``wrap`` (the namespace may be unreachable from here)."""
         deadline = time.monotonic() + timeout
-        last: Exception | None = None
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"postgres exited ({self.proc.returncode}): {self.log_tail()}")
-            try:
-                psycopg.connect(self.url(), connect_timeout=2).close()
+            probe = subprocess.run([*self.wrap, f"{PG_BIN}/pg_isready", "-q", "-t", "2", "-h", self.host,
+                                    "-p", str(self.port), "-U", SUPERUSER], capture_output=True)
+            if probe.returncode == 0:
                 return
-            except psycopg.Error as e:
-                last = e
-                time.sleep(0.05)
-        raise RuntimeError(f"postgres did not accept connections within {timeout} s ({last}): {self.log_tail()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"postgres did not accept connections within {timeout} s: {self.log_tail()}")
 
     def log_tail(self, n: int = 2000) -> str:
         try:
