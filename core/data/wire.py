@@ -44,6 +44,10 @@ Ops (target t: u32, segment s: u64, shard index i: u32; a shard is the file
     10  PING    -                                   u32 n, n x u32 target ids served
 
 A WRITE or READ moves at most MAX_PAYLOAD bytes; clients split larger ones.
+A connection serves one request at a time and answers in request order; a
+client may send the next request before reading an answer, but must read
+answers while it sends (or both sides' buffers can fill).  The client in
+:mod:`core.data.remote` waits for each answer and pools connections instead.
 
 Connection and authentication
 -----------------------------

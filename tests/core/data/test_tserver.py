@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.data import wire
+from core.data import tserver, wire
 from core.data.target import DirTarget
 from core.data.tserver import TargetServer
 
@@ -234,6 +234,23 @@ def test_stalled_big_write_is_cut_off(targets: dict[int, DirTarget]) -> None:
         d = Raw(srv.port)
         _ok(d.login())
         _ok(d.call(wire.Ping()))
+
+
+def test_pipelined_requests_across_hand_backs(server: TargetServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tserver, "HOT_MAX", 2)  # the serving thread gives the socket back every 2 requests
+    c = Raw(server.port)
+    _ok(c.login())
+    big = [os.urandom(100_000 + i) for i in range(4)]
+    reqs: list[tuple[wire.Request, bytes]] = []
+    for i, b in enumerate(big):
+        reqs += [(wire.Write(9, 50 + i, 0, 0, True), b), (wire.Ping(), b""), (wire.Read(9, 50 + i, 0, 0, 200_000), b"")]
+    c.send(b"".join(wire.encode_request(rid, r, len(p)) + p for rid, (r, p) in enumerate(reqs, 1)))
+    for rid, (r, _) in enumerate(reqs, 1):
+        f = c.recv()
+        assert f is not None and f.header.rid == rid
+        _ok(f)
+        if isinstance(r, wire.Read):
+            assert bytes(f.payload) == big[r.segment - 50]
 
 
 def test_connection_limit(targets: dict[int, DirTarget]) -> None:
