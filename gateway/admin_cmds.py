@@ -32,7 +32,7 @@ def init(args: argparse.Namespace) -> int:
         raise InvalidArgument("give one --target-domain per --target, or none")
     os.makedirs(d, exist_ok=True)
     sid = init_store(d, targets=args.target, ntargets=args.targets or 6, domains=args.target_domain, ec=ec,
-                     cell=args.cell_size)
+                     cell=args.cell_size, meta_url=getattr(args, "meta", None))
     cfgmod.write_default(d)
     from gateway.tls import self_signed
     self_signed(os.path.join(d, "tls", "cert.pem"), os.path.join(d, "tls", "key.pem"))

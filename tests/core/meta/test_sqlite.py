@@ -156,3 +156,35 @@ def test_non_durable_write_survives_kill_9_and_sync_restores_full(tmp_path: Path
     m.sync()
     assert p + "-wal" in synced  # the WAL holding the non-durable commit was fsynced
     m.close()
+
+
+def _sqlite_leader(path: str, q: "mp.Queue[str]") -> None:
+    m = SqliteMeta(path)
+    lk = m.leader("scrub")
+    q.put("leader" if lk is not None else "not")
+    import time
+    time.sleep(60)
+
+
+@pytest.mark.timeout(60)
+def test_leader_lock_is_exclusive_and_dies_with_its_holder(tmp_path: Path) -> None:
+    p = str(tmp_path / "m.db")
+    m = SqliteMeta(p, create=True)
+    ctx = mp.get_context("fork")
+    q: mp.Queue[str] = ctx.Queue()
+    child = ctx.Process(target=_sqlite_leader, args=(p, q))
+    child.start()
+    try:
+        assert q.get(timeout=30) == "leader"
+        assert m.leader("scrub") is None
+        gc = m.leader("gc")
+        assert gc is not None and gc.held() and m.leader("gc") is None  # exclusive within a process too
+        gc.release()
+        assert not gc.held() and m.leader("gc") is not None
+    finally:
+        os.kill(child.pid or 0, signal.SIGKILL)
+        child.join(10)
+    lk = m.leader("scrub")  # the kernel dropped the dead holder's lock
+    assert lk is not None and lk.held()
+    lk.release()
+    m.close()
