@@ -266,6 +266,9 @@ class TargetServer:
             fields, out = self._do(req, payload)
         except OSError as e:  # from the disk: the connection is fine
             return [_error(h, e)], False
+        except Exception as e:  # a value the disk layer cannot take (or a bug): an answer, not a dead server
+            log.exception("target request failed", extra={"op": h.op})
+            return [wire.encode_error(h.op, h.rid, wire.WIRE_CODES["EIO"], f"{type(e).__name__}: {e}")], False
         return [wire.encode_response(h.op, h.rid, fields, len(out)), out], False
 
     def _handshake(self, req: wire.Request, h: wire.Header, state: _Auth) -> bytes:
@@ -444,7 +447,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets: dict[int, Target] = {}
     for spec in args.target:
         tid, _, path = spec.partition("=")
-        targets[int(tid)] = DirTarget(int(tid), path)
+        d = DirTarget(int(tid), path)
+        ident = d.identity()
+        if ident is None or ident.get("id") != int(tid):
+            raise SystemExit(f"{path} is not target {tid} (its target.json says {ident})")
+        targets[int(tid)] = d
     try:
         run_target_server(targets, host or "0.0.0.0", int(port), _token(args), announce=True)
     finally:

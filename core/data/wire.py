@@ -34,6 +34,7 @@ Ops (target t: u32, segment s: u64, shard index i: u32; a shard is the file
     3   WRITE   t, s, i, u64 offset, u32 flags      u64 bytes written       (flags: 1 = create)
             payload: the bytes to write at offset (pwrite)
     4   READ    t, s, i, u64 offset, u32 length     payload: the bytes (short at end of file)
+            (WRITE and READ: offset + length below MAX_OFFSET = 2**62 - 1, else EINVAL)
     5   SYNC    t, s, i                             -                       (fdatasync)
     6   STAT    t, s, i                             u64 size
     7   DELETE  t, s, i                             -                       (a missing shard is fine)
@@ -97,6 +98,7 @@ HEADER_SIZE: Final = HEADER.size  # 24
 MAX_FIELDS: Final = 64 * 1024
 MAX_PAYLOAD: Final = 16 * 1024 * 1024
 MAX_MESSAGE: Final = 1024
+MAX_OFFSET: Final = (1 << 62) - 1  # shard offsets (plus length) stay below this: EINVAL otherwise
 NONCE_SIZE: Final = 16
 PROOF_SIZE: Final = 32
 LIST_ENTRY = struct.Struct("<QI")
@@ -328,11 +330,15 @@ def decode_request(h: Header, fields: _B) -> Request:
         t, s, i, off, flags = _exact(_IO, fields, "WRITE")
         if flags & ~1:
             raise ProtocolError("EINVAL", f"WRITE: unknown flags {flags:#x}", fatal=False)
+        if off + h.plen > MAX_OFFSET:
+            raise ProtocolError("EINVAL", "WRITE beyond the largest shard offset", fatal=False)
         return Write(t, s, i, off, bool(flags & 1))
     if op == Op.READ:
         t, s, i, off, length = _exact(_IO, fields, "READ")
         if length > MAX_PAYLOAD:
             raise ProtocolError("EMSGSIZE", f"READ of {length} bytes over the limit", fatal=False)
+        if off + length > MAX_OFFSET:
+            raise ProtocolError("EINVAL", "READ beyond the largest shard offset", fatal=False)
         return Read(t, s, i, off, length)
     if op in (Op.SYNC, Op.STAT, Op.DELETE):
         t, s, i = _exact(_SHARD, fields, Op(op).name)

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.data import tserver, wire
 from core.data.target import DirTarget
@@ -200,6 +202,33 @@ def test_bad_frames_close_the_connection(server: TargetServer, raw: bytes, code:
     c = Raw(server.port)  # and the server goes on serving
     _ok(c.login())
     _ok(c.call(wire.Ping()))
+
+
+U32, U64 = st.integers(0, 2**32 - 1), st.integers(0, 2**64 - 1)
+TIDS = st.sampled_from([4, 9, 0, 2**32 - 1])
+SHARD = (TIDS, st.one_of(st.integers(0, 3), U64), st.one_of(st.integers(0, 3), U32))
+LIVE_REQUESTS = st.one_of(
+    st.builds(wire.Write, *SHARD, st.one_of(st.integers(0, 1 << 20), U64), st.booleans()),
+    st.builds(wire.Read, *SHARD, st.one_of(st.integers(0, 1 << 20), U64), st.one_of(st.integers(0, 1 << 18), U32)),
+    st.builds(wire.Sync, *SHARD), st.builds(wire.Stat, *SHARD), st.builds(wire.Delete, *SHARD),
+    st.builds(wire.List, TIDS, U64, U32, U32), st.builds(wire.Space, TIDS), st.just(wire.Ping()),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(reqs=st.lists(st.tuples(LIVE_REQUESTS, st.binary(max_size=64)), min_size=1, max_size=5))
+def test_fuzzed_requests_always_get_an_answer(server: TargetServer, reqs: list[tuple[wire.Request, bytes]]) -> None:
+    c = Raw(server.port)
+    try:
+        _ok(c.login())
+        for req, data in reqs:
+            f = c.call(req, data if isinstance(req, wire.Write) else b"")
+            assert f.header.op == wire.op_of(req)
+            if f.header.flags & wire.ERROR:
+                _err(f)
+        _ok(c.call(wire.Ping()))  # and the connection still serves
+    finally:
+        c.close()
 
 
 def test_largest_frame(server: TargetServer) -> None:
