@@ -11,8 +11,10 @@ and remote targets alike; :func:`remote_factory` picks one per target.
 * No copies of bulk data: a write is ``sendmsg([header, *caller's buffers])``;
   a read is ``recv_into`` the caller's buffers.  More than
   ``wire.MAX_PAYLOAD`` bytes are split into several requests.
-* Bounded waits: ``connect_timeout`` (short) to connect and ``timeout`` per
-  request, measured as one deadline over every send and receive.
+* Bounded waits: ``connect_timeout`` (1 s) to connect, ``timeout`` (5 s) per
+  request, measured as one deadline over every send and receive, and
+  ``sync_timeout`` (30 s) for an fdatasync.  A node's pool is shared by all
+  its RemoteTargets and keeps the timeouts of the first.
 * Any failure raises OSError, which DataStore reads as "this cell is
   unavailable" (degraded read from parity, or a pending repair for a write).
   A node whose connection failed (refused, reset, timed out, bad answer) is
@@ -311,7 +313,7 @@ class RemoteShard:
         return total
 
     def sync(self) -> None:
-        self.t.node.call(wire.Sync(self.t.id, self.segment, self.index))
+        self.t.node.call(wire.Sync(self.t.id, self.segment, self.index), timeout=self.t.sync_timeout)
 
     def size(self) -> int:
         fields, _ = self.t.node.call(wire.Stat(self.t.id, self.segment, self.index))
@@ -323,9 +325,10 @@ class RemoteTarget:
 
     LIST_BATCH = 65536
 
-    def __init__(self, id: int, path: str, addr: str, token: str | bytes, *, timeout: float = 10.0,
-                 connect_timeout: float = 1.0) -> None:
+    def __init__(self, id: int, path: str, addr: str, token: str | bytes, *, timeout: float = 5.0,
+                 connect_timeout: float = 1.0, sync_timeout: float = 30.0) -> None:
         self.id, self.path, self.addr = id, path, addr
+        self.sync_timeout = max(sync_timeout, timeout)
         tok = token.encode() if isinstance(token, str) else token
         self.node = _node(addr, tok, connect_timeout, timeout)
         self._closed = False
@@ -390,8 +393,8 @@ class RemoteTarget:
 
 
 def remote_factory(node: str, addrs: Mapping[str, str] | Callable[[str], str | None], token: str | bytes, *,
-                   local: Callable[[TargetInfo], Target] | None = None, timeout: float = 10.0,
-                   connect_timeout: float = 1.0) -> Callable[[TargetInfo], Target]:
+                   local: Callable[[TargetInfo], Target] | None = None, timeout: float = 5.0,
+                   connect_timeout: float = 1.0, sync_timeout: float = 30.0) -> Callable[[TargetInfo], Target]:
     """A DataStore ``target_factory``: this node's targets local, the others remote.
 
     ``node`` is this node's name; a target whose ``info.node`` is empty or
@@ -408,5 +411,5 @@ def remote_factory(node: str, addrs: Mapping[str, str] | Callable[[str], str | N
             return local(info)
         addr = addrs(info.node) if callable(addrs) else addrs.get(info.node)
         return RemoteTarget(info.id, info.path, addr or "", token, timeout=timeout,
-                            connect_timeout=connect_timeout)
+                            connect_timeout=connect_timeout, sync_timeout=sync_timeout)
     return make
