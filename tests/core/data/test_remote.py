@@ -280,3 +280,36 @@ def test_store_across_nodes_survives_kill_9(node_b: tuple[str, str, subprocess.P
         assert not ds.target(3).available()
     finally:
         store.close()
+
+
+def test_store_across_nodes_rides_out_a_hung_node(node_b: tuple[str, str, subprocess.Popen[str]],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(remote, "BACKOFF_FIRST", 0.3)
+    data_dir, addr, proc = node_b
+    make = remote_factory("a", {"b": addr}, TOKEN, timeout=0.5, connect_timeout=0.5)
+
+    def factory(info: TargetInfo) -> object:
+        return make(dataclasses.replace(info, node="b" if info.id >= 3 else "a"))
+    store = open_store(data_dir, target_factory=factory)  # type: ignore[arg-type]
+    try:
+        ds = store._data
+        blob = os.urandom(ds.geo.stripe_data * 8 + 999)
+        exts = ds.write(blob)
+        ds.sync(e.segment for e in exts)
+        os.kill(proc.pid, signal.SIGSTOP)  # alive to TCP, answers nothing
+        t0 = time.monotonic()
+        assert _read_back(ds, exts) == blob
+        assert time.monotonic() - t0 < 2.5  # one request timeout, then the node is down and skipped
+        t0 = time.monotonic()
+        assert _read_back(ds, exts) == blob
+        assert time.monotonic() - t0 < 0.3
+        os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.4)
+        rt = ds.target(4)
+        assert isinstance(rt, RemoteTarget) and rt.available()
+        before = rt.node.last_ok
+        assert _read_back(ds, exts) == blob
+        assert rt.node.last_ok > before  # read from node b again
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        store.close()
