@@ -168,7 +168,7 @@ def test_silent_server_times_out_then_backs_off() -> None:
         assert not t.available()
         with pytest.raises(OSError):
             t.open_shard(1, 0)
-        assert time.monotonic() - t0 < 0.05  # down: no waiting on it again
+        assert time.monotonic() - t0 < 0.2  # down: no waiting on it again (0.5 s if it did)
     finally:
         t.close()
         silent.close()
@@ -302,7 +302,7 @@ def test_store_across_nodes_rides_out_a_hung_node(node_b: tuple[str, str, subpro
         assert time.monotonic() - t0 < 2.5  # one request timeout, then the node is down and skipped
         t0 = time.monotonic()
         assert _read_back(ds, exts) == blob
-        assert time.monotonic() - t0 < 0.3
+        assert time.monotonic() - t0 < 1.0  # no request waits its 0.5 s timeout again
         os.kill(proc.pid, signal.SIGCONT)
         time.sleep(0.4)
         rt = ds.target(4)
