@@ -71,13 +71,15 @@ errno numbers, fixed on the wire whatever the host: ENOENT 2 (no such shard),
 EIO 5, ENODEV 19 (no such target here), EACCES 13 (not authenticated / bad
 proof), EINVAL 22 (bad fields), ENOSPC 28, EPROTO 71 (malformed frame),
 EMSGSIZE 90 (frame over the limits), ENOTSUP 95 (unknown op),
-EPROTONOSUPPORT 93, ETIMEDOUT 110, EBUSY 16 (too many connections).
+EPROTONOSUPPORT 93, EBUSY 16 (too many connections); ETIMEDOUT 110 is
+reserved (a server that cannot finish a request in time closes instead).
 Framing errors (bad magic, flags or reserved bits, a length over the limits, a
 payload on an op that takes none, fields of the wrong size) are answered and
 then the connection is closed, since the stream can no longer be trusted
 (an error for a header that could not be parsed has op 0 and rid 0);
 an unknown op with a well-formed frame, and errors from the disk, leave the
-connection open.
+connection open (except that a server may close after refusing a WRITE whose
+payload it did not read).
 """
 
 from __future__ import annotations
