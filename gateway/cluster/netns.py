@@ -26,6 +26,10 @@ idempotent and correct after a setup that failed halfway; `cleanup_stale(prefix)
 for the leftovers of a run that was killed. Each live net records its owner pid in ``/run/tessera-net``;
 `cleanup_orphans()` tears down every net whose owner is gone.
 
+Faults: `Host.isolate()` takes the host's link down (a full partition); `Host.block(peers)` drops, with an
+nftables table inside the host's namespace, only what arrives from some peers (a partial partition: a
+database primary cut off from its standbys and etcd while its clients still reach it).
+
 Non-root (or no ``ip``, or a kernel without namespaces): `Net.usable()` is False and callers fall back to
 127.0.0.N addresses on the loopback.
 """
@@ -40,7 +44,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -48,6 +52,7 @@ _PREFIX_RE = re.compile(r"^[a-z0-9]{1,9}$")
 _HOST_RE = re.compile(r"^[a-z0-9][a-z0-9_.]{0,31}$")
 OWNERS_DIR = "/run/tessera-net"
 DEFAULT_SUBNET = "10.77.0.0/24"
+_NFT_TABLE = "tessera_block"
 _usable: bool | None = None
 _counter = 0
 
@@ -241,6 +246,22 @@ class Host:
 
     def reconnect(self) -> None:
         _ip("link", "set", self.veth, "up")
+
+    def block(self, peers: Iterable[Host | str]) -> None:
+        """A partial partition: drop every packet arriving from `peers` (hosts or addresses), silently, so
+        connections both ways time out; the rest of the net still reaches this host. `unblock` undoes it."""
+        addrs = sorted({p.addr if isinstance(p, Host) else str(ipaddress.IPv4Address(p)) for p in peers})
+        self.unblock()
+        if not addrs:
+            return
+        rules = (f"table inet {_NFT_TABLE} {{\n chain input {{\n  type filter hook input priority 0; policy accept;\n"
+                 f"  ip saddr {{ {', '.join(addrs)} }} drop\n }}\n}}\n")
+        r = self.run(["nft", "-f", "-"], input=rules, capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise NetError(f"nft in {self.ns}: {r.stderr.strip()}")
+
+    def unblock(self) -> None:
+        self.run(["nft", "delete", "table", "inet", _NFT_TABLE], capture_output=True, timeout=30)
 
 
 class Net:

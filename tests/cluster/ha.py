@@ -152,6 +152,9 @@ class HaMeta:
                             "max_connections": 50, "shared_buffers": "16MB", "wal_level": "replica",
                             "hot_standby": "on", "wal_log_hints": "on", "max_wal_senders": 10,
                             "max_replication_slots": 10, "wal_keep_size": "64MB", "synchronous_commit": "on",
+                            # a primary cut off from its standbys must shut down (demote) within
+                            # retry_timeout: a walsender waits for an unreachable standby this long
+                            "wal_sender_timeout": "2s", "wal_receiver_status_interval": "1s",
                         },
                     },
                 },

@@ -109,6 +109,46 @@ def test_primary_killed_mid_stream_loses_no_acknowledged_commit(net: Net, ha_met
         assert c.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
 
 
+def test_partitioned_primary_acknowledges_nothing_the_survivors_lack(net: Net, ha_meta: HaMeta) -> None:
+    """Cut the primary off the network (no process dies): its commits cannot reach the synchronous standby,
+    so none is acknowledged; the others elect a new primary; reconnected, the old one rejoins as a replica."""
+    ha = ha_meta
+    with psycopg.connect(ha.url(), autocommit=True) as c:
+        c.execute("CREATE TABLE acks (id bigint PRIMARY KEY, payload text NOT NULL)")
+    client = net.add_host("client")
+    # a dead peer that never answers must fail the connection, not hang the client: TCP timeouts
+    url = ha.url() + "&tcp_user_timeout=3000&keepalives_idle=2&keepalives_interval=1&keepalives_count=2"
+    writer = Writer(client.popen([sys.executable, WRITER, url], stdout=subprocess.PIPE, text=True))
+    try:
+        writer.wait_acks(50)
+        sync = ha.wait_sync_standby()
+        old = ha.primary()
+        assert old is not None and old is not sync
+        old.isolate()
+        t_cut = time.time()
+        new = ha.wait_primary(exclude=[old], timeout=60)
+        t_primary = time.time() - t_cut
+        writer.wait_acks(50, after=t_cut + t_primary, timeout=60)
+    finally:
+        writer.stop()
+    print(f"\npartition: new primary {new.name} after {t_primary:.1f} s")
+    assert new is sync
+    acked = [i for i, _ in writer.acks]
+    got = rows(ha.url())
+    assert [i for i in acked if i not in got] == []
+    assert all(p == f"row-{i}" for i, p in got.items())
+
+    old.reconnect()
+    t_back = time.monotonic()
+    ha.wait_replica(old, timeout=90)
+    print(f"rejoined after {time.monotonic() - t_back:.1f} s")
+    deadline = time.monotonic() + 30
+    while not set(acked) <= set(rows(ha.host_url(old))):
+        assert time.monotonic() < deadline, "the rejoined node lacks acknowledged rows"
+        time.sleep(0.2)
+    assert ha.primary() is new
+
+
 def test_url_reaches_the_primary_and_replicas_refuse_writes(ha_meta: HaMeta) -> None:
     ha = ha_meta
     primary = ha.primary()

@@ -120,6 +120,17 @@ def test_isolate_cuts_a_host_off_and_reconnect_restores_it(net: Net) -> None:
     assert connect(a, b.addr, 7004, timeout=5.0).startswith("hello")
 
 
+def test_block_cuts_some_peers_off_and_unblock_restores_them(net: Net) -> None:
+    a, b, c = net.add_host("a"), net.add_host("b"), net.add_host("c")
+    start_server(b, b.addr, 7005)
+    b.block([a])
+    assert connect(a, b.addr, 7005, timeout=1.0) == "error TimeoutError"  # silent, not refused
+    assert connect(c, b.addr, 7005) == f"hello from {b.addr} to {c.addr}"
+    b.unblock()
+    assert connect(a, b.addr, 7005).startswith("hello")
+    b.unblock()  # idempotent
+
+
 def test_close_kills_every_process_in_the_namespaces(net: Net) -> None:
     a = net.add_host("a")
     p = a.popen(["sleep", "1000"])
