@@ -305,13 +305,21 @@ def fs_phase(cluster: Any, name: str, op: str, jobs: list[tuple[int, str]], size
     return ph
 
 
+IDLE = "idle (CPU-s in --idle s)"
+FS_WRITE, FS_OWN, FS_NEXT = "core.fs write, every node", "core.fs read, own file", "core.fs read, next node's"
+FS_SOLO_W, FS_SOLO_R = "core.fs write, n1 alone", "core.fs read, n2 alone"
+
+
 def fs_phases(cluster: Any, a: argparse.Namespace) -> list[Phase]:
-    n = len(cluster.nodes)
-    out = [fs_phase(cluster, "core.fs write", "write", [(i, f"fs{i}") for i in range(n)], a.fs_size),
-           fs_phase(cluster, "core.fs read, own file", "read", [(i, f"fs{i}") for i in range(n)], a.fs_size)]
+    """Every node at once (aggregate), then (N > 1) one stream alone: on 2 cores, N writers and their target
+    servers oversubscribe the CPU, which inflates the CPU-seconds per byte; one stream shows a byte's cost."""
+    n, size = len(cluster.nodes), a.fs_size
+    out = [fs_phase(cluster, FS_WRITE, "write", [(i, f"fs{i}") for i in range(n)], size),
+           fs_phase(cluster, FS_OWN, "read", [(i, f"fs{i}") for i in range(n)], size)]
     if n > 1:
-        out.append(fs_phase(cluster, "core.fs read, next node's", "read",
-                            [(i, f"fs{(i + 1) % n}") for i in range(n)], a.fs_size))
+        out += [fs_phase(cluster, FS_NEXT, "read", [(i, f"fs{(i + 1) % n}") for i in range(n)], size),
+                fs_phase(cluster, FS_SOLO_W, "write", [(0, "solo")], size),
+                fs_phase(cluster, FS_SOLO_R, "read", [(1, "solo")], size)]
     return out
 
 
@@ -328,6 +336,8 @@ def part_clusters(base: str, a: argparse.Namespace, on_phase: Callable[[str], No
                                protocols=("s3",), s3_workers=1, net=net)
         try:
             cluster.start()
+            on_phase(f"{n} node(s): idle")
+            phases.append(Meter(cluster).phase(n, IDLE, 0, lambda: time.sleep(a.idle)))
             on_phase(f"{n} node(s): S3")
             phases += s3_phases(cluster, a)
             on_phase(f"{n} node(s): core.fs")
@@ -339,25 +349,49 @@ def part_clusters(base: str, a: argparse.Namespace, on_phase: Callable[[str], No
 
 
 def print_clusters(phases: list[Phase], a: argparse.Namespace) -> None:
-    print(f"\n## 2. Throughput over {', '.join(map(str, a.nodes))} node(s) (2+1, 3 targets per node; S3: {a.clients} x "
-          f"{a.size // MiB} MiB; core.fs: one {a.fs_size // MiB} MiB file per node)")
-    print(f"{'nodes':>5} {'phase':<27} {'MB/s':>8} {'MB/s/node':>9} {'node CPU-s':>10} {'MB/node-CPU-s':>13} "
-          f"{'CPU-s per node':>27} {'PG CPU-s':>8} {'client':>7} {'local shards':>12}")
+    print(f"\n## 2. Throughput over {', '.join(map(str, a.nodes))} node(s) (2+1, 3 targets per node; S3: "
+          f"{a.clients} x {a.size // MiB} MiB; core.fs: one {a.fs_size // MiB} MiB file per stream)")
+    print(f"{'nodes':>5} {'phase':<27} {'MB/s':>7} {'MB/s/node':>9} {'node CPU-s':>10} {'MB/node-CPU-s':>13} "
+          f"{'CPU-s per node':>23} {'PG CPU-s':>8} {'client':>6} {'local shards':>12}")
     for p in phases:
         per = " ".join(f"{c:.2f}" for c in p.node_cpu)
         share = f"{p.local_share:.0%}" if p.local_share is not None else ""
-        print(f"{p.nodes:>5} {p.name:<27} {p.mbps:>8,.0f} {p.mbps / p.nodes:>9,.0f} {sum(p.node_cpu):>10.2f} "
-              f"{p.mb_per_cpu:>13,.0f} {per:>27} {p.pg_cpu:>8.2f} {p.client_cpu:>7.2f} {share:>12}")
-    base = {p.name: p for p in phases if p.nodes == 1}
-    print("cross-node read path vs the local one (MB per node-CPU-s; 1 node = every cell local):")
-    for proto, own, other in (("S3 GET", "S3 GET, writing node", "S3 GET, next node"),
-                              ("core.fs read", "core.fs read, own file", "core.fs read, next node's")):
-        cells = [f"1 node {base[own].mb_per_cpu:,.0f}" if own in base else ""]
-        for p in phases:
-            if p.nodes > 1 and p.name in (own, other):
-                cells.append(f"{p.nodes} nodes {'own' if p.name == own else 'other'} {p.mb_per_cpu:,.0f}")
-        print(f"  {proto:<13} " + "; ".join(c for c in cells if c))
-    print("client: this process's CPU-s (boto3) for S3; core.fs workers count as their node's CPU", flush=True)
+        rate = f"{p.mbps:>7,.0f} {p.mbps / p.nodes:>9,.0f}" if p.nbytes else f"{'':>7} {'':>9}"
+        per_cpu = f"{p.mb_per_cpu:>13,.0f}" if p.nbytes else f"{'':>13}"
+        print(f"{p.nodes:>5} {p.name:<27} {rate} {sum(p.node_cpu):>10.2f} {per_cpu} {per:>23} {p.pg_cpu:>8.2f} "
+              f"{p.client_cpu:>6.2f} {share:>12}")
+    print("client: this process's CPU-s (boto3) for S3; a core.fs worker counts as its node's CPU; local shards: "
+          "the share of the file's shards on the reading node")
+    print_cross(phases)
+
+
+def remote_cost(phases: list[Phase]) -> tuple[float, float] | None:
+    """(CPU-s per GB read locally, extra CPU-s per GB whose shards are on other nodes) from one stream alone:
+    the 1-node read (every shard local) and the N-node reads by a node that did not write the file."""
+    local = next((p for p in phases if p.nodes == 1 and p.name == FS_OWN), None)
+    far = [p for p in phases if p.name == FS_SOLO_R and p.local_share is not None and p.local_share < 1]
+    if local is None or not far:
+        return None
+    a = 1000 / local.mb_per_cpu
+    extra = [(1000 / p.mb_per_cpu - a) / (1 - (p.local_share or 0)) for p in far]
+    return a, sum(extra) / len(extra)
+
+
+def print_cross(phases: list[Phase]) -> None:
+    by = {(p.nodes, p.name): p for p in phases}
+    print("cross-node read path vs the local one, MB per node-CPU-s (1 node: every shard local):")
+    for proto, names in (("S3 GET", ("S3 GET, writing node", "S3 GET, next node")),
+                         ("core.fs, 1 stream", (FS_OWN, FS_SOLO_R))):
+        cells = []
+        for (n, name), p in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1] not in names[:1])):
+            if name in names and (n == 1 or name != FS_OWN or proto == "S3 GET"):
+                where = "" if p.local_share is None else f" ({p.local_share:.0%} local)"
+                cells.append(f"{n} node{'s' if n > 1 else ''}, {name.split(', ')[-1]}{where}: {p.mb_per_cpu:,.0f}")
+        print(f"  {proto:<18} " + "; ".join(cells))
+    fit = remote_cost(phases)
+    if fit:
+        print(f"  core.fs read CPU: {fit[0]:.2f} CPU-s per GB with every shard local, +{fit[1]:.2f} CPU-s per GB "
+              f"read from other nodes (both ends together)", flush=True)
 
 
 # -- part 3: the paper estimate ---------------------------------------------------------------------------------
@@ -367,27 +401,38 @@ def ec_for(nodes: int) -> tuple[int, int]:
     return pick_geometry(nodes, nodes * 3)
 
 
-def estimate(phases: list[Phase], post: MetaRun | None, a: argparse.Namespace) -> None:
-    big = max(p.nodes for p in phases) if phases else 0
+def per_gb_figures(phases: list[Phase], nodes: int) -> dict[str, tuple[float, str]]:
+    """CPU-s per client GB for each estimated operation at ``nodes`` nodes, and where the figure comes from."""
+    big = max(p.nodes for p in phases)
     at = {p.name: p for p in phases if p.nodes == big}
+    out: dict[str, tuple[float, str]] = {}
+    for op, names in (("S3 PUT", ("S3 PUT",)), ("S3 GET", ("S3 GET, next node", "S3 GET, writing node")),
+                      ("core.fs write", (FS_SOLO_W, FS_WRITE)), ("core.fs read", (FS_SOLO_R, FS_OWN))):
+        p = next((at[x] for x in names if x in at), None)
+        if p is not None:
+            out[op] = (1000 / p.mb_per_cpu, f"{big} nodes, {p.name}")
+    fit = remote_cost(phases)
+    if fit:  # a reader holds about 1/N of a stripe's shards
+        out["core.fs read"] = (fit[0] + fit[1] * (1 - 1 / nodes), f"local + remote cost x {1 - 1 / nodes:.0%} remote")
+    return out
+
+
+def estimate(phases: list[Phase], post: MetaRun | None, a: argparse.Namespace) -> None:
     cores = a.node_cores * a.cpu_share
-    print(f"\n## 3. Paper estimate for 16 and 144 nodes (from the {big}-node figures above)")
+    print("\n## 3. Paper estimate for 16 and 144 nodes")
     print(f"assumed per node: {a.node_cores} cores, {a.cpu_share:.0%} of them for Tessera's data path, scaling "
-          f"linearly (one S3 worker per core); NIC {a.nic_gbs} GB/s each way; disks {a.disk_write_gbs} GB/s write, "
-          f"{a.disk_read_gbs} GB/s read; CPU per client byte as measured here (2+1), whatever the geometry; "
-          f"clients spread evenly over the nodes; healthy reads fetch data cells only")
-    print(f"{'nodes':>5} {'geometry':>8} {'op (GB/s)':<14} {'CPU bound':>9} {'NIC bound':>9} {'disk bound':>10} "
-          f"{'per node':>8} {'aggregate':>9}  limited by")
-    rows = (("S3 PUT", "S3 PUT", True), ("S3 GET", "S3 GET, next node", False),
-            ("core.fs write", "core.fs write", True), ("core.fs read", "core.fs read, next node's", False))
-    for n in (16, 144):
+          f"linearly (one S3 worker / one core.fs stream per core); NIC {a.nic_gbs} GB/s each way; disks "
+          f"{a.disk_write_gbs} GB/s write, {a.disk_read_gbs} GB/s read; CPU per client byte as measured here (2+1) "
+          f"whatever the geometry; clients spread evenly over the nodes; healthy reads fetch data cells only")
+    if phases:
+        print(f"{'nodes':>5} {'geometry':>8} {'op (GB/s)':<14} {'CPU bound':>9} {'NIC bound':>9} {'disk bound':>10} "
+              f"{'per node':>8} {'aggregate':>9}  {'limited by':<10} CPU-s/GB from")
+    for n in (16, 144) if phases else ():
         k, m = ec_for(n)
         r, far = (k + m) / k, (n - 1) / n
-        for op, key, write in rows:
-            p = at.get(key) or at.get(key.replace("next node's", "own file").replace("next node", "writing node"))
-            if p is None:
-                continue
-            cpu = cores * p.mb_per_cpu / 1000
+        for op, (cpu_gb, src) in per_gb_figures(phases, n).items():
+            write = op in ("S3 PUT", "core.fs write")
+            cpu = cores / cpu_gb
             # a write brings B from the client and r*B of cells, (n-1)/n of them to or from other nodes;
             # a healthy read sends B to the client and fetches the (n-1)/n of its data cells held elsewhere
             nic = a.nic_gbs / (1 + r * far) if write else a.nic_gbs / (1 + far)
@@ -395,7 +440,7 @@ def estimate(phases: list[Phase], post: MetaRun | None, a: argparse.Namespace) -
             per = min(cpu, nic, disk)
             what = "CPU" if per == cpu else "NIC" if per == nic else "disks"
             print(f"{n:>5} {f'{k}+{m}':>8} {op:<14} {cpu:>9.1f} {nic:>9.1f} {disk:>10.1f} {per:>8.1f} "
-                  f"{per * n:>9,.0f}  {what}")
+                  f"{per * n:>9,.0f}  {what:<10} {cpu_gb:.2f} ({src})")
     if post is not None:
         meta_estimate(post, a)
 
@@ -474,6 +519,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=8, help="threads for the threaded creates (default 8)")
     ap.add_argument("--stats", type=int, default=20000, help="getattr/lookup calls per figure (default 20000)")
     ap.add_argument("--lists", type=int, default=5, help="readdir passes (default 5)")
+    ap.add_argument("--idle", type=float, default=3.0, help="seconds of idle CPU measured per cluster (default 3)")
     ap.add_argument("--size", type=parse_size, default=64 * MiB, help="S3 object size (default 64M)")
     ap.add_argument("--clients", type=int, default=4, help="concurrent S3 clients, one object each (default 4)")
     ap.add_argument("--fs-size", type=parse_size, default=256 * MiB, help="core.fs file per node (default 256M)")
@@ -488,7 +534,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--pg-cores", type=int, default=32, help="cores of the PostgreSQL primary (default 32)")
     a = ap.parse_args(argv)
     if a.quick:
-        a.files, a.stats, a.lists, a.size, a.clients, a.fs_size = 200, 2000, 2, 8 * MiB, 2, 16 * MiB
+        a.files, a.stats, a.lists, a.size, a.clients, a.fs_size, a.idle = 200, 2000, 2, 8 * MiB, 2, 16 * MiB, 1.0
     a.nodes = [int(x) for x in str(a.nodes).split(",") if x.strip()]
     a.fs_size -= a.fs_size % BLOCK
     if a.fs_size <= 0:
