@@ -14,8 +14,12 @@ Group commit
     serializable isolation turns any interleaving that could lose an update into a serialization
     failure (40001) or deadlock (40P01), and the whole batch runs again: up to BATCH_TRIES times
     with jittered exponential backoff, then each fn alone up to ALONE_TRIES times, then that fn's
-    caller gets :class:`core.errors.StoreError`.  Re-running is safe because fns only touch the
-    database; inodes numbered by ``Txn.insert_inode`` get their number 0 back before a re-run
+    caller gets :class:`core.errors.StoreError`.  A first try runs optimistically, in parallel with
+    every other process; a retry queues on the store's writer lock (a session advisory lock), so
+    retried batches never conflict with each other and a hot row (one directory that many nodes
+    create in) degrades to one batch at a time, cluster-wide, instead of to failures.  After a
+    conflict a process queues its first tries too, for CONTENDED_S.  Re-running is safe because fns
+    only touch the database; inodes numbered by ``Txn.insert_inode`` get their number 0 back before a re-run
     (core.fs's other changes to the objects it passes in are recomputed from the database alike).
 Durability
     ``durable=False`` batches commit with ``SET LOCAL synchronous_commit = off``: committed and safe
@@ -63,6 +67,8 @@ MAX_BATCH = 512
 BATCH_TRIES = 6
 ALONE_TRIES = 10
 POOL_MAX = 12
+WRITER_LOCK = 0x7E55E8A_000002  # session advisory lock queueing batches that conflicted (see _attempt)
+CONTENDED_S = 2.0
 POOL_QUICK_S = 1.0  # no pooled connection this soon: check that the server is reachable at all
 POOL_WAIT_S = 15.0
 
@@ -160,6 +166,7 @@ class PgMeta:
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._wconn: psycopg.Connection[Any] | None = None
         self._wtxn: Txn | None = None
+        self._contended_until = 0.0  # monotonic time until which first tries queue too
 
     def _after_fork(self) -> None:
         if _FORKS[0] != self._forks:  # a forked child: nothing of the parent's is usable
@@ -302,9 +309,10 @@ class PgMeta:
         """The batch in one transaction; on conflicts again, then each fn alone (see the module doc)."""
         for attempt in range(BATCH_TRIES):
             try:
-                _deliver(self._attempt(batch))
+                _deliver(self._attempt(batch, queued=attempt > 0 or time.monotonic() < self._contended_until))
                 return
             except _Again:
+                self._contended_until = time.monotonic() + CONTENDED_S
                 _backoff(attempt)
             except BaseException as e:
                 _fail(batch, e)
@@ -312,7 +320,7 @@ class PgMeta:
         for item in batch:
             for attempt in range(ALONE_TRIES):
                 try:
-                    _deliver(self._attempt([item]))
+                    _deliver(self._attempt([item], queued=True))
                     break
                 except _Again:
                     _backoff(attempt + 2)
@@ -330,14 +338,22 @@ class PgMeta:
             self._wconn = self._connect()
         return self._wconn
 
-    def _attempt(self, batch: list[Item]) -> list[tuple[Future[Any], Any, BaseException | None]]:
-        """One try of a batch: results, or _Again (conflict; or the connection broke before COMMIT)."""
+    def _attempt(self, batch: list[Item], queued: bool = False) -> list[tuple[Future[Any], Any, BaseException | None]]:
+        """One try of a batch: results, or _Again (conflict; or the connection broke before COMMIT).
+
+        ``queued``: hold the store's writer lock (a session advisory lock, taken before the transaction
+        so its snapshot is fresh) around the try: batches that conflicted once queue behind each other
+        instead of conflicting again, so a hot row (a directory many processes create in) costs waiting,
+        not failures."""
         raw = self._writer_conn()
         conn = PgConn(raw)
         txn = self._wtxn = Txn(conn, PG)
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
-        committing = False
+        committing = locked = False
         try:
+            if queued:
+                raw.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,), prepare=False)
+                locked = True
             raw.execute("BEGIN ISOLATION LEVEL SERIALIZABLE", prepare=False)
             if not any(durable for _, _, durable in batch):
                 raw.execute("SET LOCAL synchronous_commit = off", prepare=False)
@@ -345,7 +361,7 @@ class PgMeta:
                 raw.execute("SAVEPOINT op", prepare=False)
                 try:
                     res = fn(txn)
-                except BaseException as e:
+                except BaseException as e:  # the op failed: undo just it (unless it must all rerun)
                     if conn.conflicted or is_conflict(e) or broken(raw):
                         raise
                     raw.execute("ROLLBACK TO SAVEPOINT op", prepare=False)
@@ -370,6 +386,11 @@ class PgMeta:
             raise
         finally:
             self._wtxn = None
+            if locked and not broken(raw):
+                try:
+                    raw.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,), prepare=False)
+                except psycopg.Error:
+                    pass
 
     @staticmethod
     def _undo(txn: Txn, raw: psycopg.Connection[Any]) -> None:
