@@ -45,6 +45,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -124,10 +125,13 @@ def timed_op(run: MetaRun, label: str, count: int, fn: Callable[[], object],
 
 def in_threads(threads: int, count: int, fn: Callable[[int], object]) -> Callable[[], None]:
     """A callable that runs fn(0..count-1) spread over ``threads`` threads (each takes every threads-th)."""
+    def part(j: int) -> None:
+        for i in range(j, count, threads):
+            fn(i)
+
     def run() -> None:
         with ThreadPoolExecutor(threads) as ex:
-            for f in [ex.submit(lambda j=j: [fn(i) for i in range(j, count, threads)]) for j in range(threads)]:
-                f.result()
+            list(ex.map(part, range(threads)))
     return run
 
 
@@ -278,6 +282,7 @@ def fs_phase(cluster: Any, name: str, op: str, jobs: list[tuple[int, str]], size
         node = cluster.nodes[idx]
         procs.append(node.host.popen([sys.executable, os.path.abspath(__file__), "_fsworker", node.data, op, fname,
                                       str(size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO, env=env))
+    done = False
     try:
         for p in procs:
             line = p.stdout.readline()
@@ -293,10 +298,14 @@ def fs_phase(cluster: Any, name: str, op: str, jobs: list[tuple[int, str]], size
             for p in procs:
                 results.append(json.loads(p.stdout.readline()))
         ph = meter.phase(len(cluster.nodes), name, size * len(jobs), go)
+        done = True
     finally:
         for p in procs:
-            if p.wait(120) != 0:
-                raise RuntimeError(f"core.fs worker {op} exited with {p.returncode}")
+            if not done:
+                p.kill()
+            p.wait(120)
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"core.fs worker {op} exited with {[p.returncode for p in procs]}")
     for (idx, _), r in zip(jobs, results, strict=True):
         ph.node_cpu[idx] += r["cpu"]
     ph.seconds = max(r["seconds"] for r in results)
@@ -457,8 +466,9 @@ def meta_estimate(post: MetaRun, a: argparse.Namespace) -> None:
             primary = a.pg_cores * a.cpu_share * 1000 / max(server_k, 1e-9)
             issued = n * a.node_cores * a.cpu_share * 1000 / max(client_k, 1e-9)
             lim = "PostgreSQL" if primary < issued else "the nodes"
-            cells.append(f"{min(primary, issued):,.0f} {word}/s (nodes could issue {issued:,.0f}, the primary "
-                         f"serves {primary:,.0f}: {lim})")
+            got = min(primary, issued)
+            cells.append(f"{got:,.0f} {word}/s, {got / n:,.0f} per node (nodes could issue {issued:,.0f}, the "
+                         f"primary serves {primary:,.0f}: {lim})")
         print(f"{n:>5} nodes: " + "; ".join(cells))
 
 
@@ -471,7 +481,8 @@ def fs_worker(argv: list[str]) -> None:
         fs = s.fs
         block = os.urandom(BLOCK) if op == "write" else b""
         print("ready", flush=True)
-        sys.stdin.readline()
+        if not sys.stdin.readline():
+            return  # the benchmark gave up
         c0, t0 = own_cpu(), time.perf_counter()
         if op == "write":
             fs.write_file(fs.root, name, (block for _ in range(size // BLOCK)))
@@ -555,6 +566,7 @@ def main() -> None:
         fs_worker(sys.argv[2:])
         return
     a = parse()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # tear the clusters down on the way out
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     base = tempfile.mkdtemp(prefix="tessera-clusterbench-", dir="/tmp")  # PostgreSQL's user must reach it
