@@ -10,7 +10,11 @@ Runs once per boot (``tessera-node.service``) on the appliance's own Python (std
    a list names devices. Blank disks get ext4 labelled ``tessera-XXXXXXXX``; a disk with anything else on
    it is never touched unless it is listed and ``format: force`` is set. Disks are mounted by label under
    /var/lib/tessera/disks/<label>, so the target paths recorded in the store survive device renames.
-3. Writes /run/tessera/: ``node.env`` (TESSERA_DATA, TESSERA_TARGETS, TESSERA_EC for the containers),
+3. Cluster nodes (a ``cluster`` section; see ``tessera_cluster.py`` for its keys, the metadata services and
+   the secrets derived from the store key): the run files for etcd + Patroni on metadata nodes and for
+   ``cluster init`` / ``node join`` in the tessera containers. A disk holding a one-node store is never
+   turned into a cluster node, nor a cluster node's disk into a one-node store.
+4. Writes /run/tessera/: ``node.env`` (TESSERA_DATA, TESSERA_TARGETS, TESSERA_EC for the containers),
    ``tessera.yaml`` (the services' config) and ``users`` (users to ensure, one per line: NAME ACCESS_KEY
    SECRET_KEY [PASSWORD], ``-`` for keys to generate; mode 0600). A user's password is what SMB (and NFS)
    logons check; it is set again at every boot, as the node config says.
@@ -20,6 +24,9 @@ tessera.ec=K+M  tessera.targets_per_disk=N  tessera.user=NAME:ACCESS_KEY:SECRET_
 tessera.config=http://host/node.yaml  tessera.s3.listen=HOST:PORT  tessera.s3.workers=N
 tessera.nfs.listen=HOST:PORT  tessera.nfs.enabled=false  tessera.smb.listen=HOST:PORT  tessera.smb.enabled=false
 tessera.admin.listen=HOST:PORT  tessera.log.level=LEVEL
+tessera.cluster.name=NAME  tessera.cluster.addr=HOST:PORT  tessera.cluster.meta_peers=HOST,HOST,HOST
+tessera.cluster.role=meta|storage  tessera.cluster.init=1  tessera.cluster.key=BASE64|URL|PATH
+tessera.cluster.expect=N  tessera.cluster.target_listen=HOST:PORT
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import tessera_cluster as tc
 import yaml
 
 CONFIG_LABEL = "TESSERA-CFG"
@@ -43,7 +51,8 @@ CONFIG_FILE = "tessera-node.yaml"
 DISK_LABEL_PREFIX = "tessera-"
 DISKS_DIR = "/var/lib/tessera/disks"
 RUN_DIR = "/run/tessera"
-NODE_KEYS = {"disks", "format", "ec", "targets_per_disk", "users", "s3", "nfs", "smb", "admin", "log", "maintenance"}
+NODE_KEYS = {"disks", "format", "ec", "targets_per_disk", "users", "s3", "nfs", "smb", "admin", "log", "maintenance",
+             "cluster"}
 PASS_THROUGH = ("s3", "nfs", "smb", "admin", "log", "maintenance")
 # NFS serves the whole store to private networks (a LAN, qemu's user network) with root squashed; a node config's
 # nfs.exports replaces the list. SMB shares the same path as share 'tessera' to users who log on with a password
@@ -92,6 +101,11 @@ def parse_cmdline(text: str) -> tuple[dict[str, Any], str | None]:
             cfg["targets_per_disk"] = _int(value, "tessera.targets_per_disk")
         elif key in ("format", "ec"):
             cfg[key] = value
+        elif key.startswith("cluster.") and key != "cluster.":
+            try:
+                cfg.setdefault("cluster", {})[key[8:]] = tc.parse_cmdline_value(key[8:], value)
+            except tc.ClusterConfigError as e:
+                raise NodeError(str(e)) from None
         elif "." in key and key.split(".", 1)[0] in PASS_THROUGH:
             section, sub = key.split(".", 1)
             cfg.setdefault(section, {})[sub] = _scalar(value)
@@ -145,6 +159,7 @@ class NodeConfig:
     targets_per_disk: int
     users: list[dict[str, str]]
     services: dict[str, Any] = field(default_factory=dict)
+    cluster: tc.ClusterConfig | None = None
 
 
 def validate(raw: dict[str, Any]) -> NodeConfig:
@@ -184,26 +199,46 @@ def validate(raw: dict[str, Any]) -> NodeConfig:
             raise NodeError(f"{section}: expected a mapping")
         if val:
             services[section] = val
-    return NodeConfig(disks, fmt, None if ec is None else str(ec), tpd, users, services)
+    try:
+        cluster = tc.validate(raw.get("cluster"))
+    except tc.ClusterConfigError as e:
+        raise NodeError(str(e)) from None
+    if cluster is not None and cluster.target_listen:
+        services["cluster"] = {"target_listen": cluster.target_listen}
+    return NodeConfig(disks, fmt, None if ec is None else str(ec), tpd, users, services, cluster)
 
 
-def fetch(source: str, timeout_s: float = 60.0) -> str:
+def fetch(source: str, timeout_s: float = 60.0, what: str = "tessera.config") -> str:
     """The config named by tessera.config=: an http(s) URL (retried while the network comes up) or a path."""
+    return fetch_bytes(source, timeout_s, what).decode(errors="replace")
+
+
+def fetch_bytes(source: str, timeout_s: float = 60.0, what: str = "tessera.config") -> bytes:
     if not source.startswith(("http://", "https://")):
         try:
-            with open(source) as f:
+            with open(source, "rb") as f:
                 return f.read()
         except OSError as e:
-            raise NodeError(f"tessera.config={source}: {e.strerror}") from None
+            raise NodeError(f"{what}={source}: {e.strerror}") from None
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             with urllib.request.urlopen(source, timeout=10) as r:
-                return str(r.read().decode())
+                return bytes(r.read())
         except OSError as e:
             if time.monotonic() > deadline:
-                raise NodeError(f"tessera.config={source}: {e}") from None
+                raise NodeError(f"{what}={source}: {e}") from None
             time.sleep(1.0)
+
+
+def store_key(cfg: NodeConfig) -> bytes | None:
+    """A cluster node's store key (fetched when the config names a URL or file), None for a one-node store."""
+    if cfg.cluster is None:
+        return None
+    try:
+        return tc.resolve_key(cfg.cluster, lambda src: fetch_bytes(src, what="cluster.key"))
+    except tc.ClusterConfigError as e:
+        raise NodeError(str(e)) from None
 
 
 def read_config_disk(run: Runner) -> str | None:
@@ -340,15 +375,25 @@ class Layout:
     fresh: bool
 
 
-def plan_layout(mounts: list[str], targets_per_disk: int) -> Layout:
+def plan_layout(mounts: list[str], targets_per_disk: int, cluster: bool = False) -> Layout:
     """Where the store's metadata and targets live on the mounted disks (sorted by label).
 
-    The metadata goes with the disk that already has it; on a new node, on the first disk.
+    The metadata (a one-node store's meta.db, a cluster node's meta/url, store key and node.json, and on a
+    metadata node PostgreSQL's and etcd's data) goes with the disk that already has it; on a new node, on the
+    first disk.
     """
     if not mounts:
         raise NodeError("no disks to store data on (attach a blank disk, or list disks in the config)")
     mounts = sorted(mounts)
-    have = [m for m in mounts if os.path.exists(os.path.join(m, "store", "meta", "meta.db"))]
+    one = [m for m in mounts if os.path.exists(os.path.join(m, "store", "meta", "meta.db"))]
+    member = [m for m in mounts if os.path.exists(os.path.join(m, "store", "meta", "url"))]
+    if cluster and one:
+        raise NodeError(f"{one[0]} holds a one-node store; a cluster node needs blank disks or its own cluster "
+                        "disks (remove the cluster settings to serve that store)")
+    if not cluster and member:
+        raise NodeError(f"{member[0]} holds a cluster node's store; give this node its tessera.cluster.* settings "
+                        "to serve it")
+    have = member if cluster else one
     if len(have) > 1:
         raise NodeError(f"more than one store on this node's disks: {', '.join(have)}")
     if not have and any(os.path.exists(os.path.join(m, "t0", "target.json")) for m in mounts):
@@ -363,8 +408,17 @@ def service_config(cfg: NodeConfig, data_dir: str) -> dict[str, Any]:
     return {"store": {"data": data_dir}, **cfg.services}  # gather() already merged DEFAULTS in
 
 
-def write_run_files(cfg: NodeConfig, layout: Layout, run_dir: str = RUN_DIR) -> None:
+def write_run_files(cfg: NodeConfig, layout: Layout, run_dir: str = RUN_DIR, key: bytes | None = None) -> None:
+    """The run files (module docstring). ``cluster.env`` is always written (empty on a one-node store):
+    the tessera units name it with --env-file."""
     os.makedirs(run_dir, exist_ok=True)
+    cluster_files: dict[str, tuple[bytes, int]] = {"cluster.env": (b"", 0o600)}
+    if cfg.cluster is not None:
+        if key is None:
+            raise NodeError("a cluster node needs its store key (cluster.key)")
+        cluster_files = tc.run_files(cfg.cluster, key, cfg.ec, os.path.dirname(layout.data_dir))
+    for name, (content, mode) in cluster_files.items():
+        _write(os.path.join(run_dir, name), content, mode)
     env = {"TESSERA_DATA": layout.data_dir, "TESSERA_TARGETS": " ".join(layout.targets),
            "TESSERA_DOMAINS": " ".join(layout.domains), "TESSERA_EC": cfg.ec or ""}
     _write(os.path.join(run_dir, "node.env"), "".join(f"{k}={v}\n" for k, v in env.items()), 0o644)
@@ -374,11 +428,11 @@ def write_run_files(cfg: NodeConfig, layout: Layout, run_dir: str = RUN_DIR) -> 
     _write(os.path.join(run_dir, "users"), lines, 0o600)
 
 
-def _write(path: str, text: str, mode: int) -> None:
+def _write(path: str, text: str | bytes, mode: int) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    with os.fdopen(fd, "wb") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
 
@@ -390,18 +444,22 @@ def main(argv: Sequence[str] | None = None, run: Runner = run_cmd) -> int:
         with open(cmdline_path) as f:
             cmdline = f.read()
         cfg = gather(cmdline, run)
+        key = store_key(cfg)
         run(["udevadm", "settle", "--timeout=30"], check=False)
         use, fmt = choose_disks(cfg, list_disks(run), run)
         mounts = [mount_disk(d.path, d.label or "", run) for d in use]
         mounts += [mount_disk(d.path, format_disk(d, run), run) for d in fmt]
-        layout = plan_layout(mounts, cfg.targets_per_disk)
-        write_run_files(cfg, layout)
+        layout = plan_layout(mounts, cfg.targets_per_disk, cfg.cluster is not None)
+        write_run_files(cfg, layout, key=key)
     except NodeError as e:
         log(f"tessera-node: {e}", level="error")
         print(f"tessera-node: error: {e}", file=sys.stderr, flush=True)
         return 1
+    c = cfg.cluster
     log("node ready", data=layout.data_dir, targets=layout.targets, new_store=layout.fresh, ec=cfg.ec,
-        users=[u["name"] for u in cfg.users])
+        users=[u["name"] for u in cfg.users],
+        **({} if c is None else {"cluster": {"name": c.name, "addr": c.addr, "role": c.role, "init": c.init,
+                                             "meta_peers": c.meta_peers}}))
     return 0
 
 

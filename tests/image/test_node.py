@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load() -> ModuleType:
+    sys.path.insert(0, str(ROOT / "image/appliance"))  # as on the appliance: tessera_cluster beside it
     spec = importlib.util.spec_from_file_location("tessera_node", ROOT / "image/appliance/tessera_node.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
