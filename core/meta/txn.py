@@ -84,7 +84,8 @@ class Txn(IdentityTxn, NodeTxn):
         rows = self.all(f"INSERT INTO inodes ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
                         "RETURNING ino", vals)
         node.ino = int(rows[0][0])
-        self.inserted.append(node)
+        if self.dialect == PG:  # only a PostgreSQL batch runs again (and its Txn lives for one try)
+            self.inserted.append(node)
         return node.ino
 
     def update_inode(self, node: Inode) -> None:
