@@ -71,6 +71,7 @@ WRITER_LOCK = 0x7E55E8A_000002  # session advisory lock queueing batches that co
 CONTENDED_S = 2.0
 POOL_QUICK_S = 1.0  # no pooled connection this soon: check that the server is reachable at all
 POOL_WAIT_S = 15.0
+PROBE_S = 5.0
 
 _FORKS = [0]
 _LIVE: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
@@ -167,6 +168,7 @@ class PgMeta:
         self._wconn: psycopg.Connection[Any] | None = None
         self._wtxn: Txn | None = None
         self._contended_until = 0.0  # monotonic time until which first tries queue too
+        self._reachable_until = 0.0  # monotonic time until which a busy pool is not probed again
 
     def _after_fork(self) -> None:
         if _FORKS[0] != self._forks:  # a forked child: nothing of the parent's is usable
@@ -205,7 +207,9 @@ class PgMeta:
         try:
             raw = pool.getconn(timeout=POOL_QUICK_S)
         except PoolTimeout:  # the pool is busy, or cannot connect: tell which before waiting longer
-            self._connect().close()  # raises StoreError at once if the server is unreachable
+            if time.monotonic() > self._reachable_until:  # (a busy pool is probed once per PROBE_S)
+                self._connect().close()  # raises StoreError at once if the server is unreachable
+                self._reachable_until = time.monotonic() + PROBE_S
             try:
                 raw = pool.getconn()
             except PoolTimeout as e:

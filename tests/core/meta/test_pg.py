@@ -413,3 +413,56 @@ def test_init_refuses_a_database_that_holds_a_store(tmp_path: Any, pg_url: str) 
         init_store(str(tmp_path / "b"), targets=["mem:0"], cell=64 * 1024, meta_url=pg_url)
     with open_store(str(tmp_path / "a")) as s:
         assert s.fs.getattr(s.fs.root).is_dir
+
+
+def _backend(t: Txn) -> int:
+    row = t.one("SELECT pg_backend_pid()")
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_forked_child_cannot_end_its_parents_sessions(pg_url: str) -> None:
+    m = PgMeta(pg_url, create=True, pool_size=1)
+    try:
+        with m.read() as t:
+            reader = _backend(t)
+        writer = m.write(_backend)
+        pid = os.fork()
+        if pid == 0:  # the child closes every session it inherited (as finalizers at its exit would)
+            try:
+                for c in pgmod._ABANDONED:
+                    if isinstance(c, psycopg.Connection):
+                        c.close()
+                child = PgMeta(pg_url)  # and works with sessions of its own
+                child.write(lambda t: t.set_info("child", "1"))
+                child.close()
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        with m.read() as t:
+            assert _backend(t) == reader and t.info("child") == "1"
+        assert m.write(_backend) == writer
+    finally:
+        m.close()
+
+
+def test_more_threads_than_pooled_connections(pg_url: str) -> None:
+    m = PgMeta(pg_url, create=True, pool_size=2)
+    m.write(lambda t: t.set_info("v", "1"))
+    got: list[str | None] = []
+
+    def reader() -> None:
+        for _ in range(5):
+            with m.read() as t:
+                time.sleep(0.01)
+                got.append(t.info("v"))
+            got.append(m.peek().info("v"))
+    try:
+        ths = [threading.Thread(target=reader) for _ in range(8)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
+        assert got == ["1"] * 80
+    finally:
+        m.close()
