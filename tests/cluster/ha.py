@@ -42,6 +42,8 @@ import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
+import psycopg
+
 from gateway.cluster.netns import Host, Net
 
 BIN_DIR = "/usr/lib/postgresql/15/bin"
@@ -242,16 +244,27 @@ class HaMeta:
         return found[0]
 
     def wait_replica(self, h: Host, timeout: float = 60) -> None:
-        """Wait until `h` runs as a replica on the current leader's timeline."""
+        """Wait until `h` runs as a replica on the current leader's timeline, streaming from it (asked of
+        its PostgreSQL too: etcd may still hold what the node wrote before a partition)."""
         def ready() -> bool:
             ms = {m["name"]: m for m in self.members()}
             leader = next((m for m in ms.values() if m.get("role") == "leader"), None)
             me = ms.get(h.name)
             return (leader is not None and me is not None and me.get("role") in ("replica", "sync_standby")
                     and me.get("state") in ("running", "streaming")
-                    and me.get("timeline") == leader.get("timeline"))
+                    and me.get("timeline") == leader.get("timeline")
+                    and self._streams_from(h, self._host(leader["name"])))
 
         _wait(ready, timeout, f"{h.name} to run as a replica", self._tail)
+
+    def _streams_from(self, h: Host, leader: Host) -> bool:
+        try:
+            with psycopg.connect(self.host_url(h)) as c:
+                row = c.execute("SELECT pg_is_in_recovery(), (SELECT sender_host FROM pg_stat_wal_receiver"
+                                " WHERE status = 'streaming')").fetchone()
+        except psycopg.Error:
+            return False
+        return row is not None and row[0] is True and row[1] == leader.addr
 
     # ---- faults and teardown ---------------------------------------------------------------------------
 
