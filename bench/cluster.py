@@ -21,22 +21,24 @@ and a paper estimate for 16 and 144 nodes, in one run.
      it and (N > 1) from the next node; every GET's bytes are compared with what was PUT;
    * core.fs: one worker process per node *inside that node's namespace* opens the node's data directory
      (so it acts as that node: its own targets locally, the others' through their target servers), writes
-     a ``--fs-size`` file (``write_file``, durable), then reads its own file and (N > 1) the next node's.
-     The workers start, open the store and wait; the clock runs from a common "go" to the last finish.
+     a ``--fs-size`` file (``write_file``, durable), then reads its own file and (N > 1) the next node's;
+     then (N > 1) one stream alone: node 1 writes, node 2 reads it (N streams on 2 cores oversubscribe
+     them, which inflates CPU per byte).  Workers start, open the store and wait; the clock runs from a
+     common "go" to the last finish.  Each worker reports the share of its file's shards on its node.
    CPU: every process in each node's namespace (``ip netns pids``: tessera serve, its S3 worker, the
    target server) plus the core.fs worker, utime+stime(+reaped children) from /proc/PID/stat, before and
    after each phase; PostgreSQL's namespace likewise; the S3 client's is this process's (os.times).
    "MB per node-CPU-s" = bytes moved / CPU-seconds of all nodes together: what a byte costs the cluster.
    On 2 cores this measures overhead, not scale: more nodes share the same two cores.
 3. A paper estimate for 16 and 144 nodes from those figures, with the assumptions printed (``--node-*``,
-   ``--pg-cores`` options): per-node throughput = the least of CPU (cores x measured MB per CPU-s), NIC
-   (client bytes plus the cells other nodes send or fetch) and disks (with erasure-coding overhead);
+   ``--pg-cores`` options): per-node throughput = the least of CPU (cores / CPU-s per GB), NIC (client
+   bytes plus the cells other nodes send or fetch) and disks (with erasure-coding overhead).  CPU-s per GB
+   = the 1-node figure (all shards local) + the one-stream cost per GB of remote shards x (N-1)/N;
    metadata = the least of what the nodes can issue and what one PostgreSQL primary serves (measured
    operations per PostgreSQL CPU-second x its cores).
 
 bench/ is not a package: this script puts its own directory and the repository on sys.path.  Nothing is
-recorded: copy what it prints into bench/RESULTS.md.  ``_fsworker`` as the first argument is the core.fs
-worker (internal).
+recorded: copy what it prints into bench/RESULTS.md.  The core.fs worker is bench/cluster_fsworker.py.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import REPO, MiB
 
 TICK = os.sysconf("SC_CLK_TCK")
-BLOCK = 8 * MiB
+BLOCK = 8 * MiB  # as cluster_fsworker.py's
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cluster_fsworker.py")
 GB = 1e9
 
 
@@ -203,7 +206,7 @@ class Phase:
     node_cpu: list[float]
     pg_cpu: float
     client_cpu: float
-    local_share: float | None = None  # core.fs reads: share of the file's shards on the reading node
+    local_share: float | None = None  # core.fs: share of the file's shards on the worker's node
 
     @property
     def mbps(self) -> float:
@@ -280,8 +283,8 @@ def fs_phase(cluster: Any, name: str, op: str, jobs: list[tuple[int, str]], size
     procs = []
     for idx, fname in jobs:
         node = cluster.nodes[idx]
-        procs.append(node.host.popen([sys.executable, os.path.abspath(__file__), "_fsworker", node.data, op, fname,
-                                      str(size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO, env=env))
+        procs.append(node.host.popen([sys.executable, WORKER, node.data, op, fname, str(size)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO, env=env))
     done = False
     try:
         for p in procs:
@@ -309,8 +312,7 @@ def fs_phase(cluster: Any, name: str, op: str, jobs: list[tuple[int, str]], size
     for (idx, _), r in zip(jobs, results, strict=True):
         ph.node_cpu[idx] += r["cpu"]
     ph.seconds = max(r["seconds"] for r in results)
-    if op == "read":
-        ph.local_share = sum(r["local"] for r in results) / len(results)
+    ph.local_share = sum(r["local"] for r in results) / len(results)
     return ph
 
 
@@ -370,15 +372,16 @@ def print_clusters(phases: list[Phase], a: argparse.Namespace) -> None:
         print(f"{p.nodes:>5} {p.name:<27} {rate} {sum(p.node_cpu):>10.2f} {per_cpu} {per:>23} {p.pg_cpu:>8.2f} "
               f"{p.client_cpu:>6.2f} {share:>12}")
     print("client: this process's CPU-s (boto3) for S3; a core.fs worker counts as its node's CPU; local shards: "
-          "the share of the file's shards on the reading node")
+          "the share of the file's shards on the worker's node")
     print_cross(phases)
 
 
-def remote_cost(phases: list[Phase]) -> tuple[float, float] | None:
-    """(CPU-s per GB read locally, extra CPU-s per GB whose shards are on other nodes) from one stream alone:
-    the 1-node read (every shard local) and the N-node reads by a node that did not write the file."""
-    local = next((p for p in phases if p.nodes == 1 and p.name == FS_OWN), None)
-    far = [p for p in phases if p.name == FS_SOLO_R and p.local_share is not None and p.local_share < 1]
+def remote_cost(phases: list[Phase], write: bool) -> tuple[float, float] | None:
+    """(CPU-s per GB with every shard local, extra CPU-s per GB whose shards are on other nodes), from one
+    core.fs stream alone: the 1-node figure (every shard local) and the N-node ones with their local share."""
+    one, alone = (FS_WRITE, FS_SOLO_W) if write else (FS_OWN, FS_SOLO_R)
+    local = next((p for p in phases if p.nodes == 1 and p.name == one), None)
+    far = [p for p in phases if p.name == alone and p.local_share is not None and p.local_share < 1]
     if local is None or not far:
         return None
     a = 1000 / local.mb_per_cpu
@@ -397,10 +400,11 @@ def print_cross(phases: list[Phase]) -> None:
                 where = "" if p.local_share is None else f" ({p.local_share:.0%} local)"
                 cells.append(f"{n} node{'s' if n > 1 else ''}, {name.split(', ')[-1]}{where}: {p.mb_per_cpu:,.0f}")
         print(f"  {proto:<18} " + "; ".join(cells))
-    fit = remote_cost(phases)
-    if fit:
-        print(f"  core.fs read CPU: {fit[0]:.2f} CPU-s per GB with every shard local, +{fit[1]:.2f} CPU-s per GB "
-              f"read from other nodes (both ends together)", flush=True)
+    for write in (False, True):
+        fit = remote_cost(phases, write)
+        if fit:
+            print(f"  core.fs {'write' if write else 'read'}, 1 stream: {fit[0]:.2f} CPU-s per GB with every shard "
+                  f"local, +{fit[1]:.2f} CPU-s per GB of shards on other nodes (both ends together)", flush=True)
 
 
 # -- part 3: the paper estimate ---------------------------------------------------------------------------------
@@ -411,18 +415,26 @@ def ec_for(nodes: int) -> tuple[int, int]:
 
 
 def per_gb_figures(phases: list[Phase], nodes: int) -> dict[str, tuple[float, str]]:
-    """CPU-s per client GB for each estimated operation at ``nodes`` nodes, and where the figure comes from."""
+    """CPU-s per client GB for each estimated operation at ``nodes`` nodes, and where the figure comes from.
+
+    With the remote costs measured (:func:`remote_cost`): the 1-node figure (every shard local) plus the extra
+    cost of one stream's remote shards times the share a node does not hold ((N-1)/N); the S3 figures take the
+    core.fs extra on top of their 1-node ones.  Without: the figure measured at the largest cluster."""
     big = max(p.nodes for p in phases)
-    at = {p.name: p for p in phases if p.nodes == big}
+    at = {(p.nodes, p.name): p for p in phases}
+    far = 1 - 1 / nodes
     out: dict[str, tuple[float, str]] = {}
-    for op, names in (("S3 PUT", ("S3 PUT",)), ("S3 GET", ("S3 GET, next node", "S3 GET, writing node")),
-                      ("core.fs write", (FS_SOLO_W, FS_WRITE)), ("core.fs read", (FS_SOLO_R, FS_OWN))):
-        p = next((at[x] for x in names if x in at), None)
+    for op, one, names, write in (("S3 PUT", "S3 PUT", ("S3 PUT",), True),
+                                  ("S3 GET", "S3 GET, writing node", ("S3 GET, next node",), False),
+                                  ("core.fs write", FS_WRITE, (FS_SOLO_W, FS_WRITE), True),
+                                  ("core.fs read", FS_OWN, (FS_SOLO_R, FS_OWN), False)):
+        fit, base = remote_cost(phases, write), at.get((1, one))
+        if fit and base:
+            out[op] = (1000 / base.mb_per_cpu + fit[1] * far, f"1 node + {fit[1]:.2f} x {far:.0%} remote")
+            continue
+        p = next((at[(big, x)] for x in names if (big, x) in at), None)
         if p is not None:
             out[op] = (1000 / p.mb_per_cpu, f"{big} nodes, {p.name}")
-    fit = remote_cost(phases)
-    if fit:  # a reader holds about 1/N of a stripe's shards
-        out["core.fs read"] = (fit[0] + fit[1] * (1 - 1 / nodes), f"local + remote cost x {1 - 1 / nodes:.0%} remote")
     return out
 
 
@@ -470,43 +482,6 @@ def meta_estimate(post: MetaRun, a: argparse.Namespace) -> None:
             cells.append(f"{got:,.0f} {word}/s, {got / n:,.0f} per node (nodes could issue {issued:,.0f}, the "
                          f"primary serves {primary:,.0f}: {lim})")
         print(f"{n:>5} nodes: " + "; ".join(cells))
-
-
-# -- the core.fs worker (inside a node's namespace) -------------------------------------------------------------
-
-def fs_worker(argv: list[str]) -> None:
-    data, op, name, size = argv[0], argv[1], argv[2], int(argv[3])
-    from core.store import open_store
-    with open_store(data) as s:
-        fs = s.fs
-        block = os.urandom(BLOCK) if op == "write" else b""
-        print("ready", flush=True)
-        if not sys.stdin.readline():
-            return  # the benchmark gave up
-        c0, t0 = own_cpu(), time.perf_counter()
-        if op == "write":
-            fs.write_file(fs.root, name, (block for _ in range(size // BLOCK)))
-        else:
-            ino, buf, off = fs.resolve("/" + name).ino, bytearray(BLOCK), 0
-            view = memoryview(buf)
-            while off < size:
-                got = fs.read_committed(ino, off, view)
-                if not got:
-                    raise RuntimeError(f"/{name} ended at {off} of {size}")
-                off += got
-        took, cpu = time.perf_counter() - t0, own_cpu() - c0
-        local = local_share(s, name, size) if op == "read" else 0.0
-    print(json.dumps({"seconds": took, "cpu": cpu, "local": local}), flush=True)
-
-
-def local_share(s: Any, name: str, size: int) -> float:
-    """The share of the file's bytes' shards that sit on this node's targets (by piece length)."""
-    where = {t.id: t.node for t in s.targets()}
-    _, pieces, segs = s.layout(s.fs.resolve("/" + name).ino, size)
-    me = s.node.name if s.node is not None else ""
-    mine = sum(p.len * sum(where.get(t) == me for t in segs[p.segment].targets) / len(segs[p.segment].targets)
-               for p in pieces if p.segment)
-    return float(mine / max(1, size))
 
 
 # -- the run ----------------------------------------------------------------------------------------------------
@@ -562,9 +537,6 @@ def header(a: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["_fsworker"]:
-        fs_worker(sys.argv[2:])
-        return
     a = parse()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # tear the clusters down on the way out
     from rich.console import Console
