@@ -159,8 +159,10 @@ def test_url_reaches_the_primary_and_replicas_refuse_writes(ha_meta: HaMeta) -> 
     ha = ha_meta
     primary = ha.primary()
     assert primary is not None
-    with psycopg.connect(ha.url()) as c:
-        assert c.execute("SELECT host(inet_server_addr()), pg_is_in_recovery()").fetchone() == (primary.addr, False)
+    ha.create_database("meta")
+    with psycopg.connect(ha.url("meta")) as c:
+        assert c.execute("SELECT host(inet_server_addr()), pg_is_in_recovery(), current_database()").fetchone() \
+            == (primary.addr, False, "meta")
     for h in ha.hosts:
         if h is not primary:
             with psycopg.connect(ha.host_url(h)) as c, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
