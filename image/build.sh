@@ -3,6 +3,7 @@
 #   base       Debian bookworm rootfs from mmdebstrap, imported as localhost/tessera-base
 #   wheels     the project's wheel and its dependencies, downloaded on the host
 #   services   localhost/tessera (core library + every server), localhost/tessera-<service> per containers/<service>
+#              (the cluster metadata's tessera-etcd and tessera-patroni are FROM localhost/tessera-base)
 #   rootfs     the appliance root: systemd, podman, runc, netavark, python3, rpcbind, kernel (mmdebstrap)
 #   preload    the service image copied into the root's read-only image store (additionalimagestores)
 #   squashfs   the root compressed (xz)
@@ -51,7 +52,9 @@ build_services() {
   stage "services: localhost/tessera + one image per service ($(services | xargs))"
   cp image/containers/tessera/Containerfile image/containers/tessera/tessera.yaml \
      image/containers/tessera/entrypoint.sh "$OUT/ctx/"
-  timeout 900 podman build --pull=never -q -t localhost/tessera:latest "$OUT/ctx" >/dev/null
+  # the wheels' hash busts the venv layer's cache when any wheel changed (the cache ignores bind-mounted files)
+  local sum; sum=$(cd "$OUT/ctx/wheels" && sha256sum -- * | sha256sum | cut -c1-64)
+  timeout 900 podman build --pull=never -q --build-arg "WHEELS_SHA256=$sum" -t localhost/tessera:latest "$OUT/ctx" >/dev/null
   for s in $(services); do
     timeout 300 podman build --pull=never -q -t "localhost/tessera-$s:latest" "image/containers/$s" >/dev/null
   done
@@ -84,12 +87,14 @@ build_rootfs() {
     --dpkgopt='path-exclude=/usr/share/info/*' --include="$ROOT_PACKAGES" "$SUITE" "$ROOTFS"
   cp -a "$APP/rootfs/." "$ROOTFS/"
   install -D -m 0755 "$APP/tessera_node.py" "$ROOTFS/usr/lib/tessera/tessera_node.py"
+  install -D -m 0644 "$APP/tessera_cluster.py" "$ROOTFS/usr/lib/tessera/tessera_cluster.py"
   echo tessera > "$ROOTFS/etc/hostname"
   printf '127.0.0.1 localhost\n127.0.1.1 tessera\n::1 localhost ip6-localhost ip6-loopback\n' > "$ROOTFS/etc/hosts"
   : > "$ROOTFS/etc/machine-id"  # a fresh one each boot: the OS is volatile, the node's identity is its disks
   mkdir -p "$ROOTFS/var/lib/containers/storage" "$ROOTFS/var/lib/tessera/disks"
+  # tessera-etcd, tessera-patroni and tessera-cluster-status start only on cluster nodes (conditions on /run/tessera)
   systemctl --root="$ROOTFS" enable -q systemd-networkd tessera-node tessera-init tessera-core tessera-s3 tessera-nfs tessera-smb \
-    rpcbind
+    rpcbind tessera-etcd tessera-patroni tessera-cluster-status
   # nothing else runs at boot: no podman API socket, auto-update or restart units, no apt or e2scrub timers
   for u in podman.socket podman.service podman-auto-update.timer podman-auto-update.service podman-restart.service \
            apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service; do

@@ -31,6 +31,7 @@ tessera.cluster.expect=N  tessera.cluster.target_listen=HOST:PORT
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -272,6 +273,28 @@ def gather(cmdline: str, run: Runner) -> NodeConfig:
     return validate(merge(raw, over))
 
 
+def wait_address(host: str, run: Runner, limit_s: float = 90.0, every: float = 1.0) -> None:
+    """A cluster node's cluster.addr HOST (an IP address) must be its own: wait for DHCP to assign it, then
+    fail clearly (a typo, or the wrong node's config) before any disk is touched. A host name is not checked."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            ifaces = json.loads(run(["ip", "-j", "addr", "show"], check=False) or "[]")
+            have = {a.get("local") for i in ifaces for a in i.get("addr_info", [])} - {None}
+        except (ValueError, AttributeError, TypeError):
+            have = set()
+        if host in have:
+            return
+        if time.monotonic() >= deadline:
+            raise NodeError(f"cluster.addr: {host} is not an address of this node after {limit_s:.0f} s "
+                            f"(it has {', '.join(sorted(have)) or 'none'})")
+        time.sleep(every)
+
+
 # --- disks --------------------------------------------------------------------------------------------------
 
 Runner = Callable[..., str]
@@ -445,12 +468,14 @@ def main(argv: Sequence[str] | None = None, run: Runner = run_cmd) -> int:
             cmdline = f.read()
         cfg = gather(cmdline, run)
         key = store_key(cfg)
+        if cfg.cluster is not None:
+            wait_address(cfg.cluster.host, run)
         run(["udevadm", "settle", "--timeout=30"], check=False)
         use, fmt = choose_disks(cfg, list_disks(run), run)
         mounts = [mount_disk(d.path, d.label or "", run) for d in use]
         mounts += [mount_disk(d.path, format_disk(d, run), run) for d in fmt]
         layout = plan_layout(mounts, cfg.targets_per_disk, cfg.cluster is not None)
-        write_run_files(cfg, layout, key=key)
+        write_run_files(cfg, layout, RUN_DIR, key=key)
     except NodeError as e:
         log(f"tessera-node: {e}", level="error")
         print(f"tessera-node: error: {e}", file=sys.stderr, flush=True)

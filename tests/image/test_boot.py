@@ -9,6 +9,8 @@
   the same kernel, initrd and root image; config from the kernel command line and a URL.
 * One kernel + one initrd (initrd-full.img), config only on the kernel command line, an explicit disk list.
 * A bad node config: a clear line on the console, nothing formatted, no services.
+* A cluster node (kernel command line): one-member metadata (etcd + Patroni/PostgreSQL containers) on itself,
+  cluster init, `tessera cluster status` on the console with the node up, S3 through the PostgreSQL metadata.
 
 Needs ``make image`` first (image/build/out). Every wait has a hard limit; the serial log is in the failure
 message; qemu is killed by PID on every exit path. Boot times go to image/build/boot-times.json.
@@ -16,6 +18,7 @@ message; qemu is killed by PID on every exit path. Boot times go to image/build/
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import http.server
@@ -249,3 +252,34 @@ def test_single_initrd_boot_with_kernel_command_line_config(image: Path, tmp_pat
         text = vm.serial_text()
         assert "root image is in the initramfs" in text
         assert text.count("disk formatted") == 2 and '"device": "/dev/vdc"' not in text
+
+
+@pytest.mark.timeout(BOOT_LIMIT_S + 120)
+def test_cluster_node_one_member_metadata_and_init(image: Path, tmp_path: Path) -> None:
+    """Cluster mode on one VM: a metadata node (etcd + Patroni/PostgreSQL 15 in containers) whose only meta peer is
+    itself and which makes the cluster (cluster.init), configured on the kernel command line; the console shows
+    `tessera cluster status` with the node up, and S3 PUT/GET works through the PostgreSQL metadata."""
+    disks = [raw_disk(tmp_path / f"d{i}.img", 2 << 30) for i in range(2)]
+    key = base64.b64encode(bytes(range(32))).decode()
+    addr = "10.0.2.15"  # the address qemu's user network hands the guest
+    append = ("console=ttyS0,115200n8 tessera.s3.workers=1 tessera.nfs.enabled=false tessera.smb.enabled=false "
+              f"tessera.ec=1+1 tessera.user=cluster:{AK}:{SK} tessera.cluster.name=n1 "
+              f"tessera.cluster.addr={addr}:7070 tessera.cluster.meta_peers={addr} tessera.cluster.init=1 "
+              f"tessera.cluster.expect=1 tessera.cluster.key={key}")
+    boot = ["-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd-full.img"), "-append", append]
+    with VM(tmp_path, "cluster", disks=disks, boot=boot, memory_mb=3072, forwards={"s3": 9000}) as vm:
+        s3 = s3_client(vm.ports["s3"])
+        record("cluster_node_boot_to_serving_s", wait_serving(vm, s3, "cluster node"))
+        s3.create_bucket(Bucket="cluster")
+        body = os.urandom(300_000)
+        s3.put_object(Bucket="cluster", Key="k", Body=body)
+        assert s3.get_object(Bucket="cluster", Key="k")["Body"].read() == body
+        record("cluster_node_boot_to_status_s", vm.wait_serial("tessera cluster status: {", 300))
+        text = vm.serial_text()
+        line = next(x for x in text.splitlines() if "tessera cluster status: {" in x)
+        doc = json.loads(line[line.index("{"):line.rindex("}") + 1])
+        assert doc["geometry"] == "1+1" and doc["nodes_up"] == 1, line
+        (n1,) = doc["nodes"]
+        assert (n1["name"], n1["state"], n1["addr"], len(n1["targets"])) == ("n1", "up", f"{addr}:7070", 2), line
+        assert "initialised cluster store" in text and "initialized a new cluster" in text  # tessera, Patroni
+        assert key not in text.replace(f"tessera.cluster.key={key}", "")  # the key is on the command line only
