@@ -16,6 +16,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -284,11 +285,13 @@ class SqliteMeta:
 
 
 class FileLeaderLock:
-    """An flock held on an open file: the kernel drops it when the holder's process dies."""
+    """An flock held on an open file: the kernel drops it when the holder's process dies.  A forked child
+    closes its copy of the descriptor (see _drop_inherited_leaders), so the lock stays its holder's alone."""
 
     def __init__(self, fd: int, forks: int) -> None:
         self._fd: int | None = fd
         self._forks = forks
+        _LEADERS.add(self)
 
     def held(self) -> bool:
         return self._fd is not None and _FORKS[0] == self._forks  # a forked child does not hold it
@@ -304,3 +307,19 @@ class FileLeaderLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+_LEADERS: weakref.WeakSet[FileLeaderLock] = weakref.WeakSet()
+
+
+def _drop_inherited_leaders() -> None:
+    for lk in list(_LEADERS):
+        if lk._fd is not None:
+            try:
+                os.close(lk._fd)  # the parent's descriptor stays open: its lock stays held
+            except OSError:
+                pass
+            lk._fd = None
+
+
+os.register_at_fork(after_in_child=_drop_inherited_leaders)

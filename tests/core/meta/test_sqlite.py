@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,4 +188,31 @@ def test_leader_lock_is_exclusive_and_dies_with_its_holder(tmp_path: Path) -> No
     lk = m.leader("scrub")  # the kernel dropped the dead holder's lock
     assert lk is not None and lk.held()
     lk.release()
+    m.close()
+
+
+def _sleep_child(up: Any) -> None:
+    import time
+    up.set()  # fork handlers have run by now
+    time.sleep(30)
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_does_not_keep_its_parents_leader_lock(tmp_path: Path) -> None:
+    m = SqliteMeta(str(tmp_path / "m.db"), create=True)
+    lk = m.leader("gc")
+    assert lk is not None
+    ctx = mp.get_context("fork")
+    up = ctx.Event()
+    child = ctx.Process(target=_sleep_child, args=(up,))
+    child.start()
+    try:
+        assert up.wait(30)
+        lk.release()
+        again = m.leader("gc")  # the child's inherited descriptor does not hold it
+        assert again is not None
+        again.release()
+    finally:
+        child.kill()
+        child.join(10)
     m.close()
