@@ -53,7 +53,9 @@ CONNECT_DEFAULTS = {
     "tcp_user_timeout": "15000",
     "application_name": "tessera",
 }
-SESSION_OPTIONS = "-c statement_timeout=60000 -c idle_in_transaction_session_timeout=120000"
+# server side: no statement (a lock wait included) runs past 5 min, no session idles in a transaction past 10 min;
+# a dead server or link is noticed by the client through the TCP settings above (about 15 s)
+SESSION_OPTIONS = "-c statement_timeout=300000 -c idle_in_transaction_session_timeout=600000"
 
 
 class Conflict(StoreError):
