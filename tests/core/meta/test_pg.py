@@ -466,3 +466,21 @@ def test_more_threads_than_pooled_connections(pg_url: str) -> None:
         assert got == ["1"] * 80
     finally:
         m.close()
+
+
+def test_a_batch_whose_session_dies_before_commit_runs_again(meta: PgMeta, pg_url: str) -> None:
+    other = _raw(pg_url)
+    tries: list[int] = []
+
+    def fn(t: Txn) -> str:
+        tries.append(_backend(t))
+        if len(tries) == 1:
+            other.execute("SELECT pg_terminate_backend(%s)", (tries[0],))  # a failover, as this session sees it
+        t.set_info("k", "v")
+        return "done"
+    try:
+        assert meta.write(fn) == "done"
+    finally:
+        other.close()
+    assert len(tries) == 2 and tries[0] != tries[1]  # on a fresh session
+    assert meta.peek().info("k") == "v"
