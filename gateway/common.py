@@ -30,9 +30,19 @@ def data_dir(args: argparse.Namespace) -> str:
     return str(getattr(args, "data", None) or os.environ.get("TESSERA_DATA") or DEFAULT_DATA)
 
 
+def _dead_after(d: str) -> float:
+    """The cluster's cluster.dead_after_s from the data directory's config (the default without one)."""
+    from gateway import config as cfgmod
+    path = os.path.join(d, cfgmod.CONFIG_NAME)
+    if not os.path.exists(path):
+        return cfgmod.ClusterConfig().dead_after_s
+    return cfgmod.load(path).cluster.dead_after_s
+
+
 @contextmanager
 def store(args: argparse.Namespace) -> Iterator[Store]:
-    s = open_store(data_dir(args))
+    d = data_dir(args)
+    s = open_store(d, dead_after=_dead_after(d))
     try:
         yield s
     finally:

@@ -71,6 +71,10 @@ class Member:
             self._lock = None
         if self._lock is None:
             self._lock = self.meta.leader("maintenance")
+            if self._lock is not None:  # shown by 'cluster status'
+                name = self.me.name
+                self.meta.write(lambda t: t.set_info("maintenance_leader", name))
+                log.info("this node runs the cluster's maintenance now", extra={"node": name})
         return self._lock is not None
 
     def fail_dead_nodes(self) -> list[str]:

@@ -114,6 +114,11 @@ class ClusterPlane:
         dead_after = self._live.dead_after if self._live else DEFAULT_DEAD_AFTER_S
         return status(self._meta, health(self._data).targets, dead_after)
 
+    def maintenance_leader(self) -> str | None:
+        """The node that last took the cluster's maintenance lock (the holder while its heartbeat is fresh)."""
+        with self._meta.read() as t:
+            return t.info("maintenance_leader")
+
     def drain_node(self, name: str) -> int:
         n = drain(self._meta, name)
         self._data.refresh()

@@ -161,6 +161,8 @@ class DataStore:
         self._refreshed = 0.0
         self._pending_repairs: set[tuple[int, int, int]] = set()
         self._budget = _Budget(IN_FLIGHT_BYTES)
+        self._watch: threading.Thread | None = None
+        self._closing = threading.Event()
         self.refresh()
 
     # -- targets --------------------------------------------------------------------
@@ -212,6 +214,8 @@ class DataStore:
             self._budget = _Budget(IN_FLIGHT_BYTES)
             self._syncs = {}
             self._targets = {}
+            self._watch = None
+            self._closing = threading.Event()
             self.refresh()
 
     def _flusher(self) -> ThreadPoolExecutor:
@@ -263,7 +267,29 @@ class DataStore:
             except OSError as e:
                 log.warning("shard header write failed", extra={"target": tid, "error": str(e)})
         self._segs[info.id] = info
+        self._watch_open()
         return _Open(info, 0, frozenset(c.id for c in cands))
+
+    WATCH_S = 2.0
+
+    def _watch_open(self) -> None:
+        """While this process holds an open segment, notice target failures (and new targets) even when it
+        writes nothing: a writer gone quiet must not keep a segment open on a failed target, or rebuild waits."""
+        if self._watch is not None and self._watch.is_alive():
+            return
+
+        def run() -> None:
+            while not self._closing.wait(self.WATCH_S):
+                if self._open is None:
+                    continue
+                if time.monotonic() - self._refreshed < self.WATCH_S:
+                    continue
+                try:
+                    self.refresh()
+                except Exception as e:  # metadata unreachable for a moment: try again next round
+                    log.warning("target refresh failed", extra={"error": str(e)})
+        self._watch = threading.Thread(target=run, name="segment-watch", daemon=True)
+        self._watch.start()
 
     def _seal_open(self) -> None:
         o, self._open = self._open, None
@@ -430,6 +456,7 @@ class DataStore:
             self.meta.write(add)
 
     def close(self) -> None:
+        self._closing.set()
         try:
             self.flush_repairs()
             self.seal()

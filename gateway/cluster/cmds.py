@@ -151,16 +151,18 @@ def status(args: argparse.Namespace) -> int:
         nodes = s.cluster_status()
         h = s.health()
         geo = s.geometry
+        leader = s.maintenance_leader()
     docs = [_doc(n) for n in nodes]
     up = sum(1 for n in nodes if n.state == "up")
     if getattr(args, "json", False):
-        print(json.dumps({"state": h.state, "geometry": f"{geo.k}+{geo.m}", "nodes_up": up, "nodes": docs,
+        print(json.dumps({"state": h.state, "geometry": f"{geo.k}+{geo.m}", "nodes_up": up, "leader": leader,
+                          "nodes": docs,
                           "degraded_stripes": h.degraded_stripes, "lost_segments": h.lost_segments,
                           "note": cluster.geometry_note(geo.k, geo.m, up)}))
         return 0
     if getattr(args, "cluster_cmd", None) == "status":
         print(f"cluster: {h.state}, {up}/{len(nodes)} nodes up, {geo.k}+{geo.m}, "
-              f"{h.degraded_stripes} degraded stripes, {h.lost_segments} lost segments")
+              f"{h.degraded_stripes} degraded stripes, {h.lost_segments} lost segments, maintenance on {leader}")
     print(f"{'NODE':<12} {'STATE':<9} {'ADDRESS':<22} {'TARGETS':>7} {'USED':>9} {'FREE':>9} HEARTBEAT")
     for doc in docs:
         age = "never" if doc["heartbeat_age_s"] is None else f"{doc['heartbeat_age_s']:.0f}s ago"

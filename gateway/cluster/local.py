@@ -28,7 +28,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.cluster.netns import Host, Net, unique_prefix
+from gateway.cluster.netns import Host, Net, free_subnet, unique_prefix
 from gateway.cluster.postgres import LocalPostgres
 
 TARGET_PORT = 7070
@@ -99,7 +99,7 @@ class LocalCluster:
         if self.netns is None:
             self.netns = Net.usable()
         if self.netns and self.net is None:
-            self.net = Net(unique_prefix("tc"))
+            self.net = Net(unique_prefix("tc"), free_subnet())  # several clusters (tests, a demo) side by side
             self._own_net = True
         if not self.meta_url:
             self._start_postgres()
