@@ -416,14 +416,21 @@ class DataStore:
     def read_into(self, segment: int, seg_off: int, out: memoryview) -> None:
         """Fill ``out`` from ``seg_off`` of ``segment``: verified, degraded if need be."""
         self._check_fork()
+        info = self.segment(segment)
         try:
-            self._read(self.segment(segment), seg_off, out)
+            bad = self._read(info, seg_off, out)
         except DataUnavailable:
             # the placement may have moved (rebuild): retry once with fresh metadata
             self.refresh()
-            self._read(self.segment(segment, reload=True), seg_off, out)
+            info = self.segment(segment, reload=True)
+            bad = self._read(info, seg_off, out)
+        if bad:  # cells to repair, unless rebuild moved the segment since it was cached (then they are fine)
+            fresh = self.segment(segment, reload=True)
+            if fresh.targets == info.targets:
+                self._pending_repairs.update(bad)
 
-    def _read(self, info: SegmentInfo, seg_off: int, out: memoryview) -> None:
+    def _read(self, info: SegmentInfo, seg_off: int, out: memoryview) -> set[tuple[int, int, int]]:
+        """Read (degraded if need be); the (segment, stripe, index) cells found bad on healthy targets."""
         geo = Geometry(info.k, info.m, info.cell, self.geo.block)
         codec = self.codec_for(info.k, info.m)
         reads: dict[int, sio.StripeRead] = {}
@@ -441,11 +448,13 @@ class DataStore:
             except OSError:
                 return None
 
+        found: set[tuple[int, int, int]] = set()
         for sr in reads.values():
             bad = sio.read_pieces(geo, codec, sr, out, shard)
             for idx in bad:
                 if self._tinfo.get(info.targets[idx]) and self._tinfo[info.targets[idx]].state == "ok":
-                    self._pending_repairs.add((info.id, sr.stripe, idx))
+                    found.add((info.id, sr.stripe, idx))
+        return found
 
     def flush_repairs(self) -> None:
         pending, self._pending_repairs = self._pending_repairs, set()

@@ -45,6 +45,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, no_sub: Handler) -> N
     p.add_argument("--dir", required=True, metavar="DIR", help="where the demo keeps everything")
     p.add_argument("--kill", metavar="NODE", help="SIGKILL the processes of NODE of a running demo in DIR")
     p.add_argument("--targets-per-node", type=int, default=3, metavar="T")
+    p.add_argument("--ec", metavar="K+M", help="erasure-coding geometry (default: picked for the node count)")
     p.add_argument("--protocols", default="s3,nfs,smb", help="which servers each node runs (default s3,nfs,smb)")
     p.add_argument("--dead-after", type=float, default=30.0, metavar="S",
                    help="seconds of silence before a node's targets are failed and rebuilt (default 30)")
@@ -213,8 +214,13 @@ def demo(args: argparse.Namespace) -> int:
         stop.set()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if args.ec:
+        try:
+            parse_ec(args.ec)
+        except ValueError as e:
+            raise InvalidArgument(str(e)) from None
     lc = LocalCluster(d, nodes_wanted=args.nodes, targets_per_node=args.targets_per_node, protocols=protos,
-                      dead_after_s=args.dead_after)
+                      dead_after_s=args.dead_after, ec=args.ec)
     try:
         try:
             lc.start()
