@@ -47,6 +47,8 @@ class Member:
         host, _, port = listen.rpartition(":")
         self.server = TargetServer(self.own_targets(), host.strip("[]") or "0.0.0.0", int(port), self.secret)
         bound = self.server.start()
+        dead_after = str(self.dead_after)
+        self.meta.write(lambda t: t.set_info("dead_after_s", dead_after))  # one value for every process
         back = register(self.meta, self.me, endpoints, self.own_targets())
         if back:
             log.info("targets back in use after a failure", extra={"node": self.me.name, "targets": back})

@@ -87,7 +87,11 @@ def token(key: StoreKey) -> bytes:
 
 # -- liveness ---------------------------------------------------------------------------------------------
 class Liveness:
-    """Which nodes are alive, from their heartbeats (re-read at most every ``every`` seconds)."""
+    """Which nodes are alive, from their heartbeats (re-read at most every ``every`` seconds).
+
+    ``dead_after`` is the cluster's: the metadata's ``info.dead_after_s`` (written by each node's ``serve`` from
+    its ``cluster.dead_after_s``) when set, so every process of every node judges alike; the constructor's
+    value until then."""
 
     def __init__(self, meta: MetaStore, dead_after: float, every: float = 1.0) -> None:
         self.meta = meta
@@ -103,10 +107,17 @@ class Liveness:
                 try:
                     with self.meta.read() as t:
                         self._beats = {n.name: n.heartbeat for n in t.nodes() if n.state != "removed"}
+                        shared = t.info("dead_after_s")
+                    if shared is not None:
+                        self.dead_after = float(shared)
                 except Exception:  # metadata unreachable: keep the last view
                     return self._beats
                 self._at = time.monotonic()
             return self._beats
+
+    def current_dead_after(self) -> float:
+        self._load()
+        return self.dead_after
 
     def alive(self, node: str) -> bool:
         beat = self._load().get(node)

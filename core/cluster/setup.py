@@ -111,7 +111,7 @@ class ClusterPlane:
 
     def cluster_status(self) -> list[NodeStatus]:
         from core.data.maintenance import health
-        dead_after = self._live.dead_after if self._live else DEFAULT_DEAD_AFTER_S
+        dead_after = self._live.current_dead_after() if self._live else DEFAULT_DEAD_AFTER_S
         return status(self._meta, health(self._data).targets, dead_after)
 
     def maintenance_leader(self) -> str | None:
