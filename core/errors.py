@@ -132,6 +132,12 @@ class StoreError(CoreError):
     errno = errno.EIO
 
 
+class MetaUnavailable(StoreError):
+    """The metadata database cannot be reached for now (a failover, a network fault): retry shortly."""
+
+    errno = errno.EAGAIN
+
+
 class ConfigError(CoreError):
     """The configuration is invalid."""
 
@@ -184,6 +190,7 @@ __all__ = [
     "InvalidLockRange",
     "IsADirectory",
     "LockConflict",
+    "MetaUnavailable",
     "NameTooLong",
     "NoAttribute",
     "NoSpace",

@@ -56,7 +56,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from core.errors import StoreError
+from core.errors import MetaUnavailable, StoreError
 from core.meta.dbapi import PG
 from core.meta.pgsql import PgConn, PgLeaderLock, broken, connect_kwargs, is_conflict, migrate, try_leader
 from core.meta.txn import Txn
@@ -134,7 +134,7 @@ class _PeekConn:
                 except StoreError:
                     if not (retry and broken(raw)) or attempt == self.meta.pool_size:
                         raise
-        raise StoreError("metadata database unreachable")  # pragma: no cover - the loop returns or raises
+        raise MetaUnavailable("metadata database unreachable")  # pragma: no cover - the loop returns or raises
 
     def executemany(self, sql: str, rows: Any, /) -> None:
         with self.meta._borrow() as raw:
@@ -154,7 +154,7 @@ class PgMeta:
         try:
             migrate(raw, create)
         except psycopg.Error as e:
-            raise StoreError(f"metadata database: {e}") from e
+            raise MetaUnavailable(f"metadata database: {e}") from e
         finally:
             raw.close()
 
@@ -182,7 +182,7 @@ class PgMeta:
         try:
             raw = psycopg.connect(self.url, **self._kw)
         except psycopg.Error as e:
-            raise StoreError(f"cannot connect to the metadata database: {e}") from e
+            raise MetaUnavailable(f"cannot connect to the metadata database: {e}") from e
         _LIVE.add(raw)
         return raw
 
@@ -213,7 +213,7 @@ class PgMeta:
             try:
                 raw = pool.getconn()
             except PoolTimeout as e:
-                raise StoreError(f"no metadata database connection within {POOL_WAIT_S:.0f} s: {e}") from e
+                raise MetaUnavailable(f"no metadata database connection within {POOL_WAIT_S:.0f} s: {e}") from e
         try:
             yield raw
         finally:
@@ -250,7 +250,7 @@ class PgMeta:
                     raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", prepare=False)
                 except psycopg.Error as e:  # a connection that died while pooled: try the next
                     if not broken(raw) or attempt == self.pool_size:
-                        raise StoreError(f"metadata database: {e}") from e
+                        raise MetaUnavailable(f"metadata database: {e}") from e
                     continue
                 conn = self._local.conn = PgConn(raw)
                 try:
@@ -332,7 +332,7 @@ class PgMeta:
                     _fail([item], e)
                     break
             else:
-                _fail([item], StoreError(f"metadata write gave up after {ALONE_TRIES} serialization conflicts"))
+                _fail([item], MetaUnavailable(f"metadata write gave up after {ALONE_TRIES} serialization conflicts"))
 
     def _writer_conn(self) -> psycopg.Connection[Any]:
         if self._wconn is not None and broken(self._wconn):
@@ -386,7 +386,7 @@ class PgMeta:
             if broken(raw) and not committing:
                 raise _Again() from e  # nothing was committed: run it on a fresh connection
             if isinstance(e, psycopg.Error):
-                raise StoreError(f"metadata database: {e}") from e
+                raise MetaUnavailable(f"metadata database: {e}") from e
             raise
         finally:
             self._wtxn = None
@@ -449,7 +449,7 @@ def _deliver(results: list[tuple[Future[Any], Any, BaseException | None]]) -> No
 
 def _fail(batch: list[Item], e: BaseException) -> None:
     if not isinstance(e, StoreError) and isinstance(e, psycopg.Error):
-        e = StoreError(f"metadata database: {e}")
+        e = MetaUnavailable(f"metadata database: {e}")
     for _, fut, _ in batch:
         if not fut.done():
             fut.set_exception(e)

@@ -25,6 +25,7 @@ from core.errors import (
     InvalidArgument,
     IsADirectory,
     LockConflict,
+    MetaUnavailable,
     NameTooLong,
     NoAttribute,
     NoSpace,
@@ -99,6 +100,7 @@ _BY_TYPE: dict[type[CoreError], int] = {
     LockConflict: NFS3ERR_JUKEBOX,
     ShareViolation: NFS3ERR_JUKEBOX,  # an SMB deny-mode open: the client retries, as knfsd does on lease conflicts
     DataUnavailable: NFS3ERR_IO,
+    MetaUnavailable: NFS3ERR_JUKEBOX,  # a metadata failover: the client retries (a hard mount waits it out)
     StoreError: NFS3ERR_IO,
     ConfigError: NFS3ERR_SERVERFAULT,
     Closed: NFS3ERR_STALE,

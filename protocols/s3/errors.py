@@ -56,6 +56,8 @@ def from_core(e: ce.CoreError, key: str = "") -> S3Error:
         return S3Error("ServiceUnavailable", "The store is out of space or healthy targets", 503)
     if isinstance(e, ce.DataUnavailable):
         return S3Error("ServiceUnavailable", "Data is temporarily unavailable: too many targets lost", 503)
+    if isinstance(e, ce.MetaUnavailable):  # a metadata failover: SDKs retry a 503
+        return S3Error("ServiceUnavailable", "The metadata service is briefly unavailable; please retry", 503)
     if isinstance(e, ce.Exists):
         return S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412)
     if isinstance(e, ce.InvalidArgument):
