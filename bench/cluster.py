@@ -44,6 +44,7 @@ recorded: copy what it prints into bench/RESULTS.md.  The core.fs worker is benc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -278,35 +279,38 @@ def s3_phases(cluster: Any, a: argparse.Namespace) -> list[Phase]:
 
 
 def fs_phase(cluster: Any, name: str, op: str, jobs: list[tuple[int, str]], size: int) -> Phase:
-    """One core.fs worker per (node index, file name) in that node's namespace; all start on one 'go'."""
-    env = {**os.environ, "PYTHONPATH": REPO}
-    procs = []
-    for idx, fname in jobs:
-        node = cluster.nodes[idx]
-        procs.append(node.host.popen([sys.executable, WORKER, node.data, op, fname, str(size)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO, env=env))
-    done = False
-    try:
-        for p in procs:
-            line = p.stdout.readline()
-            if line.strip() != b"ready":
-                raise RuntimeError(f"core.fs worker {op}: {line!r} (exit {p.wait()})")
-        meter = Meter(cluster, frozenset(p.pid for p in procs))
+    """One core.fs worker per (node index, file name) in that node's namespace; all start on one 'go'.
+    What a worker writes to stderr is printed after the phase, labelled."""
+    with contextlib.ExitStack() as stack:
+        errs = [stack.enter_context(tempfile.TemporaryFile()) for _ in jobs]
+        procs = [cluster.nodes[idx].host.popen([sys.executable, WORKER, cluster.nodes[idx].data, op, fname, str(size)],
+                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=REPO,
+                                               env={**os.environ, "PYTHONPATH": REPO})
+                 for (idx, fname), err in zip(jobs, errs, strict=True)]
         results: list[dict[str, float]] = []
+        try:
+            for p in procs:
+                if (line := p.stdout.readline()).strip() != b"ready":
+                    raise RuntimeError(f"core.fs worker {op}: {line!r} (exit {p.wait()})")
 
-        def go() -> None:
-            for p in procs:
-                p.stdin.write(b"go\n")
-                p.stdin.flush()
-            for p in procs:
-                results.append(json.loads(p.stdout.readline()))
-        ph = meter.phase(len(cluster.nodes), name, size * len(jobs), go)
-        done = True
-    finally:
-        for p in procs:
-            if not done:
-                p.kill()
-            p.wait(120)
+            def go() -> None:
+                for p in procs:
+                    p.stdin.write(b"go\n")
+                    p.stdin.flush()
+                for p in procs:
+                    if not (line := p.stdout.readline()):
+                        raise RuntimeError(f"core.fs worker {op} ended without a result (exit {p.wait()})")
+                    results.append(json.loads(line))
+            ph = Meter(cluster, frozenset(p.pid for p in procs)).phase(len(cluster.nodes), name, size * len(jobs), go)
+        finally:
+            for (idx, _), p, err in zip(jobs, procs, errs, strict=True):
+                if len(results) < len(procs):
+                    p.kill()
+                p.wait(120)
+                err.seek(0)
+                if text := err.read().decode(errors="replace").strip():
+                    print(f"# core.fs worker on n{idx + 1} ({op}, exit {p.returncode}) said: {text[-1500:]}",
+                          file=sys.stderr, flush=True)
     if any(p.returncode for p in procs):
         raise RuntimeError(f"core.fs worker {op} exited with {[p.returncode for p in procs]}")
     for (idx, _), r in zip(jobs, results, strict=True):
@@ -376,9 +380,10 @@ def print_clusters(phases: list[Phase], a: argparse.Namespace) -> None:
     print_cross(phases)
 
 
-def remote_cost(phases: list[Phase], write: bool) -> tuple[float, float] | None:
+def remote_cost(phases: list[Phase], write: bool) -> tuple[float, float, list[float]] | None:
     """(CPU-s per GB with every shard local, extra CPU-s per GB whose shards are on other nodes), from one
-    core.fs stream alone: the 1-node figure (every shard local) and the N-node ones with their local share."""
+    core.fs stream alone: the 1-node figure (every shard local) and the N-node ones with their local share
+    (the mean over the cluster sizes; the third item: each size's)."""
     one, alone = (FS_WRITE, FS_SOLO_W) if write else (FS_OWN, FS_SOLO_R)
     local = next((p for p in phases if p.nodes == 1 and p.name == one), None)
     far = [p for p in phases if p.name == alone and p.local_share is not None and p.local_share < 1]
@@ -386,7 +391,7 @@ def remote_cost(phases: list[Phase], write: bool) -> tuple[float, float] | None:
         return None
     a = 1000 / local.mb_per_cpu
     extra = [(1000 / p.mb_per_cpu - a) / (1 - (p.local_share or 0)) for p in far]
-    return a, sum(extra) / len(extra)
+    return a, sum(extra) / len(extra), extra
 
 
 def print_cross(phases: list[Phase]) -> None:
@@ -403,8 +408,10 @@ def print_cross(phases: list[Phase]) -> None:
     for write in (False, True):
         fit = remote_cost(phases, write)
         if fit:
+            each = ", ".join(f"{x:.2f}" for x in fit[2])
             print(f"  core.fs {'write' if write else 'read'}, 1 stream: {fit[0]:.2f} CPU-s per GB with every shard "
-                  f"local, +{fit[1]:.2f} CPU-s per GB of shards on other nodes (both ends together)", flush=True)
+                  f"local, +{fit[1]:.2f} CPU-s per GB of shards on other nodes (both ends together; mean of {each})",
+                  flush=True)
 
 
 # -- part 3: the paper estimate ---------------------------------------------------------------------------------
