@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 SPILL_AT = 8 << 20  # buffered bytes that trigger writing full stripes
 MAX_INFLIGHT = 16  # stripes being written per file before a writer waits
+MAX_FILE_SIZE = (1 << 63) - 1  # the largest size metadata holds (signed 64-bit, as off_t)
 
 
 @dataclass
@@ -112,6 +113,8 @@ class FileLayer:
         if off < 0:
             raise InvalidArgument("negative offset")
         n = len(data)
+        if off + n > MAX_FILE_SIZE:  # checked before any state changes: sizes are signed 64-bit in metadata
+            raise InvalidArgument(f"a file ends at {MAX_FILE_SIZE} bytes at most")
         if n == 0:
             return 0
         with st.lock:

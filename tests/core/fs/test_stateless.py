@@ -177,3 +177,15 @@ def test_guarded_setattr(mem_store: Store) -> None:
     with pytest.raises(Changed):
         fs.setattr(f.ino, mode=0o644, if_ctime_ns=f.ctime_ns)  # the first change moved ctime
     assert fs.getattr(f.ino).perm == 0o600
+
+
+def test_a_write_past_the_largest_file_is_refused_and_leaves_no_state(mem_store: Store) -> None:
+    from core.errors import InvalidArgument
+    fs = mem_store.fs
+    a = fs.create(fs.root, "big")
+    with pytest.raises(InvalidArgument):
+        fs.write(a.ino, (1 << 64) - 10, b"xy", stable=False)  # an NFS WRITE's u64 offset
+    fs.write(a.ino, 802, b"", stable=True)  # a later commit of the same file must not carry that offset
+    assert fs.getattr(a.ino).size == 0
+    fs.write(a.ino, (1 << 63) - 3, b"ab", stable=True)  # ending exactly at the largest size is fine
+    assert fs.getattr(a.ino).size == (1 << 63) - 1
