@@ -96,3 +96,20 @@ def test_demo_serves_kills_drains_and_stops(demo_dir: str) -> None:
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     left = subprocess.run(["pgrep", "-f", demo_dir], capture_output=True, text=True).stdout
     assert not left.strip(), f"processes left: {left}"
+
+
+def test_without_namespaces_each_node_has_its_own_loopback_address(demo_dir: str) -> None:
+    """What a user without root gets: nodes on 127.0.0.11, .12, ... (run here as root, on loopback)."""
+    import boto3
+
+    from gateway.cluster.local import LocalCluster
+    with LocalCluster(demo_dir, nodes_wanted=2, targets_per_node=2, ec="2+1", protocols=("s3",),
+                      netns=False).start() as lc:
+        assert [n.addr for n in lc.nodes] == ["127.0.0.11", "127.0.0.12"]
+        c = [boto3.client("s3", endpoint_url=n.s3, region_name="us-east-1", aws_access_key_id=lc.user["access_key"],
+                          aws_secret_access_key=lc.user["secret_key"]) for n in lc.nodes]
+        c[0].create_bucket(Bucket="loop")
+        c[1].put_object(Bucket="loop", Key="k", Body=b"x" * 300_000)
+        assert c[0].get_object(Bucket="loop", Key="k")["Body"].read() == b"x" * 300_000
+        st = json.loads(tessera("cluster", "status", "--json", "--data", lc.nodes[1].data).stdout)
+        assert [n["state"] for n in st["nodes"]] == ["up", "up"]
