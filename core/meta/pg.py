@@ -14,7 +14,7 @@ Group commit
     serializable isolation turns any interleaving that could lose an update into a serialization
     failure (40001) or deadlock (40P01), and the whole batch runs again: up to BATCH_TRIES times
     with jittered exponential backoff, then each fn alone up to ALONE_TRIES times, then that fn's
-    caller gets :class:`core.errors.StoreError`.  A first try runs optimistically, in parallel with
+    caller gets :class:`core.errors.MetaUnavailable`.  A first try runs optimistically, in parallel with
     every other process; a retry queues on the store's writer lock (a session advisory lock), so
     retried batches never conflict with each other and a hot row (one directory that many nodes
     create in) degrades to one batch at a time, cluster-wide, instead of to failures.  After a
@@ -31,7 +31,8 @@ Durability
     asynchronously.
 Failures
     A lost connection, a timeout (``statement_timeout``, ``connect_timeout``, TCP keepalives) or a
-    server shutdown raises StoreError; the next call reconnects.  A batch whose connection broke
+    server shutdown raises :class:`core.errors.MetaUnavailable` (a StoreError the protocols answer with
+    "retry": S3 503, NFS3ERR_JUKEBOX); the next call reconnects.  A batch whose connection broke
     before its COMMIT was sent runs once more on a fresh connection; one that broke during COMMIT
     fails (its outcome is unknown).
 Forks
