@@ -60,6 +60,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from core.errors import MetaUnavailable, StoreError
 from core.meta.dbapi import PG
 from core.meta.pgsql import PgConn, PgLeaderLock, broken, connect_kwargs, is_conflict, migrate, try_leader
+from core.meta.store import take_batch
 from core.meta.txn import Txn
 
 T = TypeVar("T")
@@ -294,16 +295,7 @@ class PgMeta:
                 item = self._q.get()
                 if item is None:
                     return
-                batch = [item]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        nxt = self._q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        self._q.put(None)
-                        break
-                    batch.append(nxt)
+                batch = take_batch(self._q, item, MAX_BATCH)
                 self._run(batch)
         finally:
             if self._wconn is not None:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from core.errors import StoreError
 from core.meta.schema import MIGRATIONS, SCHEMA_VERSION
+from core.meta.store import take_batch
 from core.meta.txn import Txn
 
 T = TypeVar("T")
@@ -212,16 +213,7 @@ class SqliteMeta:
                 item = self._q.get()
                 if item is None:
                     return
-                batch = [item]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        nxt = self._q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        self._q.put(None)
-                        break
-                    batch.append(nxt)
+                batch = take_batch(self._q, item, MAX_BATCH)
                 self._commit(conn, batch)
         finally:
             conn.close()

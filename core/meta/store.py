@@ -20,6 +20,7 @@ PostgreSQL its session); ``held()`` says whether it is still ours.
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
@@ -41,3 +42,22 @@ class MetaStore(Protocol):
     def sync(self) -> None: ...
     def leader(self, name: str) -> LeaderLock | None: ...
     def close(self) -> None: ...
+
+
+Item = TypeVar("Item")
+
+
+def take_batch(q: queue.SimpleQueue[Item | None], first: Item, limit: int) -> list[Item]:
+    """``first`` and whatever else is queued (up to ``limit``), for one group commit.  A ``None`` (the
+    writer's stop signal) ends the batch and is put back for the writer loop to see next."""
+    batch = [first]
+    while len(batch) < limit:
+        try:
+            nxt = q.get_nowait()
+        except queue.Empty:
+            break
+        if nxt is None:
+            q.put(None)
+            break
+        batch.append(nxt)
+    return batch

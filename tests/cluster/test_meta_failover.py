@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 
 from gateway.cluster.local import LocalCluster
 from tests.cluster.conftest import needs_netns, needs_patroni
-from tests.cluster.ha import HaMeta, make_workdir
+from tests.cluster.ha import HaMeta, make_workdir, remove_workdir
 
 pytestmark = [needs_netns, needs_patroni, pytest.mark.timeout(420)]
 
@@ -36,7 +35,7 @@ def cluster_on_ha(ha_meta: HaMeta) -> Iterator[LocalCluster]:
         yield lc
     finally:
         lc.stop()
-        shutil.rmtree(d, ignore_errors=True)
+        remove_workdir(d)
 
 
 def _client(lc: LocalCluster, name: str) -> object:

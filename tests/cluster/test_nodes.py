@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ import pytest
 
 from gateway.cluster.local import LocalCluster, Node
 from gateway.cluster.netns import Net
+from tests.cluster.ha import make_workdir, remove_workdir
 
 pytestmark = [pytest.mark.timeout(600),
               pytest.mark.skipif(not Net.usable(), reason="needs root and network namespaces")]
@@ -32,8 +31,7 @@ DEAD_AFTER = 8.0
 
 @pytest.fixture(scope="module")
 def lc() -> Iterator[LocalCluster]:
-    d = tempfile.mkdtemp(prefix="tessera-cluster-")  # PostgreSQL runs as its own user: not under pytest's 0700 tmp
-    os.chmod(d, 0o755)
+    d = make_workdir("tessera-cluster-")  # PostgreSQL runs as its own user: not under pytest's 0700 tmp
     c = LocalCluster(d, nodes_wanted=4, targets_per_node=3, ec="4+2", protocols=("s3",),
                      dead_after_s=DEAD_AFTER, netns=True)
     try:
@@ -41,7 +39,7 @@ def lc() -> Iterator[LocalCluster]:
         yield c
     finally:
         c.stop()
-        shutil.rmtree(d, ignore_errors=True)
+        remove_workdir(d)
 
 
 def s3(lc: LocalCluster, node: Node) -> object:

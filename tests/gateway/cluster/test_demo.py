@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from gateway.cluster.netns import Net
+from tests.cluster.ha import make_workdir, remove_workdir
 
 pytestmark = [pytest.mark.timeout(400),
               pytest.mark.skipif(not Net.usable(), reason="needs root and network namespaces")]
@@ -29,12 +28,11 @@ def tessera(*argv: str, check: bool = True, timeout: float = 120) -> subprocess.
 
 @pytest.fixture
 def demo_dir() -> Iterator[str]:
-    d = tempfile.mkdtemp(prefix="tessera-demo-")  # PostgreSQL runs as its own user: a dir it can reach
-    os.chmod(d, 0o755)
+    d = make_workdir("tessera-demo-")  # PostgreSQL runs as its own user: a dir it can reach
     try:
         yield d
     finally:
-        shutil.rmtree(d, ignore_errors=True)
+        remove_workdir(d)
 
 
 def test_demo_serves_kills_drains_and_stops(demo_dir: str) -> None:
