@@ -53,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +101,17 @@ def tree_pids(root: int) -> list[int]:
 
 def cpu_sum(pids: Sequence[int], skip: frozenset[int] = frozenset()) -> float:
     return sum(pid_cpu(p) for p in pids if p not in skip)
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """SIGTERM and SIGINT held back while tearing down (a SystemExit raised inside LocalCluster.stop would skip
+    the rest: namespaces and PostgreSQL left running); delivered once the block is done."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def own_cpu() -> float:
@@ -182,7 +193,8 @@ def part_metadata(base: str, a: argparse.Namespace) -> tuple[MetaRun, MetaRun]:
         assert proc is not None
         post = meta_bench("PostgreSQL", pd, a, lambda: cpu_sum(tree_pids(proc.pid)))
     finally:
-        pg.stop()
+        with shielded():
+            pg.stop()
     return lite, post
 
 
@@ -358,8 +370,9 @@ def part_clusters(base: str, a: argparse.Namespace, on_phase: Callable[[str], No
             on_phase(f"{n} node(s): core.fs")
             phases += fs_phases(cluster, a)
         finally:
-            cluster.stop()
-            net.close()
+            with shielded():
+                cluster.stop()
+                net.close()
     return phases
 
 
