@@ -4,6 +4,7 @@ factory that opens other nodes' targets through their target servers."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -98,6 +99,7 @@ class Liveness:
         self.dead_after = dead_after
         self.every = every
         self._beats: dict[str, int] = {}
+        self._addrs: dict[str, str] = {}
         self._at = 0.0
         self._lock = threading.Lock()
 
@@ -106,7 +108,9 @@ class Liveness:
             if time.monotonic() - self._at > self.every:
                 try:
                     with self.meta.read() as t:
-                        self._beats = {n.name: n.heartbeat for n in t.nodes() if n.state != "removed"}
+                        nodes = t.nodes()
+                        self._beats = {n.name: n.heartbeat for n in nodes if n.state != "removed"}
+                        self._addrs = {n.name: n.addr for n in nodes if n.state != "removed"}
                         shared = t.info("dead_after_s")
                     if shared is not None:
                         self.dead_after = float(shared)
@@ -114,6 +118,11 @@ class Liveness:
                     return self._beats
                 self._at = time.monotonic()
             return self._beats
+
+    def addr(self, node: str) -> str | None:
+        """The node's target-server address (None: not a member)."""
+        self._load()
+        return self._addrs.get(node)
 
     def current_dead_after(self) -> float:
         self._load()
@@ -137,48 +146,69 @@ def install(meta: MetaStore, name: str, dead_after: float = DEFAULT_DEAD_AFTER_S
 
 # -- targets: own ones local, the others' through their target servers ----------------------------------------
 class _NodeTarget:
-    """A remote target that is also unavailable while its node is down (no connection attempt then)."""
+    """Another node's target, through that node's target server at its CURRENT address (re-read with the
+    heartbeats, so a node that joins, moves or comes back on a new address is reached there), and
+    unavailable while the node is down (no connection attempt then)."""
 
-    def __init__(self, inner: Target, node: str, live: Liveness) -> None:
-        self.inner = inner
-        self.node = node
-        self.live = live
-        self.id = inner.id
-        self.path = inner.path
+    def __init__(self, info: TargetInfo, secret: bytes, live: Liveness) -> None:
+        self.id, self.path, self.node = info.id, info.path, info.node
+        self.secret, self.live = secret, live
+        self._inner: Target | None = None
+        self._addr = ""
+        self._lock = threading.Lock()
+
+    def _target(self) -> Target:
+        from core.data.remote import RemoteTarget
+        addr = self.live.addr(self.node)
+        if addr is None:
+            raise OSError(errno.EHOSTUNREACH, f"node {self.node} has no address in the metadata")
+        with self._lock:
+            if self._inner is None or addr != self._addr:
+                if self._inner is not None:
+                    self._inner.close()
+                self._inner, self._addr = RemoteTarget(self.id, self.path, addr, self.secret), addr
+            return self._inner
 
     def open_shard(self, segment: int, index: int, create: bool = False) -> ShardFile:
-        return self.inner.open_shard(segment, index, create)
+        return self._target().open_shard(segment, index, create)
 
     def remove_shard(self, segment: int, index: int) -> None:
-        self.inner.remove_shard(segment, index)
+        self._target().remove_shard(segment, index)
 
     def list_shards(self) -> list[tuple[int, int]]:
-        return self.inner.list_shards()
+        try:
+            return self._target().list_shards()
+        except OSError:
+            return []
 
     def capacity(self) -> tuple[int, int]:
-        return self.inner.capacity() if self.live.alive(self.node) else (0, 0)
+        try:
+            return self._target().capacity() if self.live.alive(self.node) else (0, 0)
+        except OSError:
+            return 0, 0
 
     def usage(self) -> int:
-        return self.inner.usage() if self.live.alive(self.node) else 0
+        try:
+            return self._target().usage() if self.live.alive(self.node) else 0
+        except OSError:
+            return 0
 
     def available(self) -> bool:
-        return self.live.alive(self.node) and self.inner.available()
+        try:
+            return self.live.alive(self.node) and self._target().available()
+        except OSError:
+            return False
 
     def close(self) -> None:
-        self.inner.close()
+        with self._lock:
+            if self._inner is not None:
+                self._inner.close()
 
 
 def target_factory(meta: MetaStore, me: str, secret: bytes, live: Liveness) -> TargetFactory:
     """Targets of this node open as directories; the other nodes' through their target servers."""
-    from core.data.remote import RemoteTarget
-
     def make(info: TargetInfo) -> Target:
         if info.node in ("", me):
             return default_target(info)
-        with meta.read() as t:
-            row = t.node(info.node)
-        addr = row.addr if row is not None else "0.0.0.0:1"  # a removed node: nothing answers there
-        return _NodeTarget(RemoteTarget(info.id, info.path, addr, secret), info.node, live)
+        return _NodeTarget(info, secret, live)
     return make
-
-

@@ -82,8 +82,13 @@ def join_cluster(data_dir: str, url: str, key_file: str, name: str, addr: str, t
                 sealed = {StoreKey.sealed_by(k.secret) for k in t.access_keys()} - {None}
             if sealed and StoreKey(key).id not in sealed:
                 raise InvalidArgument(f"{key_file} is not this store's key (its S3 secrets are sealed with another)")
-            add_targets(meta, sid, name, targets)
+            # the node row first: a target is never without the address other nodes reach it at
             meta.write(lambda t: t.put_node(NodeRow(name, addr, {}, "up", 0, time.time_ns())))
+            try:
+                add_targets(meta, sid, name, targets)
+            except BaseException:
+                meta.write(lambda t: t.remove_node(name))  # no half-joined member left behind
+                raise
         finally:
             meta.close()
     except BaseException:

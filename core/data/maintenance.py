@@ -187,6 +187,9 @@ def rebuild(ds: DataStore, *, progress: Progress | None = None, wait_open: float
             break
         time.sleep(0.5)  # live writers roll off failed targets within a couple of seconds
     rep.waiting = [s.id for s in live_open]
+    if bad:
+        log.info("rebuild", extra={"evacuate": sorted(bad), "unreadable": sorted(gone),
+                                   "segments": len(todo), "waiting": rep.waiting})
     todo = [s for s in todo if s.id not in rep.waiting]
     total = sum(s.capacity if s.nstripes == 0 else s.nstripes for s in todo) or 1
     done = 0

@@ -30,6 +30,7 @@ and remote targets alike; :func:`remote_factory` picks one per target.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import secrets
 import socket
@@ -41,6 +42,7 @@ from core.data import wire
 from core.data.target import Buf, ShardFile, Target
 from core.meta.types import TargetInfo
 
+log = logging.getLogger("tessera.remote")
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 8.0
 PROBE_EVERY = 5.0  # available() pings a node it has not heard from in this long
@@ -155,7 +157,10 @@ class _Node:
             raise OSError(errno.EHOSTDOWN, f"target server {self.addr} is down (retry in "
                                            f"{self.down_until - time.monotonic():.1f}s)")
 
-    def _mark_down(self) -> None:
+    def _mark_down(self, why: object = None) -> None:
+        log.warning("target server unreachable; backing off", extra={"addr": self.addr, "error": str(why),
+                                                                      "retry_s": min(BACKOFF_MAX, self.backoff * 2)
+                                                                      if self.backoff else BACKOFF_FIRST})
         with self.lock:
             self.backoff = min(BACKOFF_MAX, self.backoff * 2) if self.backoff else BACKOFF_FIRST
             self.down_until = time.monotonic() + self.backoff
@@ -207,7 +212,7 @@ class _Node:
                 if e.fatal or conn is None:
                     if conn is not None:
                         conn.close()
-                    self._mark_down()
+                    self._mark_down(e)
                 else:
                     self._give(conn)
                 raise OSError(e.errno, f"{self.addr}: {e.strerror}") from None
@@ -217,7 +222,7 @@ class _Node:
                 # a pooled connection the server dropped while idle: one fresh try (every op is idempotent)
                 if reused and attempt == 0 and isinstance(e, ConnectionError | BrokenPipeError):
                     continue
-                self._mark_down()
+                self._mark_down(e)
                 err = errno.ETIMEDOUT if isinstance(e, TimeoutError) else (
                     e.errno if isinstance(e, OSError) and e.errno else errno.EIO)
                 raise OSError(err, f"target server {self.addr}: {e}") from None
