@@ -35,7 +35,6 @@ class Member:
         self._lock: LeaderLock | None = None
         self._stop = threading.Event()
         self._beater: threading.Thread | None = None
-        self.member = True  # False once the metadata no longer lists this node
 
     def own_targets(self) -> dict[int, Target]:
         self.data.refresh()
@@ -60,7 +59,9 @@ class Member:
         beats = 0
         while not self._stop.wait(self.heartbeat_s):
             try:
-                self.member = heartbeat(self.meta, self.me.name)
+                if not heartbeat(self.meta, self.me.name) and beats % 30 == 0:
+                    log.warning("this node is no longer a cluster member ('tessera node remove'); its "
+                                "heartbeats are ignored", extra={"node": self.me.name})
                 beats += 1
                 if beats % 5 == 0:
                     sweep_dead(self.meta, self.me.name)

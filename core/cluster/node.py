@@ -133,13 +133,9 @@ class Liveness:
         return beat is not None and time.time_ns() - beat < self.dead_after * 1e9
 
 
-_installed: list[Liveness] = []
-
-
 def install(meta: MetaStore, name: str, dead_after: float = DEFAULT_DEAD_AFTER_S) -> Liveness:
     """Name this process's node in process identities and judge other nodes' processes by heartbeat."""
     live = Liveness(meta, dead_after)
-    _installed[:] = [live]
     proc.set_node(name, live.alive)
     return live
 

@@ -3,7 +3,7 @@
 :class:`RemoteTarget` implements the :class:`~core.data.target.Target`
 Protocol and :class:`RemoteShard` the ``ShardFile`` one over the protocol in
 :mod:`core.data.wire`, so :class:`~core.data.store.DataStore` addresses local
-and remote targets alike; :func:`remote_factory` picks one per target.
+and remote targets alike; :func:`core.cluster.target_factory` picks one per target.
 
 * One :class:`_Node` per (address, token), shared by that node's targets: a
   thread-safe pool of authenticated blocking sockets (DataStore calls from
@@ -36,11 +36,10 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 from core.data import wire
-from core.data.target import Buf, ShardFile, Target
-from core.meta.types import TargetInfo
+from core.data.target import Buf, ShardFile
 
 log = logging.getLogger("tessera.remote")
 BACKOFF_FIRST = 1.0
@@ -395,26 +394,3 @@ class RemoteTarget:
         if not self._closed:
             self._closed = True
             _release(self.node)
-
-
-def remote_factory(node: str, addrs: Mapping[str, str] | Callable[[str], str | None], token: str | bytes, *,
-                   local: Callable[[TargetInfo], Target] | None = None, timeout: float = 5.0,
-                   connect_timeout: float = 1.0, sync_timeout: float = 30.0) -> Callable[[TargetInfo], Target]:
-    """A DataStore ``target_factory``: this node's targets local, the others remote.
-
-    ``node`` is this node's name; a target whose ``info.node`` is empty or
-    ``node`` is opened with ``local`` (default: DirTarget/MemTarget by path),
-    any other through the target server at ``addrs[info.node]``.  An unknown
-    node gets a RemoteTarget whose every call fails (so the store degrades).
-    """
-    if local is None:
-        from core.data.store import default_target
-        local = default_target
-
-    def make(info: TargetInfo) -> Target:
-        if not info.node or info.node == node:
-            return local(info)
-        addr = addrs(info.node) if callable(addrs) else addrs.get(info.node)
-        return RemoteTarget(info.id, info.path, addr or "", token, timeout=timeout,
-                            connect_timeout=connect_timeout, sync_timeout=sync_timeout)
-    return make

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import os
@@ -13,15 +12,15 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from core.data import remote, wire
-from core.data.remote import RemoteTarget, remote_factory
-from core.data.store import DataStore, Extent
-from core.data.target import DirTarget, MemTarget
+from core.data.remote import RemoteTarget
+from core.data.store import DataStore, Extent, default_target
+from core.data.target import DirTarget, Target
 from core.data.tserver import TargetServer
 from core.meta.types import TargetInfo
 from core.store import init_store, open_store
@@ -199,25 +198,6 @@ def test_node_comes_back(local: DirTarget, monkeypatch: pytest.MonkeyPatch) -> N
         srv.stop()
 
 
-def test_remote_factory(tmp_path: Path) -> None:
-    make = remote_factory("a", {"b": "127.0.0.1:1"}, TOKEN)
-    here = make(TargetInfo(0, "mem:0", "ok", 1.0, ""))
-    mine = make(TargetInfo(1, str(tmp_path), "ok", 1.0, "", node="a"))
-    theirs = make(TargetInfo(2, "/on/b", "ok", 1.0, "", node="b"))
-    lost = make(TargetInfo(3, "/on/c", "ok", 1.0, "", node="c"))
-    try:
-        assert isinstance(here, MemTarget) and isinstance(mine, DirTarget)
-        assert isinstance(theirs, RemoteTarget) and theirs.addr == "127.0.0.1:1" and theirs.path == "/on/b"
-        assert isinstance(lost, RemoteTarget)
-        with pytest.raises(OSError):
-            lost.open_shard(1, 0).size()
-        assert not lost.available()
-    finally:
-        for t in (here, mine, theirs, lost):
-            t.close()
-
-
-# -- a store whose targets 3-5 live behind a target server in another process ------------------
 @pytest.fixture
 def node_b(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     data = str(tmp_path / "store")
@@ -250,13 +230,17 @@ def _read_back(ds: DataStore, exts: list[Extent]) -> bytes:
     return bytes(out)
 
 
+def _half_remote(addr: str, **kw: float) -> Callable[[TargetInfo], Target]:
+    """Targets 0-2 local, 3-5 behind the target server at ``addr`` (what core.cluster's factory does per node)."""
+    def make(info: TargetInfo) -> Target:
+        return default_target(info) if info.id < 3 else RemoteTarget(info.id, info.path, addr, TOKEN, **kw)
+    return make
+
+
 def test_store_across_nodes_survives_kill_9(node_b: tuple[str, str, subprocess.Popen[str]]) -> None:
     data_dir, addr, proc = node_b
-    make = remote_factory("a", {"b": addr}, TOKEN, timeout=5, connect_timeout=0.5)
-
-    def factory(info: TargetInfo) -> object:
-        return make(dataclasses.replace(info, node="b" if info.id >= 3 else "a"))
-    store = open_store(data_dir, target_factory=factory)  # type: ignore[arg-type]
+    factory = _half_remote(addr, timeout=5, connect_timeout=0.5)
+    store = open_store(data_dir, target_factory=factory)
     try:
         ds = store._data
         kinds = {tid: type(ds.target(tid)).__name__ for tid in range(6)}
@@ -286,11 +270,8 @@ def test_store_across_nodes_rides_out_a_hung_node(node_b: tuple[str, str, subpro
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(remote, "BACKOFF_FIRST", 0.3)
     data_dir, addr, proc = node_b
-    make = remote_factory("a", {"b": addr}, TOKEN, timeout=0.5, connect_timeout=0.5)
-
-    def factory(info: TargetInfo) -> object:
-        return make(dataclasses.replace(info, node="b" if info.id >= 3 else "a"))
-    store = open_store(data_dir, target_factory=factory)  # type: ignore[arg-type]
+    factory = _half_remote(addr, timeout=0.5, connect_timeout=0.5)
+    store = open_store(data_dir, target_factory=factory)
     try:
         ds = store._data
         blob = os.urandom(ds.geo.stripe_data * 8 + 999)
