@@ -72,6 +72,10 @@ class PermissionDenied(CoreError):
     errno = errno.EACCES
 
 
+class Locked(PermissionDenied):
+    """The content is under retention (object lock) or a legal hold: it cannot be deleted or overwritten."""
+
+
 class NotPermitted(CoreError):
     """Operation not permitted."""
 

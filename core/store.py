@@ -162,11 +162,12 @@ class Store(ClusterPlane):
 def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int = 6,
                domains: list[str] | None = None, ec: tuple[int, int] | None = None, cell: int = DEFAULT_CELL,
                inline_max: int = 16 * 1024, shard_bytes: int = DEFAULT_SHARD_BYTES,
-               meta_url: str | None = None, node: str = "") -> uuid.UUID:
+               meta_url: str | None = None, node: str = "", trash_days: float = 1.0) -> uuid.UUID:
     """Create a new store; raises Exists if one is already there.  ``meta_url``: keep the metadata in
     that PostgreSQL database (which must exist and hold no store yet) instead of SQLite.  ``node``: the
     first node of a cluster (:func:`core.cluster.init_cluster`): its targets are that node's, the node is
-    their fault domain, and the geometry may need more targets than this node has (more nodes join)."""
+    their fault domain, and the geometry may need more targets than this node has (more nodes join).
+    ``trash_days``: the store's default trash policy (deleted and replaced files are kept that long; 0 = off)."""
     if is_store(data_dir):
         raise Exists(f"a store already exists in {data_dir}")
     if cell < 64 * 1024 or cell % BLOCK_SIZE:
@@ -200,7 +201,7 @@ def init_store(data_dir: str, *, targets: list[str] | None = None, ntargets: int
     now = time.time_ns()
     settings = {"store_id": str(store_id), "k": k, "m": m, "cell": cell, "inline_max": inline_max,
                 "chunk": CHUNK, "segment_stripes": max(1, shard_bytes // cell), "created": now,
-                "domain_sid": domain_sid(store_id)}
+                "domain_sid": domain_sid(store_id), "trash_days": repr(float(trash_days)), "trash_bytes": 0}
 
     def setup(t: Txn) -> None:
         for key, val in settings.items():

@@ -16,6 +16,7 @@ from core.fs.acl import Ace, AceType, Acl, Who, WhoKind
 from core.fs.files import FileHandle
 from core.fs.fs import FileSystem
 from core.fs.names import windows_reserved
+from core.fs.retention import Retention
 from core.fs.stage import Stager
 from core.fs.stateless import HANDLE_SIZE, Wcc
 from core.fs.types import (
@@ -41,6 +42,7 @@ from core.fs.types import (
     LockInfo,
     StatFs,
 )
+from core.fs.vops import TreePolicy, VersionInfo
 from core.meta.types import FileType
 
 if TYPE_CHECKING:
@@ -70,5 +72,6 @@ __all__ = [
     "ANONYMOUS", "DELETE", "DOS_ARCHIVE", "DOS_HIDDEN", "DOS_KEEP", "DOS_NOT_CONTENT_INDEXED", "DOS_OFFLINE",
     "DOS_READONLY", "DOS_SPARSE", "DOS_SYSTEM", "DOS_TEMPORARY", "HANDLE_SIZE", "NOBODY_ID", "NOW", "READ", "ROOT",
     "WRITE", "Ace", "AceType", "Acl", "Attr", "Cred", "DirEntry", "FileHandle", "FileSystem", "FileType", "LockInfo",
-    "Stager", "StatFs", "Volume", "Wcc", "Who", "WhoKind", "acl", "open_volume", "windows_reserved",
+    "Retention", "Stager", "StatFs", "TreePolicy", "VersionInfo", "Volume", "Wcc", "Who", "WhoKind", "acl",
+    "open_volume", "windows_reserved",
 ]

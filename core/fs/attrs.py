@@ -35,6 +35,7 @@ class AttrOps:
     _meta: MetaStore
     cred: Cred
     durable: bool
+    kept_ok: bool
 
     def _write(self, fn: Callable[[Txn], T]) -> T:
         """A metadata write of this view: durable on return unless the view says otherwise (``durable``)."""
@@ -53,7 +54,7 @@ class AttrOps:
     def getxattr(self, ino: int, name: str) -> bytes:
         self._check_xattr(name)
         with self._meta.read() as t:
-            perm.need(t, self.cred, ns.get(t, ino), A.READ_NAMED_ATTRS, "read attributes")
+            perm.need(t, self.cred, ns.get(t, ino, kept=self.kept_ok), A.READ_NAMED_ATTRS, "read attributes")
             v = t.xattr(ino, name)
         if v is None:
             raise NoAttribute(f"no attribute {name!r}")
@@ -64,7 +65,7 @@ class AttrOps:
         for n in names:
             self._check_xattr(n)
         with self._meta.read() as t:
-            perm.need(t, self.cred, ns.get(t, ino), A.READ_NAMED_ATTRS, "read attributes")
+            perm.need(t, self.cred, ns.get(t, ino, kept=self.kept_ok), A.READ_NAMED_ATTRS, "read attributes")
             return t.xattr_values(ino, names)
 
     def setxattr(self, ino: int, name: str, value: bytes, *, create: bool = False,
@@ -86,7 +87,7 @@ class AttrOps:
 
     def listxattr(self, ino: int) -> list[str]:
         with self._meta.read() as t:
-            perm.need(t, self.cred, ns.get(t, ino), A.READ_NAMED_ATTRS, "list attributes")
+            perm.need(t, self.cred, ns.get(t, ino, kept=self.kept_ok), A.READ_NAMED_ATTRS, "list attributes")
             return [n for n in t.xattrs(ino) if not n.startswith(A.RESERVED_PREFIX)]
 
     def removexattr(self, ino: int, name: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from core.data.store import DataStore
 from core.errors import Changed, Exists, InvalidArgument, IsADirectory, NotADirectory, NotFound, NotPermitted, Stale
 from core.fs import acl as A
-from core.fs import names, perm
+from core.fs import names, perm, retention, versions
 from core.fs import namespace as ns
 from core.fs.attrs import AttrOps
 from core.fs.caseless import CaselessOps
@@ -29,15 +29,16 @@ from core.fs.join import JoinOps
 from core.fs.stage import Stager
 from core.fs.stateless import StatelessOps, Wcc, cookie_after, snap
 from core.fs.types import DOS_KEEP, FILE_TYPES, NOW, ROOT, Attr, Cred, DirEntry, StatFs
+from core.fs.vops import VersionOps
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
-from core.meta.types import BLK, CHR, DIR, FIFO, LNK, REG, SOCK, FileType, Inode
+from core.meta.types import BLK, CHR, DIR, FIFO, LNK, LOCKED, REG, SOCK, FileType, Inode
 
 DataLike = bytes | bytearray | memoryview
 T = TypeVar("T")
 
 
-class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
+class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps, VersionOps):
     """The store's namespace and files, as seen by one caller (:attr:`cred`).
 
     The store opens it as the admin; a protocol takes a view per caller with :meth:`as_user`,
@@ -56,6 +57,7 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
         self.durable = True
         self._handle_key: list[bytes] = []
         self._handles_seen: dict[bytes, tuple[int, int, int]] = {}
+        self.kept_ok = False  # a versions view (reading_versions) may read kept versions by inode
         self.write_verifier = os.urandom(8)  # NFS: changes on every start, so clients re-send what was not committed
 
     def as_user(self, cred: Cred, *, durable: bool | None = None) -> FileSystem:
@@ -70,6 +72,13 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
         view.cred = cred
         if durable is not None:
             view.durable = durable
+        return view
+
+    def reading_versions(self) -> FileSystem:
+        """A view that may also read kept versions and trash entries by inode (:attr:`VersionInfo.ino`):
+        attributes, xattrs and data, with the usual permission checks.  Writing to them stays refused."""
+        view = copy.copy(self)
+        view.kept_ok = True
         return view
 
     def sync_meta(self) -> None:
@@ -101,21 +110,28 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
     def access(self, ino: int, want: int) -> int:
         """Which of the access bits ``want`` (core.fs.acl masks) the caller has on ``ino``."""
         with self._meta.read() as t:
-            return perm.granted(t, self.cred, ns.get(t, ino), want)
+            return perm.granted(t, self.cred, ns.get(t, ino, kept=self.kept_ok), want)
 
     def _need(self, ino: int, want: int, what: str) -> None:
         if not self.cred.admin:
             t = self._meta.peek()
-            perm.need(t, self.cred, ns.get(t, ino), want, what)
+            perm.need(t, self.cred, ns.get(t, ino, kept=self.kept_ok), want, what)
+
+    def check_writable(self, ino: int) -> None:
+        """Refuse writing in place to a kept version or to content under retention or a legal hold."""
+        node = ns.get(self._meta.peek(), ino, kept=self.kept_ok)
+        if node.flags & LOCKED or node.nlink <= 0:
+            with self._meta.read() as t:
+                retention.check_write(t, node)
 
     # -- attributes and lookup ------------------------------------------------------
     def getattr(self, ino: int, gen: int | None = None) -> Attr:
-        attr = Attr.of(ns.get(self._meta.peek(), ino, gen))
+        attr = Attr.of(ns.get(self._meta.peek(), ino, gen, kept=self.kept_ok))
         return self._with_buffered(attr) if attr.type == REG else attr  # our own uncommitted growth
 
     def size_of(self, ino: int) -> int:
         with self._meta.read() as t:
-            return ns.get(t, ino).size
+            return ns.get(t, ino, kept=self.kept_ok).size
 
     def lookup(self, parent: int, name: str, *, fold: bool = False) -> Attr:
         """The entry ``name`` of ``parent``; ``fold``: case-insensitively (see :mod:`core.fs.caseless`)."""
@@ -337,7 +353,11 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
             perm.need(t, c, node, A.WRITE_DATA, "set times to now")
 
     def _truncate(self, t: Txn, node: Inode, size: int) -> None:
-        """Metadata-only truncate: trim slices past ``size`` (extending leaves a hole)."""
+        """Metadata-only truncate: trim slices past ``size`` (extending leaves a hole).  A truncate to zero
+        keeps the old content as a version or in the trash where the tree's policy says so."""
+        retention.check(t, node, "change its size")
+        if size == 0 and node.size > 0:
+            versions.retire_content(t, self.cred, node, time.time_ns())
         if node.inline_data is not None:
             node.inline_data = node.inline_data[:size]
         if size < node.size:
@@ -359,6 +379,8 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
         if attr.type != REG:
             raise IsADirectory("is a directory") if attr.is_dir else InvalidArgument("not a regular file")
         self._need(ino, A.WRITE_DATA if write else A.READ_DATA, "open for " + ("writing" if write else "reading"))
+        if write:
+            self.check_writable(ino)
         share_id = None
         if share is not None:
             owner, access, allow = share
@@ -389,7 +411,7 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
         if off < 0:
             raise InvalidArgument("negative offset")
         with self._meta.read() as t:
-            node = ns.get(t, ino)
+            node = ns.get(t, ino, kept=self.kept_ok)
             if node.type != REG:
                 raise IsADirectory("is a directory") if node.type == DIR else InvalidArgument("not a file")
             perm.need(t, self.cred, node, A.READ_DATA, "read")
@@ -484,10 +506,13 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
     def write_file(self, parent: int, name: str, data: DataLike | Iterable[DataLike] | Stager, *,
                    mode: int = 0o644, uid: int | None = None, gid: int | None = None,
                    xattrs: dict[str, bytes] | None = None, exclusive: bool = False,
-                   mtime_ns: int | None = None) -> Attr:
+                   mtime_ns: int | None = None, keep_locked: bool = False) -> Attr:
         """Create or atomically replace ``name`` with ``data`` (bytes, chunks, or a Stager).
 
-        Readers see the old file or the new one, never a mix; durable on return.
+        Readers see the old file or the new one, never a mix; durable on return.  The replaced file is kept
+        as a version or in the trash as the tree's policy says (:mod:`core.fs.versions`); a file under
+        retention is replaced only with ``keep_locked`` and where versioning keeps it (S3 PUT).  A new file
+        in a tree with an object-lock default retention gets that retention.
         """
         raw = names.encode(name)
         if isinstance(data, Stager):
@@ -505,16 +530,18 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
         node.inline_data = inline
 
         def apply(t: Txn) -> Inode:
-            self._place(t, parent, raw, node, exclusive)
+            self._place(t, parent, raw, node, exclusive, keep_locked)
             t.add_slices(node.ino, rows)
             for sid, hi in marks.items():
                 t.bump_stripes(sid, hi)
             self._set_xattrs(t, node.ino, xattrs)
+            versions.default_retention(t, parent, node)
             return node
         return Attr.of(self._write(apply))
 
-    def _place(self, t: Txn, parent: int, raw: bytes, node: Inode, exclusive: bool) -> None:
-        """Link a new inode as ``parent/raw``, replacing a non-directory there unless ``exclusive``."""
+    def _place(self, t: Txn, parent: int, raw: bytes, node: Inode, exclusive: bool, keep_locked: bool = False) -> None:
+        """Link a new inode as ``parent/raw``, replacing a non-directory there unless ``exclusive`` (the old
+        one is kept as the tree's policy says; a locked one only with ``keep_locked`` where versioning keeps it)."""
         ns.get_dir(t, parent)
         hit = t.lookup(parent, raw)
         if hit is not None:
@@ -524,7 +551,7 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps):
             old = ns.get(t, hit[0])
             if old.type == DIR:
                 raise IsADirectory(f"{shown!r} is a directory")
-            ns.unlink(t, self.cred, parent, raw)
+            ns.unlink(t, self.cred, parent, raw, reason="overwrite", keep_locked=keep_locked)
         ns.add_entry(t, self.cred, parent, raw, node)
 
     def _set_xattrs(self, t: Txn, ino: int, xattrs: dict[str, bytes] | None) -> None:

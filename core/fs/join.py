@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, TypeVar
 from core.data.store import DataStore, Extent
 from core.errors import InvalidArgument
 from core.fs import acl as A
-from core.fs import names, perm
+from core.fs import names, perm, retention, versions
 from core.fs import namespace as ns
 from core.fs.extents import resolve, to_slices
 from core.fs.types import Attr, Cred
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
-from core.meta.types import REG, Inode
+from core.meta.types import LOCKED, REG, Inode
 
 if TYPE_CHECKING:
     from core.fs.files import FileLayer
@@ -38,10 +38,12 @@ class JoinOps:
     chunk: int
     inline_max: int
     files: FileLayer
+    kept_ok: bool
 
     if TYPE_CHECKING:  # FileSystem's own
         def _ids(self, uid: int | None, gid: int | None) -> tuple[int, int]: ...
-        def _place(self, t: Txn, parent: int, raw: bytes, node: Inode, exclusive: bool) -> None: ...
+        def _place(self, t: Txn, parent: int, raw: bytes, node: Inode, exclusive: bool,
+                   keep_locked: bool = False) -> None: ...
         def _set_xattrs(self, t: Txn, ino: int, xattrs: dict[str, bytes] | None) -> None: ...
         def _write(self, fn: Callable[[Txn], T]) -> T: ...
 
@@ -52,7 +54,7 @@ class JoinOps:
         staged: Staged = {}
         for src in sources:
             with self._meta.read() as t:
-                node = ns.get(t, src)
+                node = ns.get(t, src, kept=self.kept_ok)
                 perm.need(t, self.cred, node, A.READ_DATA, "read a source")
             if node.type != REG:
                 raise InvalidArgument("only regular files can be joined")
@@ -60,7 +62,7 @@ class JoinOps:
             if st is not None:
                 self.files.commit(st)
                 with self._meta.read() as t:
-                    node = ns.get(t, src)
+                    node = ns.get(t, src, kept=self.kept_ok)
             ctimes[src] = node.ctime
             if stage_inline and node.inline_data:
                 staged[src] = (node.ctime, self._stage_force(node.inline_data))
@@ -70,7 +72,7 @@ class JoinOps:
         """Slice rows placing ``sources`` one after the other from ``pos``; the end position."""
         rows: Rows = []
         for src in sources:
-            s = ns.get(t, src)
+            s = ns.get(t, src, kept=self.kept_ok)
             if s.ctime != ctimes[src]:
                 raise InvalidArgument("a source changed during the join; try again")
             if src in staged:
@@ -100,6 +102,8 @@ class JoinOps:
             d = ns.get(t, dst)
             if d.type != REG:
                 raise InvalidArgument("concat target must be a regular file")
+            if d.flags & LOCKED or d.nlink <= 0:
+                retention.check_write(t, d)
             if d.ctime != ctimes[dst]:
                 raise InvalidArgument("the target changed during the join; try again")
             own = self._rows(t, [dst], ctimes, staged, 0)[0] if dst in staged else []
@@ -114,12 +118,13 @@ class JoinOps:
 
     def clone(self, parent: int, name: str, sources: list[int], *, mode: int = 0o644, uid: int | None = None,
               gid: int | None = None, xattrs: dict[str, bytes] | None = None, exclusive: bool = False,
-              mtime_ns: int | None = None) -> Attr:
+              mtime_ns: int | None = None, keep_locked: bool = False) -> Attr:
         """Create or atomically replace ``parent/name`` with the concatenated contents of ``sources``,
-        sharing their data (no copy).  Readers see the old file or the new one, never a mix."""
+        sharing their data (no copy).  Readers see the old file or the new one, never a mix.  The replaced
+        file is kept as :meth:`write_file` keeps it (``keep_locked`` likewise)."""
         raw = names.encode(name)
         with self._meta.read() as t:
-            nodes = [ns.get(t, s) for s in sources]
+            nodes = [ns.get(t, s, kept=self.kept_ok) for s in sources]
         small = sum(n.size for n in nodes) <= self.inline_max and all(n.inline_data is not None or not n.size
                                                                        for n in nodes)
         ctimes, staged = self._prepare(sources, stage_inline=not small)
@@ -127,16 +132,17 @@ class JoinOps:
 
         def apply(t: Txn) -> Inode:
             if small:
-                srcs = [ns.get(t, s) for s in sources]
+                srcs = [ns.get(t, s, kept=self.kept_ok) for s in sources]
                 if any(s.ctime != ctimes[s.ino] for s in srcs):
                     raise InvalidArgument("a source changed during the join; try again")
                 node.inline_data = b"".join((s.inline_data or b"")[: s.size] for s in srcs)
                 node.size, rows = len(node.inline_data), list[tuple[int, int, int, int, int]]()
             else:
                 rows, node.size = self._rows(t, sources, ctimes, staged, 0)
-            self._place(t, parent, raw, node, exclusive)
+            self._place(t, parent, raw, node, exclusive, keep_locked)
             t.add_slices(node.ino, rows)
             self._set_xattrs(t, node.ino, xattrs)
+            versions.default_retention(t, parent, node)
             return node
         return Attr.of(self._write(apply))
 

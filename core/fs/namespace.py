@@ -22,10 +22,10 @@ from core.errors import (
     TooManyLinks,
 )
 from core.fs import acl as A
-from core.fs import perm
+from core.fs import perm, versions
 from core.fs.types import Cred
 from core.meta.txn import Txn
-from core.meta.types import DIR, HAS_ACL, LNK, REG, Inode
+from core.meta.types import DIR, HAS_ACL, KEPT, LNK, REG, Inode
 
 ROOT = 1
 LINK_MAX = 65000
@@ -36,9 +36,11 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-def get(t: Txn, ino: int, gen: int | None = None) -> Inode:
+def get(t: Txn, ino: int, gen: int | None = None, *, kept: bool = False) -> Inode:
+    """The inode ``ino`` (of generation ``gen``); a removed one kept as a version or in the trash only with
+    ``kept`` (a versions view), else it is :class:`Stale` as a deleted file is."""
     node = t.inode(ino)
-    if node is None or (gen is not None and node.gen != gen):
+    if node is None or (gen is not None and node.gen != gen) or (node.flags & KEPT and not kept):
         raise Stale(f"inode {ino} no longer exists")
     return node
 
@@ -110,6 +112,8 @@ def add_entry(t: Txn, cred: Cred, parent: int, name: bytes, node: Inode, *, excl
     t.add_dentry(parent, name, node.ino, node.type)
     if own is not None:
         perm.store_acl(t, node, own)
+    if node.type == REG:
+        versions.stamp(t, parent, node)
     _touch_dir(t, d, node.ctime, 1 if node.type == DIR else 0)
     return node
 
@@ -145,15 +149,19 @@ def link(t: Txn, cred: Cred, ino: int, parent: int, name: bytes) -> Inode:
     return node
 
 
-def _drop_link(t: Txn, node: Inode, ts: int) -> bool:
-    """One name of ``node`` went away; delete it when none remain. True if deleted."""
+def _drop_link(t: Txn, node: Inode, ts: int, cred: Cred | None = None, parent: int = 0, name: bytes = b"",
+               reason: str = "delete", keep_locked: bool = False) -> bool:
+    """One name of ``node`` (``parent/name``) went away; when none remain it is kept as a version or in the
+    trash (:mod:`core.fs.versions`, given ``cred``) or deleted.  True if it left the namespace."""
     if node.type == DIR:
-        t.delete_inode(node.ino)
+        if cred is None or not versions.retire(t, cred, parent, name, node, reason, ts):
+            t.delete_inode(node.ino)
         return True
     node.nlink -= 1
     node.ctime = ts
     if node.nlink <= 0:
-        t.delete_inode(node.ino)
+        if cred is None or not versions.retire(t, cred, parent, name, node, reason, ts, keep_locked=keep_locked):
+            t.delete_inode(node.ino)
         return True
     t.update_inode(node)
     return False
@@ -171,8 +179,11 @@ def _check_removable(t: Txn, node: Inode, name: bytes, *, as_dir: bool) -> None:
         raise IsADirectory(f"{shown} is a directory")
 
 
-def unlink(t: Txn, cred: Cred, parent: int, name: bytes, *, want_dir: bool = False) -> Inode:
-    """Remove ``name`` (rmdir when ``want_dir``); returns the inode as it was."""
+def unlink(t: Txn, cred: Cred, parent: int, name: bytes, *, want_dir: bool = False, reason: str = "",
+           keep_locked: bool = False) -> Inode:
+    """Remove ``name`` (rmdir when ``want_dir``); returns the inode as it was.  ``reason`` is what the
+    trash/versions record ('delete', 'rmdir', 'overwrite'); ``keep_locked``: a locked file may go where
+    versioning keeps it (S3)."""
     d = get_dir(t, parent)
     perm.may_search(t, cred, d)
     hit = t.lookup(parent, name)
@@ -183,7 +194,7 @@ def unlink(t: Txn, cred: Cred, parent: int, name: bytes, *, want_dir: bool = Fal
     perm.may_remove(t, cred, d, node)
     ts = now_ns()
     t.remove_dentry(parent, name, ts)
-    _drop_link(t, node, ts)
+    _drop_link(t, node, ts, cred, parent, name, reason or ("rmdir" if want_dir else "delete"), keep_locked)
     _touch_dir(t, d, ts, -1 if node.type == DIR else 0)
     return node
 
@@ -233,7 +244,7 @@ def rename(t: Txn, cred: Cred, sp: int, sn: bytes, dp: int, dn: bytes, *, replac
         _check_removable(t, victim, dn, as_dir=node.type == DIR)
         perm.may_remove(t, cred, dd, victim)
         t.remove_dentry(dp, dn, ts)
-        if _drop_link(t, victim, ts):
+        if _drop_link(t, victim, ts, cred, dp, dn, "rename"):
             replaced = victim
         if victim.type == DIR:
             dd.nlink -= 1

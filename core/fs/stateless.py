@@ -38,10 +38,11 @@ from core.errors import BadCookie, BadHandle, InvalidArgument, IsADirectory
 from core.fs import acl as A
 from core.fs import names, perm
 from core.fs import namespace as ns
+from core.fs.retention import check_write
 from core.fs.types import FILE_TYPES, Attr, Cred, DirEntry
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
-from core.meta.types import DIR, REG
+from core.meta.types import DIR, LOCKED, REG
 
 if TYPE_CHECKING:
     from core.fs.files import FileLayer
@@ -177,6 +178,8 @@ class StatelessOps:
             raise IsADirectory("is a directory") if node.type == DIR else InvalidArgument("not a regular file")
         if self.cred.uid != node.uid:
             perm.need(t, self.cred, node, A.WRITE_DATA, "write")
+        if node.flags & LOCKED or node.nlink <= 0:
+            check_write(t, node)
         committed = Attr.of(node)
         if wcc is not None:
             wcc.before[ino] = self._with_buffered(committed)

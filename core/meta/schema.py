@@ -1,4 +1,4 @@
-"""Metadata schema, version 6, and its migrations.
+"""Metadata schema, version 7, and its migrations.
 
 The SQL is kept portable (no SQLite-only types or upserts beyond
 ``ON CONFLICT``), so the PostgreSQL MetaStore can run the same statements:
@@ -48,6 +48,16 @@ Tables
                by the node every few seconds), ``joined``.  ``targets.node``
                names the node a target's disk is on ('' on a one-node store:
                all targets are local).
+``trees``      (version 7) per-directory-tree policy: ``versioning`` off/enabled/suspended,
+               ``trash_days`` (0 = no trash) and ``trash_bytes`` (0 = no cap), ``lock`` (object-lock
+               configuration, JSON) and ``lifecycle`` (rules, JSON); NULL = inherit from the nearest
+               ancestor tree, then the store default (``info`` keys ``trash_days``/``trash_bytes``).
+``versions``   (version 7) kept content: one row per noncurrent version, delete marker or trash entry.
+               ``path`` is where it lived (from the store root, ``/``-joined, no leading ``/``), ``ino``
+               the kept inode (its slices stay referenced, so GC keeps its data; 0 = a delete marker),
+               ``kind`` version/marker/trash, ``reason`` overwrite/truncate/delete/rename/rmdir,
+               ``replaced`` when it stopped being current and ``by_uid``/``by_name`` who did it,
+               ``expires`` when the trash lets it go (NULL = until purged).  See :mod:`core.fs.versions`.
 """
 
 from __future__ import annotations
@@ -59,7 +69,7 @@ from core.meta.fold import fold
 
 Step = str | Callable[[Conn], None]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Version 1.  A released version is never edited: stores in the field were made with it.
 V1 = [
@@ -185,5 +195,23 @@ V6 = [
     "ALTER TABLE targets ADD COLUMN node TEXT NOT NULL DEFAULT ''",
 ]
 
+# Version 7: versions, the trash can, retention and lifecycle (core.fs.versions).
+V7 = [
+    """CREATE TABLE trees (
+        ino INTEGER PRIMARY KEY, versioning TEXT, trash_days REAL, trash_bytes INTEGER, lock TEXT,
+        lifecycle TEXT, updated INTEGER NOT NULL)""",
+    """CREATE TABLE versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, path BLOB NOT NULL, vid TEXT NOT NULL, ino INTEGER NOT NULL,
+        kind TEXT NOT NULL, reason TEXT NOT NULL, tree INTEGER NOT NULL, parent INTEGER NOT NULL,
+        type INTEGER NOT NULL, size INTEGER NOT NULL, uid INTEGER NOT NULL, mtime INTEGER NOT NULL,
+        replaced INTEGER NOT NULL, by_uid INTEGER NOT NULL, by_name TEXT NOT NULL, expires INTEGER)""",
+    "CREATE INDEX versions_path ON versions (path, id)",
+    "CREATE INDEX versions_ino ON versions (ino)",
+    "CREATE INDEX versions_expires ON versions (expires)",
+    "INSERT INTO info (key, value) VALUES ('trash_days', '0')",
+    "INSERT INTO info (key, value) VALUES ('trash_bytes', '0')",
+]
+
 # version -> steps that bring the schema from version-1 to version.
-MIGRATIONS: dict[int, list[Step]] = {1: list(V1), 2: list(V2), 3: list(V3), 4: V4, 5: list(V5), 6: list(V6)}
+MIGRATIONS: dict[int, list[Step]] = {1: list(V1), 2: list(V2), 3: list(V3), 4: V4, 5: list(V5), 6: list(V6),
+                                     7: list(V7)}

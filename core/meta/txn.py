@@ -24,6 +24,7 @@ from core.meta.fold import fold
 from core.meta.idtxn import IdentityTxn
 from core.meta.nodetxn import NodeTxn
 from core.meta.types import INODE_COLS, Inode, SegmentInfo, Slice, TargetInfo
+from core.meta.vtxn import VersionTxn
 
 Row = tuple[Any, ...]
 
@@ -34,9 +35,9 @@ FOLD_LOOKUP_SQL = ("SELECT ino, type, id, name FROM dentries WHERE parent = ? AN
                    "ORDER BY name <> ?, name LIMIT 1")
 
 
-class Txn(IdentityTxn, NodeTxn):
+class Txn(IdentityTxn, NodeTxn, VersionTxn):
     """The identity methods (users, groups, S3 keys) come from ``core.meta.idtxn``, cluster membership from
-    ``core.meta.nodetxn``."""
+    ``core.meta.nodetxn``, versions and tree policies from ``core.meta.vtxn``."""
 
     def __init__(self, conn: Conn, dialect: str = SQLITE) -> None:
         self.conn = conn

@@ -35,6 +35,8 @@ def type_bits(kind: int) -> int:
 INODE_COLS = ("ino, gen, type, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, btime, "
               "parent, symlink, inline_data, flags, dos")
 HAS_ACL = 1  # Inode.flags
+LOCKED = 2  # Inode.flags: retention or a legal hold was set (core.fs.retention decides whether it still holds)
+KEPT = 4  # Inode.flags: a kept version or trash entry (no name; read only through a versions view)
 
 
 @dataclass(slots=True)
