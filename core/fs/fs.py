@@ -257,9 +257,10 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps, VersionOps):
         raw = names.encode(name)
         return Attr.of(self._mut(wcc, [parent, ino], lambda t: ns.link(t, self.cred, ino, parent, raw)))
 
-    def unlink(self, parent: int, name: str, wcc: Wcc | None = None) -> None:
+    def unlink(self, parent: int, name: str, wcc: Wcc | None = None, *, keep_locked: bool = False) -> None:
+        """Remove a name; ``keep_locked``: a locked file may go where versioning keeps it (S3 DELETE)."""
         raw = names.encode(name)
-        node = self._mut(wcc, [parent], lambda t: ns.unlink(t, self.cred, parent, raw))
+        node = self._mut(wcc, [parent], lambda t: ns.unlink(t, self.cred, parent, raw, keep_locked=keep_locked))
         if node.nlink <= 0:
             self.files.discard(node.ino)
 

@@ -224,6 +224,18 @@ def test_locked_current_replaced_in_versioned_tree_with_keep_locked(mem_store: S
         fs.purge_versions("/b/k")
 
 
+def test_unlink_keep_locked_adds_a_marker_over_a_locked_version(mem_store: Store) -> None:
+    fs = mem_store.fs
+    b = _bucket(fs, versioning="enabled")
+    fs.write_file(b, "k", b"v1")
+    fs.set_retention("/b/k", None, "COMPLIANCE", time.time_ns() + DAY)
+    with pytest.raises(Locked):
+        fs.unlink(b, "k")  # POSIX protocols: refused
+    fs.unlink(b, "k", keep_locked=True)  # S3 DELETE: a delete marker; the locked version stays
+    assert [v.kind for v in fs.versions("/b/k")] == ["marker", "version"]
+    assert _read(fs, fs.versions("/b/k")[1].ino) == b"v1"
+
+
 def test_gc_keeps_version_data_until_purged(mem_store: Store) -> None:
     fs = mem_store.fs
     b = _bucket(fs, versioning="enabled")
