@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     identity_cmds.add_parsers(sub, common, admin_cmds.no_sub)
     from gateway.cluster import cmds as cluster_cmds
     cluster_cmds.add_parsers(sub, common, admin_cmds.no_sub)
+    from gateway import version_cmds
+    version_cmds.add_parsers(sub, common, admin_cmds.no_sub)
 
     p = cmd("serve", _serve, "run the enabled servers until SIGTERM/SIGINT")
     p.add_argument("--config", metavar="FILE", help="config file (default DIR/tessera.yaml)")

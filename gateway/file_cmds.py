@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from core.errors import IsADirectory, NotFound
+from core.errors import IsADirectory, Locked, NotFound
 from core.fs import FileType
 from core.fs.fs import FileSystem
 from core.fs.types import Attr
@@ -116,14 +116,17 @@ def ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rm_tree(fs: FileSystem, parent: int, name: str) -> None:
+def _rm_tree(fs: FileSystem, parent: int, name: str, path: str) -> None:
     a = fs.lookup(parent, name)
     if a.is_dir:
         for e in fs.listdir(a.ino):
-            _rm_tree(fs, a.ino, e.name)
+            _rm_tree(fs, a.ino, e.name, f"{path.rstrip('/')}/{e.name}")
         fs.rmdir(parent, name)
-    else:
+        return
+    try:
         fs.unlink(parent, name)
+    except Locked as e:  # retention or a legal hold: say which file
+        raise Locked(f"{path}: {e}") from None
 
 
 def rm(args: argparse.Namespace) -> int:
@@ -133,7 +136,7 @@ def rm(args: argparse.Namespace) -> int:
             a = s.fs.lookup(parent, name)
             if a.is_dir and not args.recursive:
                 raise CliError(f"{remote} is a directory (use -r)")
-            _rm_tree(s.fs, parent, name)
+            _rm_tree(s.fs, parent, name, remote)
     return 0
 
 
