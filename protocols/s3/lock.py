@@ -317,9 +317,8 @@ class Requested:
         return {"mode": self.mode, "until": self.until_ns, "hold": self.hold}
 
 
-def from_headers(ctx: Ctx) -> Requested | None:
-    """The write's lock headers, checked (run in a worker thread: the bucket's configuration is read only
-    when there are some); None when there are none.  Call before the body is read."""
+def requested(ctx: Ctx) -> Requested | None:
+    """The write's lock headers, checked (no I/O: call before the body is read); None when there are none."""
     mode, date = ctx.h("x-amz-object-lock-mode"), ctx.h("x-amz-object-lock-retain-until-date")
     hold = ctx.h("x-amz-object-lock-legal-hold")
     if mode is None and date is None and hold is None:
@@ -331,9 +330,20 @@ def from_headers(ctx: Ctx) -> Requested | None:
         raise S3Error("InvalidArgument", "Unknown wormMode directive.", 400)
     if hold is not None and hold not in ("ON", "OFF"):
         raise S3Error("InvalidArgument", "Legal Hold must be either of 'ON' or 'OFF'", 400)
-    req = Requested(mode, _future(parse_date(date)) if mode is not None else 0,
-                    None if hold is None else hold == "ON")
-    _require(ctx, ctx.bucket)
+    return Requested(mode, _future(parse_date(date)) if mode is not None else 0,
+                     None if hold is None else hold == "ON")
+
+
+def check(ctx: Ctx, req: Requested | None) -> None:
+    """Before the write (in a worker thread): lock headers need a bucket with Object Lock."""
+    if req is not None:
+        _require(ctx, ctx.bucket)
+
+
+def from_headers(ctx: Ctx) -> Requested | None:
+    """:func:`requested` and :func:`check` at once (in a worker thread)."""
+    req = requested(ctx)
+    check(ctx, req)
     return req
 
 
@@ -377,7 +387,8 @@ def maybe_locked(ctx: Ctx) -> bool:
 def response_headers(ctx: Ctx) -> dict[str, str]:
     """HEAD/GET (in a worker thread): the version's x-amz-object-lock-* headers, in lock-enabled buckets."""
     try:
-        if not maybe_locked(ctx) or bucket_lock(ctx, ctx.bucket) is None:
+        b = ctx.s3.bucket(ctx.bucket)
+        if b.ino not in _LOCKED and bucket_lock(ctx, ctx.bucket) is None:
             return {}
         r = ctx.s3.admin.retention(store_path(ctx, ctx.bucket, ctx.key), ctx.q.get("versionId"))
     except (CoreError, S3Error):
@@ -389,6 +400,6 @@ def response_headers(ctx: Ctx) -> dict[str, str]:
     return h
 
 
-__all__ = ["apply", "apply_upload", "bypass_view", "from_headers", "get_config", "get_legal_hold", "get_retention",
-           "may_bypass", "maybe_locked", "on_create", "put_config", "put_legal_hold", "put_retention",
-           "response_headers", "upload_fields"]
+__all__ = ["apply", "apply_upload", "bypass_view", "check", "from_headers", "get_config", "get_legal_hold",
+           "get_retention", "may_bypass", "maybe_locked", "on_create", "put_config", "put_legal_hold", "put_retention",
+           "requested", "response_headers", "upload_fields"]
