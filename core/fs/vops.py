@@ -315,9 +315,10 @@ class VersionOps:
         t.update_inode(d)
         return node
 
-    def purge_versions(self, path: str, vids: list[str] | None = None, *, bypass_governance: bool = False) -> int:
-        """Delete kept versions of ``path`` for good (all noncurrent ones, or those in ``vids``); locked ones
-        are refused.  The live file stays.  Returns how many went."""
+    def purge_versions(self, path: str, vids: list[str] | None = None, *, bypass_governance: bool = False,
+                       rows: list[int] | None = None) -> int:
+        """Delete kept versions of ``path`` for good (all noncurrent ones, or those in ``vids``, or the kept rows
+        ``rows`` (:attr:`VersionInfo.row`)); locked ones are refused.  The live file stays.  Returns how many went."""
         raw = _raw(path)
         bypass = self.cred if bypass_governance else None
 
@@ -325,7 +326,7 @@ class VersionOps:
             d, _, _ = self._live(t, raw)
             n = 0
             for row in t.versions_at(raw):
-                if vids is not None and row.vid not in vids:
+                if (vids is not None and row.vid not in vids) or (rows is not None and row.id not in rows):
                     continue
                 kept = t.inode(row.ino) if row.ino else None
                 self._may_drop(t, d, kept, row)
@@ -585,7 +586,7 @@ class VersionOps:
     def locked(self, ino: int) -> bool:
         """Whether a file's content is under retention or a legal hold now."""
         with self._meta.read() as t:
-            node = ns.get(t, ino)
+            node = ns.get(t, ino, kept=True)  # a kept version's lock too (it says nothing about its content)
             return bool(node.flags & LOCKED) and retention.get(t, node).locked()
 
 

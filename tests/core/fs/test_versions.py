@@ -290,3 +290,19 @@ def test_system_directories_keep_nothing(mem_store: Store) -> None:
     fs.write_file(sd, "p1", b"x")
     fs.unlink(sd, "p1")
     assert fs.version_usage("/") == {}
+
+
+def test_locked_reads_a_kept_version_and_purge_by_row(mem_store: Store) -> None:
+    fs = mem_store.fs
+    b = _bucket(fs, versioning="enabled")
+    fs.write_file(b, "k", b"v1")
+    fs.set_legal_hold("/b/k", None, True)
+    fs.write_file(b, "k", b"v2", keep_locked=True)
+    fs.unlink(b, "k")
+    fs.write_file(b, "k", b"v3")
+    marker, old = fs.versions("/b/k")[1], fs.versions("/b/k")[3]
+    assert fs.reading_versions().locked(old.ino) and not fs.locked(fs.lookup(b, "k").ino)
+    assert fs.purge_versions("/b/k", rows=[marker.row]) == 1  # only that row
+    assert [v.kind for v in fs.versions("/b/k")] == ["current", "version", "version"]
+    with pytest.raises(Locked):
+        fs.purge_versions("/b/k", rows=[old.row])
