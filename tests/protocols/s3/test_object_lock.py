@@ -228,8 +228,8 @@ def test_default_retention_applies_to_new_writes(c: Any, locked: str) -> None:
     c.copy_object(Bucket=locked, Key="copied", CopySource={"Bucket": locked, "Key": "n"})
     assert c.get_object_retention(Bucket=locked, Key="copied")["Retention"]["Mode"] == "GOVERNANCE"
     # explicit headers win over the default
-    c.put_object(Bucket=locked, Key="x", Body=b"x", ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=later(days=3),
-                 ObjectLockLegalHoldStatus="ON")
+    c.put_object(Bucket=locked, Key="x", Body=b"x", ObjectLockMode="COMPLIANCE",
+                 ObjectLockRetainUntilDate=later(days=3), ObjectLockLegalHoldStatus="ON")
     h = c.head_object(Bucket=locked, Key="x")
     assert (h["ObjectLockMode"], h["ObjectLockLegalHoldStatus"]) == ("COMPLIANCE", "ON")
     assert h["ObjectLockRetainUntilDate"] > later(days=2)
