@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from core.errors import CoreError
 from core.fs import Volume, open_volume
-from protocols.s3 import access_ops, audit, authz, buckets, limits, listing, multipart, objects
+from protocols.s3 import access_ops, audit, authz, buckets, lifecycle, limits, listing, lock, multipart, objects
 from protocols.s3.auth import authenticate
 from protocols.s3.context import Ctx, Settings
 from protocols.s3.errors import S3Error, error_xml, from_core
@@ -37,6 +37,15 @@ HANDLERS: dict[str, Handler] = {
     "HeadBucket": buckets.head_bucket,
     "GetBucketLocation": buckets.location,
     "GetBucketVersioning": buckets.versioning,
+    "GetObjectLockConfiguration": lock.get_config,
+    "PutObjectLockConfiguration": lock.put_config,
+    "GetObjectRetention": lock.get_retention,
+    "PutObjectRetention": lock.put_retention,
+    "GetObjectLegalHold": lock.get_legal_hold,
+    "PutObjectLegalHold": lock.put_legal_hold,
+    "GetBucketLifecycle": lifecycle.get,
+    "PutBucketLifecycle": lifecycle.put,
+    "DeleteBucketLifecycle": lifecycle.delete,
     "GetBucketAcl": lambda c: access_ops.get_acl(c, is_bucket=True),
     "PutBucketAcl": lambda c: access_ops.put_acl(c, is_bucket=True),
     "GetBucketPolicy": access_ops.get_policy,

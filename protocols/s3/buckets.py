@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from protocols.s3 import access_ops, grants, listing, xmlio
+from protocols.s3 import access_ops, grants, listing, lock, xmlio
 from protocols.s3.body import read_body
 from protocols.s3.context import Ctx
 from protocols.s3.errors import S3Error
@@ -41,7 +41,8 @@ async def create_bucket(ctx: Ctx) -> Response:
         acl = access_ops.requested_acl(ctx, me, b"")
         mode = ctx.s3.service.bucket_mode
         core = grants.to_core(acl, mode, is_bucket=True, uid_of=ctx.s3.uid_of) if acl is not None else None
-        ctx.s3.create_bucket(ctx.bucket, core)
+        a = ctx.s3.create_bucket(ctx.bucket, core)
+        lock.on_create(ctx, a.ino)  # x-amz-bucket-object-lock-enabled
     await ctx.run(make)
     return Response(status_code=200, headers={"Location": f"/{ctx.bucket}"})
 

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from core.errors import CoreError, Exists
 from core.fs import Attr
-from protocols.s3 import authz, checksums, conditions, objmeta, uploads, xmlio
+from protocols.s3 import authz, checksums, conditions, lock, objmeta, uploads, xmlio
 from protocols.s3.body import read_body
 from protocols.s3.context import Ctx
 from protocols.s3.errors import S3Error, from_core
@@ -167,6 +167,7 @@ def _join(ctx: Ctx, d: int, info: dict[str, object], plan: Plan, exclusive: bool
         # one atomic clone into place, as the caller: core.fs decides whether it may write there
         a = ctx.s3.fs.clone(parent, name, plan.inos, mode=ctx.s3.service.object_mode, exclusive=exclusive,
                             xattrs={objmeta.XATTR: plan.meta.encode()}, mtime_ns=now)
+        lock.apply_upload(ctx, a, info)  # CreateMultipartUpload's x-amz-object-lock-*
     except BaseException as e:
         uploads.release(fs, d)
         if isinstance(e, Exists):

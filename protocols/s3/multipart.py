@@ -12,7 +12,7 @@ import uuid
 from starlette.responses import Response
 
 from core.fs import FileSystem, acl
-from protocols.s3 import authz, checksums, uploads, xmlio
+from protocols.s3 import authz, checksums, lock, uploads, xmlio
 from protocols.s3.body import checksum_algo, read_body
 from protocols.s3.complete import complete
 from protocols.s3.context import Ctx
@@ -56,6 +56,7 @@ async def create(ctx: Ctx) -> Response:
     info = {"v": uploads.VERSION, "bucket": ctx.bucket, "key": ctx.key, "initiated": time.time_ns(),
             "meta": meta.encode().decode(), "algorithm": algo or "", "type": kind,
             "user": ctx.s3.cred.name, "uid": ctx.s3.cred.uid}
+    info.update(lock.upload_fields(await ctx.run(lock.from_headers, ctx)))  # applied by Complete
     fs = ctx.s3.admin  # uploads are S3's bookkeeping; who may touch one is decided here (_may_use)
 
     def make() -> None:

@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from core.errors import CoreError, Exists
 from core.fs import Attr, acl
-from protocols.s3 import checksums, conditions, keys, objmeta, xmlio
+from protocols.s3 import checksums, conditions, keys, lock, objmeta, xmlio
 from protocols.s3.body import Body, read_body
 from protocols.s3.context import Ctx, parse_http_date
 from protocols.s3.errors import S3Error, from_core
@@ -112,6 +112,7 @@ async def put_object(ctx: Ctx) -> Response:
     keys.key_parts(ctx.key)  # a bad key fails before the body is read
     exclusive = conditions.write_conditions(ctx)
     await ctx.run(conditions.check_write_target, ctx)
+    lk = lock.requested(ctx)  # x-amz-object-lock-* (checked before the body is read)
     stager = fs.stager()
     try:
         body = await read_body(ctx.request, ctx.auth, ctx.headers, stager.write)
@@ -120,9 +121,11 @@ async def put_object(ctx: Ctx) -> Response:
 
         def link() -> None:  # one worker-thread hop: directories, then the atomic create-or-replace
             parent, name, _ = ctx.s3.parent_for(ctx.bucket, ctx.key)
+            lock.check(ctx, lk)
             a = fs.write_file(parent, name, stager, mode=ctx.s3.service.object_mode, exclusive=exclusive,
                               xattrs={objmeta.XATTR: meta.encode()}, mtime_ns=now)
             apply_request_acl(ctx, a)
+            lock.apply(ctx, a, lk)
         await ctx.run(link)
     except Exists:
         stager.abort()
@@ -202,6 +205,8 @@ async def get_object(ctx: Ctx, head: bool = False) -> Response:
     size = a.size if a.is_file else 0
     check_conditions(ctx, m.etag, a.mtime_ns)
     headers = object_headers(a, m, ctx)
+    if lock.maybe_locked(ctx):  # x-amz-object-lock-* of lock-enabled buckets
+        headers.update(await ctx.run(lock.response_headers, ctx))
     status, start, end = 200, 0, size - 1
     part = ctx.q.get("partNumber")
     if part is not None:
@@ -319,6 +324,7 @@ async def copy_object(ctx: Ctx) -> Response:
     sb, sk = copy_source(ctx)
     src, sm = await ctx.run(read_source, ctx, sb, sk)
     check_conditions(ctx, sm.etag, src.mtime_ns, prefix="x-amz-copy-source-")
+    lk = await ctx.run(lock.from_headers, ctx)
     replace = (ctx.h("x-amz-metadata-directive") or "COPY").upper() == "REPLACE"
     tag_replace = (ctx.h("x-amz-tagging-directive") or "COPY").upper() == "REPLACE"
     if (sb, sk) == (ctx.bucket, ctx.key) and not replace and not tag_replace:
@@ -335,6 +341,7 @@ async def copy_object(ctx: Ctx) -> Response:
     parent, name, _ = await ctx.run(ctx.s3.parent_for, ctx.bucket, ctx.key)
     a = await ctx.run(clone, ctx, src, parent, name, m, now)
     await ctx.run(apply_request_acl, ctx, a)
+    await ctx.run(lock.apply, ctx, a, lk)
     return Response(xmlio.doc("CopyObjectResult", xmlio.el("LastModified", xmlio.iso(now)) +
                               xmlio.el("ETag", quoted(m.etag))), media_type="application/xml")
 
