@@ -48,6 +48,7 @@ def status(args: argparse.Namespace) -> int:
         h = s.health()
         geo = s.geometry
         fsst = s.fs.statfs()
+        kept = s.fs.version_usage("/")
     doc = {
         "health": h.state,
         "degraded_stripes": h.degraded_stripes,
@@ -56,6 +57,7 @@ def status(args: argparse.Namespace) -> int:
         "capacity": {"total": fsst.total_bytes, "free": fsst.free_bytes},
         "files": fsst.total_files - fsst.free_files,
         "targets": h.targets,
+        "kept": {kind: {"count": n, "bytes": b} for kind, (n, b) in sorted(kept.items())},
     }
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -64,6 +66,10 @@ def status(args: argparse.Namespace) -> int:
           f"degraded stripes: {h.degraded_stripes}")
     print(f"capacity: {human(fsst.total_bytes)} usable, {human(fsst.free_bytes)} free, "
           f"{doc['files']} files")
+    if kept:
+        held = ", ".join(f"{n} {kind}{'s' if n != 1 else ''} {human(float(b))}"
+                         for kind, (n, b) in sorted(kept.items()))
+        print(f"kept (versions and trash; logical sizes): {held}")
     print(f"{'ID':>3} {'STATE':8} {'USED':>10} {'FREE':>10} {'SHARDS':>6}  PATH")
     for t in h.targets:
         print(f"{t['id']:>3} {t['state']!s:8} {human(float(t['used'])):>10} "  # type: ignore[arg-type]

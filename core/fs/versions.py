@@ -241,7 +241,8 @@ def retire_content(t: Txn, cred: Cred, node: Inode, ts: int) -> None:
     t.move_slices(node.ino, old.ino)
     t.copy_xattrs(node.ino, old.ino)
     node.inline_data = None
-    retire(t, cred, parent, name, old, "truncate", ts, pol=pol)
+    if not retire(t, cred, parent, name, old, "truncate", ts, pol=pol):
+        t.delete_inode(old.ino)
     stamp(t, parent, node, pol)
 
 
