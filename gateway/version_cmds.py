@@ -129,7 +129,9 @@ def _table(rows: list[VersionInfo], *, with_path: bool) -> Table:
 
 
 def _usage_line(usage: dict[str, tuple[int, int]]) -> str:
-    parts = [f"{n} {kind}{'s' if n != 1 else ''} ({human(b)})" for kind, (n, b) in sorted(usage.items())]
+    label = {"version": ("version", "versions"), "marker": ("delete marker", "delete markers"),
+             "trash": ("trash entry", "trash entries")}
+    parts = [f"{n} {label.get(k, (k, k))[n != 1]} ({human(b)})" for k, (n, b) in sorted(usage.items())]
     return "kept: " + (", ".join(parts) if parts else "nothing")
 
 
