@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=admin_cmds.target_fail)
 
     identity_cmds.add_parsers(sub, common, admin_cmds.no_sub)
+    from gateway import lifecycle_cmds
+    lifecycle_cmds.add_parsers(sub, common, admin_cmds.no_sub)
     from gateway.cluster import cmds as cluster_cmds
     cluster_cmds.add_parsers(sub, common, admin_cmds.no_sub)
     from gateway import version_cmds

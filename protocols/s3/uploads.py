@@ -184,3 +184,22 @@ def expire(fs: FileSystem, older_than_s: float, now_ns: int | None = None) -> in
                 continue
             gone += 0 if done else 1
     return gone
+
+
+def expire_in(fs: FileSystem, bucket: str, prefix: str, older_than_ns: int, dry_run: bool = False) -> int:
+    """Lifecycle's AbortIncompleteMultipartUpload: remove the uploads in progress of ``bucket`` whose key starts
+    with ``prefix`` and that were started before ``older_than_ns`` (``dry_run``: only count them)."""
+    gone = 0
+    for e in fs.listdir(root(fs)):
+        info = record(fs, e.ino)
+        started = info.get("initiated", 0)
+        if (info.get("done") or info.get("bucket") != bucket or not str(info.get("key", "")).startswith(prefix)
+                or not isinstance(started, int) or started >= older_than_ns):
+            continue
+        if not dry_run:
+            try:
+                remove(fs, e.name)
+            except CoreError:
+                continue
+        gone += 1
+    return gone
