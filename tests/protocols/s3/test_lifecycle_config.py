@@ -33,8 +33,11 @@ def put(c: Any, bucket: str, *rules: dict[str, Any]) -> None:
 
 
 def core_rules(s3: S3Server, bucket: str) -> list[dict[str, Any]]:
-    with open_volume(str(s3.data)) as vol:  # another process's view of the store, as the lifecycle engine's
+    vol = open_volume(str(s3.data))  # another process's view of the store, as the lifecycle engine's
+    try:
         return list(vol.fs.tree_policy(vol.fs.resolve(f"/{bucket}").ino).lifecycle or [])
+    finally:
+        vol.close()
 
 
 MIDNIGHT = datetime.datetime(2031, 3, 1, tzinfo=datetime.UTC)
