@@ -306,6 +306,8 @@ def query_file_info(cls: int, facts: FileFacts) -> bytes:
 
     Use :func:`query_file` for the buffer rule too.
     """
+    if cls == FileInfoClass.ALTERNATE_NAME:  # no 8.3 short names are kept (smbclient's allinfo goes on)
+        raise InfoError(NtStatus.NOT_SUPPORTED, "no 8.3 short names")
     try:
         build, _ = _FILE_CLASSES[FileInfoClass(cls)]
     except (ValueError, KeyError):

@@ -20,7 +20,12 @@ Order of checks (each failure answers the NTSTATUS Windows gives):
 Create contexts answered: MxAc (maximal access), QFid (the inode as the on-disk file id); durable
 handle requests (DHnQ, DH2Q) get no response context because handles are not kept across a
 disconnect (the truthful answer: the client then treats the open as non-durable). Leases (RqLs)
-and oplocks: see ``leases``.
+and oplocks: see ``leases``. A TWrp context or an ``@GMT-`` token in the path opens a Previous
+Version, read-only (``snapshots``).
+
+Retention: a file under retention or a legal hold (core.fs ``locked``) refuses DELETE_ON_CLOSE with
+CANNOT_DELETE, as Windows refuses it on a read-only file; an overwrite of it fails in core.fs
+(``Locked``: ACCESS_DENIED).
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ from core.errors import CoreError, NotFound, ShareViolation
 from core.fs import DELETE, READ, WRITE, Attr, FileSystem, FileType
 from core.fs import acl as A
 
-from . import eas, paths, streams
+from . import eas, paths, snapshots, streams
 from .conn import Connection, Reply, Request, buffer_at, unpack
-from .createctx import ContextError, encode_contexts, parse_contexts, parse_ea_list
+from .createctx import ContextError, encode_contexts, parse_contexts, parse_ea_list, parse_twrp
 from .crypto import Dialect
 from .errors import SmbError
 from .fileinfo import allocation_size, dos_attributes, filetime
@@ -167,6 +172,14 @@ def create(conn: Connection, req: Request) -> Reply:
     if tree.ipc:
         from .pipes import open_pipe
         return open_pipe(conn, req, name, desired)
+    name, at = snapshots.split_token(name)
+    if b"TWrp" in contexts:
+        try:
+            at = snapshots.from_filetime(parse_twrp(contexts[b"TWrp"]))
+        except ContextError as e:
+            raise SmbError(e.status, str(e)) from None
+    if at is not None:  # Previous Versions: the path as it was then, read-only
+        return snapshots.open_version(conn, req, tree, name, at, desired, disposition, options, contexts)
     try:
         path = paths.split(name)
     except paths.PathError as e:
@@ -378,6 +391,8 @@ def _open(conn: Connection, req: Request, tree: Tree, path: paths.SmbPath, desir
             raise SmbError(NtStatus.ACCESS_DENIED, "DELETE_ON_CLOSE without DELETE access")
         if attr.dos is not None and attr.dos & 0x1:
             raise SmbError(NtStatus.CANNOT_DELETE, f"{path.text()} is read-only")
+        if not attr.is_dir and fs.locked(attr.ino):
+            raise SmbError(NtStatus.CANNOT_DELETE, f"{path.text()} is under retention or a legal hold")
         if attr.is_dir and tree.fs is not None and tree.fs.readdir(attr.ino, 0, 1):
             raise SmbError(NtStatus.DIRECTORY_NOT_EMPTY, f"{path.text()} is not empty")
     try:

@@ -50,7 +50,7 @@ def find_open(conn: Connection, req: Request, file_id: bytes) -> Open:
     o = conn.opens.get(int.from_bytes(fid[8:], "little"))
     if o is None or o.persistent != int.from_bytes(fid[:8], "little"):
         raise SmbError(NtStatus.FILE_CLOSED, "no such open")
-    if o.session is not req.session or o.tree is not req.tree:
+    if o.session is not req.session or o.tree.connected is not req.tree:
         raise SmbError(NtStatus.INVALID_HANDLE if o.session is req.session else NtStatus.FILE_CLOSED,
                        "the open belongs to another tree or session")
     return o
@@ -109,9 +109,9 @@ def close(conn: Connection, req: Request) -> Reply:
     _, flags, _, fid = unpack(_CLOSE, req.body, "CLOSE")
     o = find_open(conn, req, fid)
     close_open(conn, o)
-    if flags & CLOSE_POSTQUERY_ATTRIB and req.tree is not None and req.tree.fs is not None:
+    if flags & CLOSE_POSTQUERY_ATTRIB and o.tree.fs is not None:
         try:
-            a = req.tree.fs.getattr(o.ino)
+            a = o.tree.fs.getattr(o.ino)  # the open's tree: a Previous Versions open reads a kept version
         except CoreError:
             return Reply(_CLOSE_RESP.pack(60, 0, 0, 0, 0, 0, 0, 0, 0, 0), file_id=o.file_id)
         return Reply(_CLOSE_RESP.pack(60, flags, 0, filetime(a.btime_ns), filetime(a.atime_ns), filetime(a.mtime_ns),
@@ -161,6 +161,12 @@ def read(conn: Connection, req: Request) -> Reply:
         data = streams.read(o.tree.fs, o.ino, o.stream)[offset:offset + length]  # type: ignore[arg-type]
         if (not data and length) or len(data) < minimum:
             raise SmbError(NtStatus.END_OF_FILE, "read at or past the end of the stream")
+        return Reply(_READ_RESP.pack(17, 80, 0, len(data), 0, 0) + data, file_id=o.file_id)
+    if o.tree.origin is not None and o.access & (A.READ_DATA | A.EXECUTE) and o.tree.fs is not None:
+        data = bytes(o.tree.fs.read_buffer(o.ino, offset, length))  # a Previous Version: by inode (snapshots)
+        if (not data and length) or len(data) < minimum:
+            raise SmbError(NtStatus.END_OF_FILE, "read at or past the end of the file")
+        o.position = offset + len(data)
         return Reply(_READ_RESP.pack(17, 80, 0, len(data), 0, 0) + data, file_id=o.file_id)
     if not o.access & (A.READ_DATA | A.EXECUTE) or o.handle is None:
         raise SmbError(NtStatus.ACCESS_DENIED, "the open has no read access")

@@ -208,6 +208,8 @@ def _dispose(conn: Connection, o: Open, delete: bool) -> None:
         attr = fs.getattr(o.ino)
         if attr.dos is not None and attr.dos & 0x1:
             raise SmbError(NtStatus.CANNOT_DELETE, "the file is read-only")
+        if not o.is_dir and fs.locked(o.ino):
+            raise SmbError(NtStatus.CANNOT_DELETE, "the file is under retention or a legal hold")
         if o.is_dir and fs.readdir(o.ino, 0, 1):
             raise SmbError(NtStatus.DIRECTORY_NOT_EMPTY, "the directory is not empty")
         conn.ctx.doomed.add(o.ino)

@@ -2,7 +2,8 @@
 
 Served: FSCTL_PIPE_TRANSCEIVE (DCE/RPC on ``srvsvc``), FSCTL_VALIDATE_NEGOTIATE_INFO (3.0/3.0.2
 clients check that nobody tampered with the NEGOTIATE: a mismatch closes the connection, 3.3.5.15.12),
-FSCTL_SRV_REQUEST_RESUME_KEY + FSCTL_SRV_COPYCHUNK(_WRITE) (server-side copy: the data never crosses
+FSCTL_SRV_ENUMERATE_SNAPSHOTS (Previous Versions: the @GMT tokens of a file's or a directory's kept versions,
+see ``snapshots``), FSCTL_SRV_REQUEST_RESUME_KEY + FSCTL_SRV_COPYCHUNK(_WRITE) (server-side copy: the data never crosses
 the network; Windows' limits), FSCTL_SET_SPARSE (accepted: every Tessera file is sparse),
 FSCTL_SET_ZERO_DATA (zeros written over the range) and FSCTL_QUERY_ALLOCATED_RANGES (the whole file is
 reported allocated), FSCTL_QUERY_NETWORK_INTERFACE_INFO (the address the connection reached, no RSS:
@@ -90,6 +91,9 @@ def _dispatch(conn: Connection, req: Request, r: io.IoctlRequest) -> Reply:
         if status == NtStatus.BUFFER_TOO_SMALL:
             raise SmbError(status, "MaxOutputResponse too small")
         return _answer(ctl, o.file_id, out, status)
+    if ctl == Fsctl.SRV_ENUMERATE_SNAPSHOTS:  # Previous Versions: core.fs's kept versions (``snapshots``)
+        from .snapshots import enumerate_snapshots
+        return _answer(ctl, o.file_id, enumerate_snapshots(o, r.max_output_response))
     if ctl == Fsctl.SRV_REQUEST_RESUME_KEY:
         return _answer(ctl, o.file_id, io.encode_resume_key(o.file_id + bytes(8), r.max_output_response))
     if ctl in (Fsctl.SRV_COPYCHUNK, Fsctl.SRV_COPYCHUNK_WRITE):

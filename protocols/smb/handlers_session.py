@@ -220,7 +220,7 @@ def tree_disconnect(conn: Connection, req: Request) -> Reply:
 
 def _drop_tree(conn: Connection, session: Session, tree: Tree) -> None:
     from .handlers_file import close_open
-    for o in [o for o in conn.opens.values() if o.tree is tree]:
+    for o in [o for o in conn.opens.values() if o.tree.connected is tree]:
         close_open(conn, o)
     session.trees.pop(tree.id, None)
 

@@ -145,6 +145,7 @@ class Tree:
     fs: FileSystem | None
     maximal_access: int
     encrypt: bool = False
+    origin: Tree | None = None         # a Previous Versions view of this tree (``snapshots``): read only
 
     @property
     def ipc(self) -> bool:
@@ -152,7 +153,12 @@ class Tree:
 
     @property
     def read_only(self) -> bool:
-        return self.share is not None and self.share.read_only
+        return self.origin is not None or (self.share is not None and self.share.read_only)
+
+    @property
+    def connected(self) -> Tree:
+        """The tree connect itself (a snapshot view's origin): what an open's FileId is checked against."""
+        return self.origin or self
 
 
 @dataclass
