@@ -5,11 +5,17 @@
         torch.save(model.state_dict(), f)
     with ckpt.reader("step-100.pt") as f:
         state = torch.load(f)
+    ckpt.versions("latest.pt")                   # tessera:// only: what the tree kept, newest first
+    state = ckpt.load("latest.pt", version=1)    # the checkpoint before the last save over it
 
 The writer streams: torch.save's writes go through a bounded queue to a
 thread that stores them (stripes encoded and written in parallel by core.fs;
 multipart parts sent in parallel to S3); the object appears atomically on
 close.  The reader splits large reads into chunks fetched in parallel.
+
+Versions: where the tree keeps versions or the trash is on, saving over a checkpoint keeps the old one
+(metadata only), and ``reader``/``load`` take ``version=`` to read it: an int (0 = current, 1 = the one
+before, ...), a version id, or a ``VersionInfo`` from ``versions(name)`` (:mod:`protocols.torch.versions`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 from protocols.torch.backend import Backend, from_uri
 from protocols.torch.reader import LazyReader
+from protocols.torch.versions import Version, VersionInfo, pin, versions
 
 CHUNK = 8 * 1024 * 1024
 
@@ -149,15 +156,26 @@ class TesseraCheckpoint:
     def writer(self, name: str) -> CheckpointWriter:
         return CheckpointWriter(self.backend, self._path(name))
 
-    def reader(self, name: str) -> CheckpointReader:
-        return CheckpointReader(self.backend, self._path(name))
+    def reader(self, name: str, version: Version | None = None) -> CheckpointReader:
+        """Read the checkpoint, or with ``version`` one of its earlier versions (see :meth:`versions`)."""
+        path = self._path(name)
+        if version is None:
+            return CheckpointReader(self.backend, path)
+        return CheckpointReader(pin(self.backend, path, version), path)
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """The versions of a checkpoint that have content, newest first: the live file (``kind``
+        'current'), then what overwrites and deletes kept ('version', or 'trash' where only the trash
+        keeps it), each with its ``vid``, ``size``, ``mtime_ns``, ``replaced_ns`` and ``by_name``."""
+        return versions(self.backend, self._path(name))
 
     def save(self, obj: Any, name: str) -> None:
         import torch
         with self.writer(name) as f:
             torch.save(obj, f)  # type: ignore[arg-type]  # a binary stream, as torch.save asks
 
-    def load(self, name: str, **kw: Any) -> Any:
+    def load(self, name: str, version: Version | None = None, **kw: Any) -> Any:
+        """torch.load the checkpoint (``version``: an earlier one, see :meth:`versions`)."""
         import torch
-        with self.reader(name) as f:
+        with self.reader(name, version) as f:
             return torch.load(f, **kw)  # type: ignore[arg-type]
