@@ -19,7 +19,20 @@ from starlette.types import Receive, Scope, Send
 
 from core.errors import CoreError
 from core.fs import Volume, open_volume
-from protocols.s3 import access_ops, audit, authz, buckets, lifecycle, limits, listing, lock, multipart, objects
+from protocols.s3 import (
+    access_ops,
+    audit,
+    authz,
+    buckets,
+    lifecycle,
+    limits,
+    listing,
+    lock,
+    multipart,
+    objects,
+    version_list,
+    versioning,
+)
 from protocols.s3.auth import authenticate
 from protocols.s3.context import Ctx, Settings
 from protocols.s3.errors import S3Error, error_xml, from_core
@@ -36,7 +49,8 @@ HANDLERS: dict[str, Handler] = {
     "DeleteBucket": buckets.delete_bucket,
     "HeadBucket": buckets.head_bucket,
     "GetBucketLocation": buckets.location,
-    "GetBucketVersioning": buckets.versioning,
+    "GetBucketVersioning": versioning.get_bucket_versioning,
+    "PutBucketVersioning": versioning.put_bucket_versioning,
     "GetObjectLockConfiguration": lock.get_config,
     "PutObjectLockConfiguration": lock.put_config,
     "GetObjectRetention": lock.get_retention,
@@ -57,7 +71,7 @@ HANDLERS: dict[str, Handler] = {
     "DeletePublicAccessBlock": access_ops.delete_pab,
     "ListObjects": lambda c: listing.list_objects(c, v2=False),
     "ListObjectsV2": lambda c: listing.list_objects(c, v2=True),
-    "ListObjectVersions": listing.list_versions,
+    "ListObjectVersions": version_list.list_versions,
     "PutObject": objects.put_object,
     "GetObject": objects.get_object,
     "HeadObject": lambda c: objects.get_object(c, head=True),

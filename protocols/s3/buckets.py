@@ -1,4 +1,4 @@
-"""Bucket operations: list, create, delete, head, location, versioning."""
+"""Bucket operations: list, create, delete, head, location (versioning: protocols/s3/versioning.py)."""
 
 from __future__ import annotations
 
@@ -63,11 +63,6 @@ async def location(ctx: Ctx) -> Response:
     region = "" if ctx.settings.region == "us-east-1" else ctx.settings.region
     return _xml(xmlio.doc("LocationConstraint", region).replace(b"<LocationConstraint xmlns", b"<LocationConstraint "
                                                                  b"xmlns", 1))
-
-
-async def versioning(ctx: Ctx) -> Response:
-    await ctx.run(ctx.s3.bucket, ctx.bucket)
-    return _xml(xmlio.doc("VersioningConfiguration", ""))
 
 
 _MISSING = {

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from core.errors import CoreError, Exists
 from core.fs import Attr
-from protocols.s3 import authz, checksums, conditions, lock, objmeta, uploads, xmlio
+from protocols.s3 import authz, checksums, conditions, lock, objmeta, uploads, versioning, xmlio
 from protocols.s3.body import read_body
 from protocols.s3.context import Ctx
 from protocols.s3.errors import S3Error, from_core
@@ -125,7 +125,7 @@ def _check_whole(ctx: Ctx, info: dict[str, object], plan: Plan) -> None:
                                 "x-amz-mp-object-size gives")
 
 
-def _result(ctx: Ctx, etag: str, checksum: dict[str, str]) -> Response:
+def _result(ctx: Ctx, etag: str, checksum: dict[str, str], vid: str | None = None) -> Response:
     loc = f"/{ctx.bucket}/{urllib.parse.quote(ctx.key)}"
     extra = ""
     if checksum:
@@ -133,7 +133,8 @@ def _result(ctx: Ctx, etag: str, checksum: dict[str, str]) -> Response:
                                                                                           checksum["type"])
     return Response(xmlio.doc("CompleteMultipartUploadResult", xmlio.el("Location", loc) +
                               xmlio.el("Bucket", ctx.bucket) + xmlio.el("Key", ctx.key) +
-                              xmlio.el("ETag", f'"{etag}"') + extra), media_type="application/xml")
+                              xmlio.el("ETag", f'"{etag}"') + extra), media_type="application/xml",
+                    headers={versioning.HEADER: vid} if vid else None)
 
 
 def _replay(ctx: Ctx, upload_id: str, done: dict[str, object], digest: str) -> Response:
@@ -147,7 +148,9 @@ def _replay(ctx: Ctx, upload_id: str, done: dict[str, object], digest: str) -> R
     if [a.ino, a.gen, a.size, a.mtime_ns] != [done.get(k) for k in ("ino", "gen", "size", "mtime")]:
         raise uploads.no_upload(upload_id)
     cs = done.get("checksum")
-    return _result(ctx, str(done.get("etag", "")), cs if isinstance(cs, dict) else {})
+    vid = done.get("vid")
+    return _result(ctx, str(done.get("etag", "")), cs if isinstance(cs, dict) else {},
+                   vid if isinstance(vid, str) else None)
 
 
 def _join(ctx: Ctx, d: int, info: dict[str, object], plan: Plan, exclusive: bool) -> dict[str, object] | None:
@@ -166,7 +169,7 @@ def _join(ctx: Ctx, d: int, info: dict[str, object], plan: Plan, exclusive: bool
         plan.meta.mtime = now
         # one atomic clone into place, as the caller: core.fs decides whether it may write there
         a = ctx.s3.fs.clone(parent, name, plan.inos, mode=ctx.s3.service.object_mode, exclusive=exclusive,
-                            xattrs={objmeta.XATTR: plan.meta.encode()}, mtime_ns=now)
+                            xattrs={objmeta.XATTR: plan.meta.encode()}, mtime_ns=now, keep_locked=True)
         lock.apply_upload(ctx, a, info)  # CreateMultipartUpload's x-amz-object-lock-*
     except BaseException as e:
         uploads.release(fs, d)
@@ -176,7 +179,8 @@ def _join(ctx: Ctx, d: int, info: dict[str, object], plan: Plan, exclusive: bool
             raise from_core(e, ctx.key) from None
         raise
     done: dict[str, object] = {"completed": now, "etag": plan.meta.etag, "parts": plan.digest, "ino": a.ino,
-                               "gen": a.gen, "size": a.size, "mtime": a.mtime_ns, "checksum": plan.checksum}
+                               "gen": a.gen, "size": a.size, "mtime": a.mtime_ns, "checksum": plan.checksum,
+                               "vid": versioning.live_headers(ctx.s3, ctx.bucket, a).get(versioning.HEADER)}
     try:
         uploads.finish(fs, d, info, done)
     except CoreError:
@@ -209,8 +213,10 @@ async def complete(ctx: Ctx) -> Response:
             if isinstance(done, dict):  # completed (its parts dropped) since ``info`` was read
                 return await ctx.run(_replay, ctx, upload_id, done, digest)
             raise
-        if await ctx.run(_join, ctx, d, info, plan, exclusive) is not None:
-            return _result(ctx, plan.meta.etag, plan.checksum)
+        joined = await ctx.run(_join, ctx, d, info, plan, exclusive)
+        if joined is not None:
+            vid = joined.get("vid")
+            return _result(ctx, plan.meta.etag, plan.checksum, vid if isinstance(vid, str) else None)
         if time.monotonic() > deadline:
             raise S3Error("OperationAborted", "Another CompleteMultipartUpload of this upload is in progress", 409)
         await asyncio.sleep(WAIT_STEP_S)

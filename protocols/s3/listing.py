@@ -1,4 +1,4 @@
-"""ListObjects (V1, V2) and ListObjectVersions, in S3's order.
+"""ListObjects (V1, V2), in S3's order (ListObjectVersions, which merges in kept versions: version_list.py).
 
 Keys sort by UTF-8 bytes over the whole key, across directory boundaries:
 within a directory a subdirectory sorts as ``name/``, so ``a-c`` comes before
@@ -205,29 +205,4 @@ async def list_objects(ctx: Ctx, v2: bool) -> Response:
         elif delim:
             parts.append(xmlio.el("NextMarker", _enc(ctx, items[-1].key)))
     return Response(xmlio.doc("ListBucketResult", "".join(parts) + contents + prefixes),
-                    media_type="application/xml")
-
-
-async def list_versions(ctx: Ctx) -> Response:
-    """An unversioned bucket: every object is its only ('null') version."""
-    b = await ctx.run(ctx.s3.bucket, ctx.bucket)
-    await ctx.run(may_list, ctx, b.ino)
-    prefix = ctx.q.get("prefix", "")
-    delim = ctx.q.get("delimiter") or None
-    max_keys = _max_keys(ctx)
-    after = ctx.q.get("key-marker", "")
-    items, truncated = await ctx.run(page, ctx.s3.fs, b.ino, prefix, after, delim, max_keys)
-    contents, prefixes = await ctx.run(_contents, ctx, items, True)
-    versions = contents.replace("<Contents>", "<Version>").replace("</Contents>", "</Version>").replace(
-        "<LastModified>", "<VersionId>null</VersionId><IsLatest>true</IsLatest><LastModified>")
-    parts = [xmlio.el("Name", ctx.bucket), xmlio.el("Prefix", _enc(ctx, prefix)),
-             xmlio.el("KeyMarker", _enc(ctx, after)), xmlio.el("VersionIdMarker", ""), xmlio.el("MaxKeys", max_keys),
-             xmlio.el("IsTruncated", "true" if truncated else "false")]
-    if delim:
-        parts.append(xmlio.el("Delimiter", _enc(ctx, delim)))
-    if "encoding-type" in ctx.q:  # without it a client cannot know the keys above are %-encoded
-        parts.append(xmlio.el("EncodingType", ctx.q["encoding-type"]))
-    if truncated and items:
-        parts += [xmlio.el("NextKeyMarker", _enc(ctx, items[-1].key)), xmlio.el("NextVersionIdMarker", "null")]
-    return Response(xmlio.doc("ListVersionsResult", "".join(parts) + versions + prefixes),
                     media_type="application/xml")

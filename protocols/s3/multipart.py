@@ -141,16 +141,18 @@ async def upload_part_copy(ctx: Ctx) -> Response:
     fs = ctx.s3.admin
     d, info = await ctx.run(uploads.active, fs, ctx.q.get("uploadId", ""), ctx.bucket, ctx.key)
     authz.may_use_upload(ctx.s3.cred, info, ctx.bucket_info)
-    sb, sk = copy_source(ctx)
-    src, sm = await ctx.run(read_source, ctx, sb, sk)  # checked as s3:GetObject on the source
+    sb, sk, svid = copy_source(ctx)
+    source = await ctx.run(read_source, ctx, sb, sk, svid)  # checked as s3:GetObject(Version) on the source
+    src, sm = source.attr, source.meta
     check_conditions(ctx, sm.etag, src.mtime_ns, prefix="x-amz-copy-source-")
     start, end = copy_range(ctx.h("x-amz-copy-source-range"), src.size)
     algo = str(info.get("algorithm") or "")
-    reader = ctx.view_for("GetObject", sb, sk).fs
-    etag, cs = await ctx.run(_copy_part, reader, src.ino, start, end, d, part, algo, fs)
+    etag, cs = await ctx.run(_copy_part, source.fs, src.ino, start, end, d, part, algo, fs)
     extra = xmlio.el(f"Checksum{algo}", cs) if algo else ""
+    headers = {"x-amz-copy-source-version-id": source.vid} if source.vid is not None else {}
     return Response(xmlio.doc("CopyPartResult", xmlio.el("LastModified", xmlio.iso(time.time_ns())) +
-                              xmlio.el("ETag", quoted(etag)) + extra), media_type="application/xml")
+                              xmlio.el("ETag", quoted(etag)) + extra), media_type="application/xml",
+                    headers=headers)
 
 
 def _copy_part(fs: FileSystem, ino: int, start: int, end: int, d: int, part: int, algo: str,

@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 from starlette.responses import Response, StreamingResponse
 
 from core.errors import CoreError, Exists
-from core.fs import Attr, acl
-from protocols.s3 import checksums, conditions, keys, lock, objmeta, xmlio
+from core.fs import Attr, FileSystem, acl
+from protocols.s3 import checksums, conditions, keys, lock, objmeta, versioning, xmlio
 from protocols.s3.body import Body, read_body
 from protocols.s3.context import Ctx, parse_http_date
 from protocols.s3.errors import S3Error, from_core
 from protocols.s3.objmeta import ObjMeta
 from protocols.s3.router import decode
+from protocols.s3.service import S3Fs
 
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 READ_CHUNK = 4 * 1024 * 1024
@@ -119,14 +120,15 @@ async def put_object(ctx: Ctx) -> Response:
         now = time.time_ns()
         meta = request_meta(ctx, body.md5, body.size, now, body.checksum)
 
-        def link() -> None:  # one worker-thread hop: directories, then the atomic create-or-replace
+        def link() -> dict[str, str]:  # one worker-thread hop: directories, then the atomic create-or-replace
             parent, name, _ = ctx.s3.parent_for(ctx.bucket, ctx.key)
             lock.check(ctx, lk)
             a = fs.write_file(parent, name, stager, mode=ctx.s3.service.object_mode, exclusive=exclusive,
-                              xattrs={objmeta.XATTR: meta.encode()}, mtime_ns=now)
+                              xattrs={objmeta.XATTR: meta.encode()}, mtime_ns=now, keep_locked=True)
             apply_request_acl(ctx, a)
             lock.apply(ctx, a, lk)
-        await ctx.run(link)
+            return versioning.live_headers(ctx.s3, ctx.bucket, a)
+        vh = await ctx.run(link)
     except Exists:
         stager.abort()
         raise conditions.precondition("If-None-Match") from None
@@ -136,12 +138,13 @@ async def put_object(ctx: Ctx) -> Response:
     except BaseException:
         stager.abort()
         raise
-    return upload_response(body)
+    return upload_response(body, vh)
 
 
-def upload_response(body: Body) -> Response:
-    """200 with the ETag and, when one was sent, the verified checksum."""
-    headers = {"ETag": quoted(body.md5)}
+def upload_response(body: Body, extra: dict[str, str] | None = None) -> Response:
+    """200 with the ETag, the new version's id (versioned buckets) and, when one was sent, the verified
+    checksum."""
+    headers = {"ETag": quoted(body.md5), **(extra or {})}
     if body.checksum:
         headers[checksums.header_name(body.checksum[0])] = body.checksum[1]
     return Response(status_code=200, headers=headers)
@@ -191,20 +194,30 @@ def _unsatisfiable(size: int) -> tuple[int, int]:
 SMALL_GET = 1024 * 1024
 
 
-def _prepare_get(ctx: Ctx, head: bool) -> tuple[Attr, ObjMeta, bytes | None]:
-    """Lookup, metadata and — for small objects — the bytes, in one worker-thread hop."""
-    fs = ctx.s3.fs
-    a = ctx.s3.lookup(ctx.bucket, ctx.key)
-    m = objmeta.load(fs, a) if a.is_file else ObjMeta(EMPTY_MD5, 0, a.mtime_ns)
+def _prepare_get(ctx: Ctx, head: bool) -> tuple[Attr, ObjMeta, bytes | None, FileSystem, dict[str, str]]:
+    """Lookup (of the live object, or of the version ``?versionId=`` names), metadata and — for small
+    objects — the bytes, in one worker-thread hop; with the view to read the rest and the version headers."""
+    vid = ctx.q.get("versionId")
+    if vid is not None:
+        a, m, fs, vh = versioning.open_version(ctx, vid)
+    else:
+        fs = ctx.s3.fs
+        try:
+            a = ctx.s3.lookup(ctx.bucket, ctx.key)
+        except S3Error as e:
+            raise versioning.missing(ctx, e) from None
+        m = objmeta.load(fs, a) if a.is_file else ObjMeta(EMPTY_MD5, 0, a.mtime_ns)
+        vh = versioning.live_headers(ctx.s3, ctx.bucket, a)
     data = fs.read(a.ino, 0, a.size) if a.is_file and not head and a.size <= SMALL_GET else None
-    return a, m, data
+    return a, m, data, fs, vh
 
 
 async def get_object(ctx: Ctx, head: bool = False) -> Response:
-    a, m, data = await ctx.run(_prepare_get, ctx, head)
+    a, m, data, fs, vh = await ctx.run(_prepare_get, ctx, head)
     size = a.size if a.is_file else 0
     check_conditions(ctx, m.etag, a.mtime_ns)
     headers = object_headers(a, m, ctx)
+    headers.update(vh)
     if lock.maybe_locked(ctx):  # x-amz-object-lock-* of lock-enabled buckets
         headers.update(await ctx.run(lock.response_headers, ctx))
     status, start, end = 200, 0, size - 1
@@ -226,7 +239,7 @@ async def get_object(ctx: Ctx, head: bool = False) -> Response:
         return Response(status_code=status, headers=headers)
     if data is not None and len(data) == size:
         return Response(data[start:end + 1], status_code=status, headers=headers, media_type=None)
-    return StreamingResponse(_stream(ctx, a.ino, start, length), status_code=status, headers=headers,
+    return StreamingResponse(_stream(ctx, fs, a.ino, start, length), status_code=status, headers=headers,
                              media_type=None)
 
 
@@ -242,9 +255,8 @@ def _part_range(m: ObjMeta, size: int, part_s: str) -> tuple[int, int]:
     return start, start + parts[part - 1] - 1
 
 
-async def _stream(ctx: Ctx, ino: int, start: int, length: int) -> AsyncIterator[memoryview]:
+async def _stream(ctx: Ctx, fs: FileSystem, ino: int, start: int, length: int) -> AsyncIterator[memoryview]:
     """The object's bytes in READ_CHUNK pieces, the next one read while this one is sent."""
-    fs = ctx.s3.fs
     end = start + length
     off = start
     nxt: asyncio.Future[memoryview] | None = None
@@ -264,8 +276,18 @@ async def _stream(ctx: Ctx, ino: int, start: int, length: int) -> AsyncIterator[
 
 # -- DeleteObject(s) ---------------------------------------------------------------------
 async def delete_object(ctx: Ctx) -> Response:
-    await ctx.run(conditions.delete, ctx, ctx.key, conditions.delete_if_headers(ctx))
-    return Response(status_code=204)
+    vid = ctx.q.get("versionId")
+    headers = await ctx.run(delete_one, ctx, ctx.s3, ctx.key, vid, conditions.delete_if_headers(ctx))
+    return Response(status_code=204, headers=headers)
+
+
+def delete_one(ctx: Ctx, s3: S3Fs, key: str, vid: str | None, cond: conditions.DeleteIf) -> dict[str, str]:
+    """Delete a key (a delete marker where versioning is on) or one version of it; the version headers."""
+    if vid is not None:
+        return versioning.delete_version(ctx, s3, key, vid)
+    kctx = ctx if s3 is ctx.s3 else dataclasses.replace(ctx, s3=s3)
+    conditions.delete(kctx, key, cond)
+    return versioning.marker_headers(s3, ctx.bucket, key)
 
 
 async def delete_objects(ctx: Ctx) -> Response:
@@ -283,51 +305,74 @@ async def delete_objects(ctx: Ctx) -> Response:
         key = xmlio.text(o, "Key")
         if not key:
             raise S3Error("MalformedXML", "Each Object needs a Key", 400)
-        asked.append((key, conditions.delete_if_xml(xmlio.text(o, "ETag"), xmlio.text(o, "LastModifiedTime"),
-                                                    xmlio.text(o, "Size"))))
-    for key, cond in asked:
-        try:  # each key is authorized as its own DeleteObject (a policy may deny some keys)
-            kctx = dataclasses.replace(ctx, s3=await ctx.run(ctx.view_for, "DeleteObject", ctx.bucket, key))
-            await ctx.run(conditions.delete, kctx, key, cond)
+        asked.append((key, xmlio.text(o, "VersionId"), conditions.delete_if_xml(
+            xmlio.text(o, "ETag"), xmlio.text(o, "LastModifiedTime"), xmlio.text(o, "Size"))))
+    for key, vid, cond in asked:
+        ver = xmlio.el("VersionId", vid) if vid is not None else ""
+        try:  # each key is authorized as its own DeleteObject(Version) (a policy may deny some keys)
+            kview = await ctx.run(versioning.view_for, ctx, "DeleteObject", ctx.bucket, key, vid)
+            vh = await ctx.run(delete_one, ctx, kview, key, vid, cond)
             if not quiet:
-                out.append(f"<Deleted>{xmlio.el('Key', key)}</Deleted>")
+                dm = (xmlio.el("DeleteMarker", "true") + xmlio.el("DeleteMarkerVersionId", vh[versioning.HEADER])
+                      if versioning.MARKER_HEADER in vh else "")
+                out.append(f"<Deleted>{xmlio.el('Key', key)}{ver}{dm}</Deleted>")
         except S3Error as e:
-            out.append(f"<Error>{xmlio.el('Key', key)}{xmlio.el('Code', e.code)}"
+            out.append(f"<Error>{xmlio.el('Key', key)}{ver}{xmlio.el('Code', e.code)}"
                        f"{xmlio.el('Message', e.message)}</Error>")
+        except CoreError as e:
+            err = from_core(e, key)
+            out.append(f"<Error>{xmlio.el('Key', key)}{ver}{xmlio.el('Code', err.code)}"
+                       f"{xmlio.el('Message', err.message)}</Error>")
     return Response(xmlio.doc("DeleteResult", "".join(out)), media_type="application/xml")
 
 
 # -- CopyObject --------------------------------------------------------------------------
-def copy_source(ctx: Ctx) -> tuple[str, str]:
+def copy_source(ctx: Ctx) -> tuple[str, str, str | None]:
+    """(bucket, key, version id or None) of ``x-amz-copy-source: /bucket/key[?versionId=ID]``."""
     raw = ctx.h("x-amz-copy-source") or ""
-    src = decode(raw.split("?", 1)[0]).lstrip("/")  # not UTF-8: InvalidURI, never U+FFFD
+    path, _, query = raw.partition("?")
+    src = decode(path).lstrip("/")  # not UTF-8: InvalidURI, never U+FFFD
     bucket, _, key = src.partition("/")
     if not bucket or not key:
         raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: "
                       "sourcebucket/sourcekey", 400)
-    return bucket, key
+    vid = dict(urllib.parse.parse_qsl(query, keep_blank_values=True)).get("versionId") if query else None
+    return bucket, key, (versioning.check_vid(vid) if vid is not None else None)
 
 
-def read_source(ctx: Ctx, bucket: str, key: str) -> tuple[Attr, ObjMeta]:
-    """A copy's source, checked as s3:GetObject on its own bucket (policy, ACL and file permissions):
-    a grant to write the destination never lends read access to the source."""
-    view = ctx.view_for("GetObject", bucket, key)
-    src = view.lookup(bucket, key)
+@dataclasses.dataclass
+class Source:
+    """A copy's source: its attributes and S3 metadata, the view to read it with, and the version id to
+    answer as ``x-amz-copy-source-version-id`` (None: the source bucket was never versioned)."""
+
+    attr: Attr
+    meta: ObjMeta
+    fs: FileSystem
+    vid: str | None
+
+
+def read_source(ctx: Ctx, bucket: str, key: str, vid: str | None = None) -> Source:
+    """A copy's source (the live object, or version ``vid``), checked as s3:GetObject(Version) on its own
+    bucket (policy, ACL and file permissions): a grant to write the destination never lends read access
+    to the source."""
+    view = versioning.view_for(ctx, "GetObject", bucket, key, vid)
+    src, fs, svid = versioning.copy_source_version(view, bucket, key, vid)
     if not src.is_file:
         raise S3Error("InvalidRequest", "The copy source is a directory", 400)
-    if not view.cred.admin and not view.fs.access(src.ino, acl.READ_DATA):
+    if not view.cred.admin and not fs.access(src.ino, acl.READ_DATA):
         raise S3Error("AccessDenied", "Access Denied", 403)
-    return src, objmeta.load(view.fs, src)
+    return Source(src, objmeta.load(fs, src), fs, svid)
 
 
 async def copy_object(ctx: Ctx) -> Response:
-    sb, sk = copy_source(ctx)
-    src, sm = await ctx.run(read_source, ctx, sb, sk)
+    sb, sk, svid = copy_source(ctx)
+    source = await ctx.run(read_source, ctx, sb, sk, svid)
+    src, sm = source.attr, source.meta
     check_conditions(ctx, sm.etag, src.mtime_ns, prefix="x-amz-copy-source-")
     lk = await ctx.run(lock.from_headers, ctx)
     replace = (ctx.h("x-amz-metadata-directive") or "COPY").upper() == "REPLACE"
     tag_replace = (ctx.h("x-amz-tagging-directive") or "COPY").upper() == "REPLACE"
-    if (sb, sk) == (ctx.bucket, ctx.key) and not replace and not tag_replace:
+    if (sb, sk) == (ctx.bucket, ctx.key) and svid is None and not replace and not tag_replace:
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
                       "itself without changing the object's metadata, storage class, website redirect location "
                       "or encryption attributes.", 400)
@@ -339,18 +384,23 @@ async def copy_object(ctx: Ctx) -> Response:
         m.checksum = dict(sm.checksum)
     m.tags = parse_tag_header(ctx.h("x-amz-tagging")) if tag_replace else dict(sm.tags)
     parent, name, _ = await ctx.run(ctx.s3.parent_for, ctx.bucket, ctx.key)
-    a = await ctx.run(clone, ctx, src, parent, name, m, now)
+    a = await ctx.run(clone, ctx, src, parent, name, m, now, svid is not None)
     await ctx.run(apply_request_acl, ctx, a)
     await ctx.run(lock.apply, ctx, a, lk)
+    headers = await ctx.run(versioning.live_headers, ctx.s3, ctx.bucket, a)
+    if source.vid is not None:
+        headers["x-amz-copy-source-version-id"] = source.vid
     return Response(xmlio.doc("CopyObjectResult", xmlio.el("LastModified", xmlio.iso(now)) +
-                              xmlio.el("ETag", quoted(m.etag))), media_type="application/xml")
+                              xmlio.el("ETag", quoted(m.etag))), media_type="application/xml", headers=headers)
 
 
-def clone(ctx: Ctx, src: Attr, parent: int, name: str, m: ObjMeta, now: int) -> Attr:
-    """Copy an object as the caller: one atomic clone into place (slices shared, no data copied)."""
+def clone(ctx: Ctx, src: Attr, parent: int, name: str, m: ObjMeta, now: int, kept: bool = False) -> Attr:
+    """Copy an object (``kept``: a noncurrent version) as the caller: one atomic clone into place (slices
+    shared, no data copied)."""
+    fs = ctx.s3.fs.reading_versions() if kept else ctx.s3.fs
     try:
-        return ctx.s3.fs.clone(parent, name, [src.ino], mode=ctx.s3.service.object_mode,
-                               xattrs={objmeta.XATTR: m.encode()}, mtime_ns=now)
+        return fs.clone(parent, name, [src.ino], mode=ctx.s3.service.object_mode,
+                        xattrs={objmeta.XATTR: m.encode()}, mtime_ns=now, keep_locked=True)
     except CoreError as e:
         raise from_core(e, ctx.key) from None
 

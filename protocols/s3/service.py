@@ -209,13 +209,17 @@ class S3Fs:
                     pass
                 self.fs.rmdir(chain[-1], parts[-1])
             elif not is_dir and last.is_file:
-                self.fs.unlink(chain[-1], parts[-1])
+                self.fs.unlink(chain[-1], parts[-1], keep_locked=True)  # versioning keeps a locked one
             else:
                 return
         except (NotFound, NotADirectory, NotEmpty):
             return
         except CoreError as e:
             raise from_core(e, key) from None
+        self.prune(chain, parts)
+
+    def prune(self, chain: list[int], parts: list[str]) -> None:
+        """Remove the now-empty implicit directories of a key (``chain``: the bucket and its directories)."""
         for i in range(len(parts) - 1, 0, -1):  # remove empty implicit parents up to the bucket
             try:  # (a concurrent delete may be pruning the same parents: whatever it removed is done)
                 d = self.admin.lookup(chain[i - 1], parts[i - 1])
