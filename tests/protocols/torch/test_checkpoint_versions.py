@@ -23,8 +23,11 @@ def bad_state() -> dict[str, object]:
 
 
 def same(a: dict[str, object], b: dict[str, object]) -> bool:
-    return a.keys() == b.keys() and all(
-        torch.equal(v, b[k]) if isinstance(v, torch.Tensor) else v == b[k] for k, v in a.items())
+    def eq(v: object, w: object) -> bool:
+        if isinstance(v, torch.Tensor):
+            return isinstance(w, torch.Tensor) and v.dtype == w.dtype and torch.equal(v, w)
+        return v == w
+    return a.keys() == b.keys() and all(eq(v, b[k]) for k, v in a.items())
 
 
 @pytest.fixture
