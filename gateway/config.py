@@ -52,6 +52,37 @@ class AdminConfig(_Strict):
 class MaintenanceConfig(_Strict):
     gc_interval_s: float = Field(300.0, ge=0)
     repair_interval_s: float = Field(60.0, ge=0)
+    lifecycle_interval_s: float = 3600.0  # lifecycle rules and trash expiry; 0 = off
+
+    @field_validator("lifecycle_interval_s")
+    @classmethod
+    def _lifecycle(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError(f"must be 0 (off) or a number of seconds between lifecycle passes, got {v}")
+        return v
+
+
+class TrashConfig(_Strict):
+    """The store's default trash policy (trees may set their own), applied by ``tessera serve`` at start.
+    A config without a ``trash:`` section leaves the store's as it is (a store migrated to versions keeps
+    its trash off until the config says otherwise)."""
+
+    days: float = 1.0  # keep deleted and overwritten files this long; 0 = no trash
+    max_bytes: int = 0  # and at most this much per tree (oldest go first); 0 = no cap
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: float) -> float:
+        if not 0 <= v <= 36500:
+            raise ValueError(f"must be between 0 (no trash) and 36500 days, got {v}")
+        return v
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _bytes(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError(f"must be 0 (no cap) or a number of bytes, got {v}")
+        return v
 
 
 class ClusterConfig(_Strict):
@@ -267,6 +298,7 @@ class Config(_Strict):
     nfs: NfsConfig = NfsConfig(enabled=False)
     smb: SmbConfig = SmbConfig(enabled=False)  # likewise: no smb: section = no SMB server
     maintenance: MaintenanceConfig = MaintenanceConfig()
+    trash: TrashConfig | None = None  # None (no trash: section): the store's default stays as it is
     cluster: ClusterConfig = ClusterConfig()
 
     def data_dir(self, config_path: str) -> str:
@@ -336,6 +368,10 @@ smb:
 maintenance:
   gc_interval_s: 300       # garbage-collect unreferenced segments
   repair_interval_s: 60    # repair cells that reads found bad
+  lifecycle_interval_s: 3600   # run lifecycle rules and expire the trash (0 = off)
+trash:                     # the store's default; trees (buckets, exports, shares) may set their own
+  days: 1                  # keep deleted and overwritten files this long (0 = no trash)
+  max_bytes: 0             # and at most this many bytes per tree, oldest purged first (0 = no cap)
 cluster:                   # used by cluster nodes only ('tessera cluster init' / 'tessera node join')
   target_listen: ""        # the target server's HOST:PORT; "" = the node's address given at init/join
   heartbeat_s: 2

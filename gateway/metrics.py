@@ -37,6 +37,17 @@ class StoreCollector(Collector):
         yield up
         st = self.store.fs.statfs()
         yield GaugeMetricFamily("tessera_files", "Inodes in the store", value=st.total_files - st.free_files)
+        count = GaugeMetricFamily("tessera_kept_entries", "Kept versions, delete markers and trash entries",
+                                  labels=["kind"])
+        size = GaugeMetricFamily("tessera_kept_bytes", "Logical bytes kept as versions and in the trash",
+                                 labels=["kind"])
+        usage = self.store.fs.version_usage("/")
+        for kind in ("version", "marker", "trash"):
+            n, b = usage.get(kind, (0, 0))
+            count.add_metric([kind], float(n))
+            size.add_metric([kind], float(b))
+        yield count
+        yield size
         for name, val in self.counters.items():
             yield CounterMetricFamily(f"tessera_{name}", f"Maintenance counter {name}", value=val)
 

@@ -28,6 +28,9 @@ from gateway.metrics import registry
 from gateway.protocols import BY_ROLE, REGISTRY, ChildSpec, Paths, apply_listen
 
 log = logging.getLogger("tessera.serve")
+LIFECYCLE_COUNTERS = ("lifecycle_runs", "lifecycle_current_expired", "lifecycle_noncurrent_purged",
+                      "lifecycle_markers_removed", "lifecycle_uploads_aborted", "lifecycle_locked_skipped",
+                      "lifecycle_errors", "trash_entries_purged", "trash_bytes_purged")
 
 
 class Child:
@@ -82,7 +85,11 @@ class Server:
         self.member = self.store.cluster_member(heartbeat_s=cfg.cluster.heartbeat_s)
         self.stop = threading.Event()
         self.counters: dict[str, float] = {"gc_runs": 0, "gc_segments_deleted": 0, "repairs_run": 0,
-                                           "cells_repaired": 0, "s3_uploads_expired": 0, "rebuilds_run": 0}
+                                           "cells_repaired": 0, "s3_uploads_expired": 0, "rebuilds_run": 0,
+                                           **{k: 0 for k in LIFECYCLE_COUNTERS}}
+        if cfg.trash is not None:
+            self.store.fs.set_trash_default(cfg.trash.days, cfg.trash.max_bytes)
+            log.info("trash policy", extra={"days": cfg.trash.days, "max_bytes": cfg.trash.max_bytes})
         self.httpd: ThreadingHTTPServer | None = None
         self.threads: list[threading.Thread] = []
         self.children: list[Child] = []
@@ -127,6 +134,7 @@ class Server:
         next_gc = m.gc_interval_s
         next_repair = m.repair_interval_s
         next_expiry = 60.0
+        next_lifecycle = min(60.0, m.lifecycle_interval_s)
         elapsed = 0.0
         while not self.stop.wait(1.0):
             elapsed += 1.0
@@ -150,8 +158,30 @@ class Server:
                     self.counters["s3_uploads_expired"] += expire_uploads(
                         self.store.fs, self.cfg.s3.upload_expiry_h * 3600)
                     next_expiry = elapsed + 3600.0
+                if m.lifecycle_interval_s and elapsed >= next_lifecycle:
+                    next_lifecycle = elapsed + m.lifecycle_interval_s
+                    self.lifecycle_pass()
             except Exception:
                 log.exception("maintenance pass failed")
+
+    def lifecycle_pass(self) -> None:
+        """Run every tree's lifecycle rules, then expire the trash; count and log what went."""
+        from gateway.lifecycle_cmds import run_pass
+        fs = self.store.fs
+        rep = run_pass(fs, self.cfg.s3.root)
+        n, nbytes = fs.expire_trash()
+        c = self.counters
+        for key, val in (("lifecycle_runs", 1), ("lifecycle_current_expired", rep.expired),
+                         ("lifecycle_noncurrent_purged", rep.noncurrent), ("lifecycle_markers_removed", rep.markers),
+                         ("lifecycle_uploads_aborted", rep.uploads), ("lifecycle_locked_skipped", rep.locked),
+                         ("lifecycle_errors", len(rep.errors)), ("trash_entries_purged", n),
+                         ("trash_bytes_purged", nbytes)):
+            c[key] += val
+        for e in rep.errors:
+            log.warning("lifecycle rule failed", extra={"error": e})
+        log.info("lifecycle pass", extra={"trees": rep.trees, "expired": rep.expired, "noncurrent": rep.noncurrent,
+                                          "markers": rep.markers, "uploads": rep.uploads, "locked": rep.locked,
+                                          "errors": len(rep.errors), "trash_purged": n, "trash_bytes": nbytes})
 
     def _cluster_duties(self) -> bool:
         """The maintenance leader fails the targets of nodes silent too long and rebuilds their cells on the

@@ -109,3 +109,82 @@ def test_bad_rules_are_reported(tmp_path: Path) -> None:
     assert "Traceback" not in p.stderr
     p = run(d, "lifecycle", ok=False)
     assert p.returncode != 0 and "Traceback" not in p.stderr
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _metrics(port: int, want: str, timeout: float = 60) -> str:
+    """The admin endpoint's /metrics once it holds ``want``."""
+    import urllib.request
+    deadline = time.time() + timeout
+    body = ""
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                body = str(r.read().decode())
+            if want in body:
+                return body
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{want!r} not in the metrics:\n{body}")
+
+
+def test_serve_runs_lifecycle_and_trash_expiry_with_metrics(store: Path) -> None:
+    import signal
+    s = open_store(str(store))
+    try:
+        fs = s.fs
+        t = fs.mkdir(fs.root, "t", 0o777)
+        fs.set_tree_policy(t.ino, trash_days=1e-5)  # under a second
+        fs.write_file(t.ino, "f", b"z" * 300)
+        fs.unlink(t.ino, "f")
+    finally:
+        s.close()
+    port = _free_port()
+    (store / "tessera.yaml").write_text(f"admin:\n  listen: 127.0.0.1:{port}\nmaintenance:\n  gc_interval_s: 0\n"
+                                        "  lifecycle_interval_s: 1\ntrash:\n  days: 2.5\n  max_bytes: 123\n")
+    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(store), "serve", "--role", "core"],
+                         cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        body = _metrics(port, "tessera_lifecycle_current_expired_total 2.0")  # counted once, the first pass
+        assert 'tessera_kept_entries{kind="marker"} 2.0' in body  # old.log and scratch: versions under markers
+        assert "tessera_lifecycle_runs_total" in body
+        assert "tessera_lifecycle_current_expired_total 2.0" in body
+        assert "tessera_lifecycle_markers_removed_total 1.0" in body  # /b/gone
+        assert "tessera_lifecycle_uploads_aborted_total 1.0" in body
+        assert "tessera_trash_entries_purged_total 1.0" in body and "tessera_trash_bytes_purged_total 300.0" in body
+        for line in ('tessera_kept_entries{kind="version"} 2.0', 'tessera_kept_bytes{kind="version"} 1010.0',
+                     'tessera_kept_entries{kind="trash"} 0.0', "tessera_lifecycle_locked_skipped_total 0.0"):
+            assert line in body
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    err = p.stderr.read() if p.stderr else ""
+    assert '"msg": "lifecycle pass"' in err and '"msg": "trash policy"' in err and "Traceback" not in err
+    s = open_store(str(store))
+    try:
+        pol = s.fs.tree_policy(s.fs.root)
+        assert (pol.trash_days, pol.trash_bytes) == (2.5, 123)
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("yaml, says", [
+    ("trash:\n  days: 40000\n", "trash.days: must be between 0 (no trash) and 36500 days"),
+    ("trash:\n  max_bytes: -1\n", "trash.max_bytes: must be 0 (no cap)"),
+    ("maintenance:\n  lifecycle_interval_s: -5\n", "maintenance.lifecycle_interval_s: must be 0 (off)"),
+])
+def test_serve_rejects_bad_lifecycle_and_trash_config(store: Path, yaml: str, says: str) -> None:
+    (store / "tessera.yaml").write_text(yaml)
+    p = subprocess.run([sys.executable, "-m", "gateway.cli", "--data", str(store), "serve", "--role", "core"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and says in p.stderr and "Traceback" not in p.stderr
