@@ -103,3 +103,30 @@ def test_s3_checkpoints_say_versions_need_tessera() -> None:
     ck = TesseraCheckpoint("s3://bucket/ckpt", endpoint="http://127.0.0.1:9")
     with pytest.raises(NotImplementedError, match="tessera://"):
         ck.versions("latest.pt")
+
+
+def test_fsspec_reads_a_version(store: str) -> None:
+    import fsspec
+    fs = fsspec.filesystem("tessera", data=store)
+    for d in ("versioned", "trash"):
+        path = f"/ckpt/{d}/fs.pt"
+        with fs.open(path, "wb") as f:
+            torch.save(good_state(), f)
+        fs.pipe_file(path, b"torn save")
+        vs = fs.object_version_info(f"tessera://{path}")
+        assert [v["kind"] for v in vs] == ["current", "version" if d == "versioned" else "trash"]
+        assert vs[0]["is_latest"] and vs[1]["size"] > 10_000_000 and vs[1]["reason"] == "overwrite"
+        assert fs.info(path)["version_id"] == vs[0]["version_id"]
+        url = f"tessera://{path}?versionId=" + ("~1" if d == "trash" else vs[1]["version_id"])
+        with fsspec.open(url, "rb", data=store) as f:  # the URL form
+            assert same(torch.load(f), good_state())
+        with fs.open(path, "rb", version_id="~1") as f:  # the keyword form
+            assert same(torch.load(f), good_state())
+        assert fs.info(path, version_id="~1")["size"] == vs[1]["size"]
+        assert fs.cat_file(path, version_id="~0") == b"torn save"
+        assert fs.cat_file(path) == b"torn save"
+        assert fs.cat_file(f"{path}?versionId=~1", start=0, end=2) == b"PK"  # torch.save writes a zip
+        with pytest.raises(FileNotFoundError):
+            fs.info(path, version_id="~2")
+        with pytest.raises(ValueError, match="read only"):
+            fs.open(path, "wb", version_id="~1")
