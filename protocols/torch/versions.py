@@ -19,7 +19,9 @@ versions and trash entries of a regular file, newest first; delete markers are l
 A pinned version is read by its inode through ``fs.reading_versions()`` (the caller's permissions, as
 for any read): :class:`PinnedVersion` is a read-only :class:`~protocols.torch.backend.Backend` whose
 ``size``/``read``/``readinto`` go to that inode whatever the path says, so the checkpoint reader reads
-it as it reads the live file.  Only ``tessera://`` has versions here; the S3 backend refuses.
+it as it reads the live file.  The fsspec filesystem (:mod:`protocols.torch.fs`) takes the same versions
+as ``tessera:///path?versionId=ID`` or ``version_id=ID`` (``~N`` for the int form).  Only ``tessera://``
+has versions here; the S3 backend refuses (NotImplementedError).
 """
 
 from __future__ import annotations
