@@ -22,6 +22,8 @@ The semantics are AWS S3's:
   delete marker) is purged once it has been noncurrent ``noncurrent_days`` (from when it was replaced,
   :attr:`VersionInfo.replaced_ns`; a marker from when the next newer version was made; rounded up to
   midnight likewise) unless it is one of the ``newer_noncurrent`` newest noncurrent versions of its key.
+  The newest entry of a key is never noncurrent: the live file, else the newest marker, else (a key whose
+  marker was removed by hand) the newest kept version, which S3 would show as the latest.
 * **Expired object delete markers**: a delete marker that is the only version left of its key is removed
   when a rule says ``expired_object_delete_marker``, or expires current versions (as AWS: by date once
   reached, by days once the marker is that old).  Noncurrent purges of the same pass count: a marker left
@@ -227,13 +229,16 @@ class _Planner:
         self.plan: list[Action] = []
 
     def tags(self, ino: int) -> Callable[[], dict[str, str] | None]:
+        """The tags of ``ino``, read once when a rule first asks (None: no ``tags_of``, or unreadable)."""
+        got: list[dict[str, str] | None] = []
+
         def get() -> dict[str, str] | None:
-            if self.tags_of is None:
-                return None
-            try:
-                return self.tags_of(self.vfs, ino)
-            except CoreError:
-                return None
+            if not got:
+                try:
+                    got.append(None if self.tags_of is None else self.tags_of(self.vfs, ino))
+                except CoreError:
+                    got.append(None)
+            return got[0]
         return get
 
     # -- current versions ------------------------------------------------------------------
@@ -292,9 +297,9 @@ class _Planner:
         left = list(vs)
         nc = 0
         for i, v in enumerate(vs):
-            if v.kind == "current" or v.latest:
+            if i == 0:  # the current one: the live file, the newest marker, or (neither) the newest version
                 continue
-            since = v.replaced_ns if v.kind != "marker" or i == 0 else _made(vs[i - 1])
+            since = v.replaced_ns if v.kind != "marker" else max(v.replaced_ns, _made(vs[i - 1]))
             size = None if v.kind == "marker" else v.size
             hit = next((r for r in rules if r.noncurrent and r.matches(key, size, self.tags(v.ino))
                         and (r.noncurrent_days is None or since <= _cutoff(self.now, r.noncurrent_days))
@@ -316,8 +321,10 @@ class _Planner:
 
 
 def _made(v: VersionInfo) -> int:
-    """When a version was made (so when the one before it became noncurrent)."""
-    return v.replaced_ns if v.kind == "marker" else (v.replaced_ns or v.mtime_ns) if v.kind != "current" else v.mtime_ns
+    """When a version was made (so when the one before it became noncurrent): a marker's creation, a file's
+    mtime (a restored old version may carry an old mtime: the caller takes the later of this and the marker's
+    own creation)."""
+    return v.replaced_ns if v.kind == "marker" else v.mtime_ns
 
 
 def _start_dirs(tree: str, prefixes: list[str]) -> list[str]:

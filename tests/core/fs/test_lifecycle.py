@@ -226,3 +226,18 @@ def test_rules_are_checked(mem_store: Store) -> None:
     _bucket(fs, [{"id": "bad", "expire_days": "x"}])
     rep = lc.run(fs)
     assert rep.trees == 0 and len(rep.errors) == 1 and "/b" in rep.errors[0]
+
+
+def test_the_newest_kept_version_of_a_key_with_no_live_file_is_not_noncurrent(mem_store: Store) -> None:
+    fs = mem_store.fs
+    b = _bucket(fs, [_rule(noncurrent_days=0, newer_noncurrent=0)], versioning="enabled")
+    fs.write_file(b, "k", b"1")
+    fs.write_file(b, "k", b"2")
+    fs.unlink(b, "k")
+    marker = fs.versions("/b/k")[0]
+    fs.purge_versions("/b/k", rows=[marker.row])  # no live file, no marker: the newest version is the latest
+    rep = lc.run(fs, now_ns=NOW + 2 * DAY)
+    assert rep.noncurrent == 1
+    assert [v.kind for v in fs.versions("/b/k")] == ["version"]
+    v = fs.versions("/b/k")[0]
+    assert fs.reading_versions().read(v.ino, 0, 5) == b"2"
