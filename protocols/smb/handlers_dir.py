@@ -112,7 +112,11 @@ def query_directory(conn: Connection, req: Request) -> Reply:
     ci = share is None or share.case_insensitive
     first = False
     if o.listing is None or flags & (RESTART_SCANS | REOPEN):
-        o.listing = Listing(pattern or "*", _Cursor(conn, o, pattern or "*", ci))
+        if o.tree.origin is not None:  # a directory opened in a Previous Version: its entries then
+            from .snapshots import ListingCursor
+            o.listing = Listing(pattern or "*", ListingCursor(o, pattern or "*", ci))
+        else:
+            o.listing = Listing(pattern or "*", _Cursor(conn, o, pattern or "*", ci))
         first = True
     cursor: _Cursor = o.listing.cursor
 

@@ -26,7 +26,8 @@ sends over SMB2), opens what the path held at that time, READ-ONLY:
 
 - the version whose token it is; else the version that was current then: the kept version replaced
   first at or after that time (if it was written by then); else the live file (if it existed then);
-- a directory opens as it is now (its listing is the live one; its files open as above by name);
+- a directory opens read-only; QUERY_DIRECTORY lists it as it was then (:func:`dir_listing`: each file
+  as above, including files deleted since that are still kept, and subdirectories that existed then);
 - anything that would write (an overwriting or creating disposition, write, delete or attribute
   access, DELETE_ON_CLOSE) is MEDIA_WRITE_PROTECTED, as a read-only snapshot answers.
 
@@ -43,7 +44,7 @@ import dataclasses
 import re
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,7 @@ from core.fs import FileSystem, FileType, VersionInfo
 from core.fs import acl as A
 
 from . import paths
+from .dirinfo import match
 from .errors import SmbError
 from .leases import Grant
 from .state import Open, Tree
@@ -171,9 +173,8 @@ def dir_tokens(fs: FileSystem, path: str) -> list[int]:
     return sorted(times, reverse=True)[:MAX_TOKENS]
 
 
-def resolve(fs: FileSystem, path: str, at_ns: int, live: Attr | None) -> VersionInfo | Attr:
-    """What ``path`` held at ``at_ns``: a kept version, or the live file; NotFound if nothing then."""
-    snaps = file_snapshots(fs, path)
+def pick(snaps: Sequence[Snapshot], path: str, at_ns: int, live: Attr | None) -> VersionInfo | Attr:
+    """Of one path's snapshots, what it held at ``at_ns`` (module docstring); NotFound if nothing then."""
     for s in snaps:
         if s.at_ns == at_ns:
             return s.version
@@ -186,6 +187,51 @@ def resolve(fs: FileSystem, path: str, at_ns: int, live: Attr | None) -> Version
     if live is not None and live.btime_ns < at_ns + SECOND:
         return live
     raise NotFound(f"{path} did not exist at {token(at_ns)}")
+
+
+def resolve(fs: FileSystem, path: str, at_ns: int, live: Attr | None) -> VersionInfo | Attr:
+    """What ``path`` held at ``at_ns``: a kept version, or the live file; NotFound if nothing then."""
+    return pick(file_snapshots(fs, path), path, at_ns, live)
+
+
+def dir_listing(fs: FileSystem, ino: int, path: str, at_ns: int) -> list[tuple[str, Attr]]:
+    """A directory (inode ``ino`` at core ``path``) as it was at ``at_ns``: each file as :func:`pick`
+    finds it (a live one, a kept version, or a deleted one still kept), live subdirectories that existed
+    then; no more than :data:`MAX_ROWS` kept rows are read, and entries past them show as they are now."""
+    prefix = path.rstrip("/") + "/"
+    kept: dict[str, list[VersionInfo]] = {}
+    for v in fs.list_versions(prefix, limit=MAX_ROWS, kinds=KEPT_KINDS):
+        name = v.path[len(prefix):]
+        if _kept(v) and "/" not in name:
+            kept.setdefault(name, []).append(v)
+    out: list[tuple[str, Attr]] = []
+    cookie = 0
+    while True:
+        page = fs.readdir_plus(ino, cookie, 1024)
+        for entry, attr in page:
+            cookie = entry.cookie
+            if attr.is_dir or entry.name not in kept:
+                if attr.btime_ns < at_ns + SECOND:
+                    out.append((entry.name, attr))
+                continue
+            found = _found(fs, kept.pop(entry.name), prefix + entry.name, at_ns, attr)
+            if found is not None:
+                out.append((entry.name, found))
+        if len(page) < 1024:
+            break
+    for name, vs in kept.items():  # deleted since, still kept
+        found = _found(fs, vs, prefix + name, at_ns, None)
+        if found is not None:
+            out.append((name, found))
+    return out
+
+
+def _found(fs: FileSystem, vs: list[VersionInfo], path: str, at_ns: int, live: Attr | None) -> Attr | None:
+    try:
+        got = pick(assign(vs), path, at_ns, live)
+    except NotFound:
+        return None
+    return got if not isinstance(got, VersionInfo) else fs.getattr(got.ino)
 
 
 # -- FSCTL_SRV_ENUMERATE_SNAPSHOTS -------------------------------------------------------------------------
@@ -228,6 +274,25 @@ def enumerate_snapshots(o: Open, max_output: int) -> bytes:
     return encode_snapshot_array([token(t) for t in times], max_output)
 
 
+class ListingCursor:
+    """QUERY_DIRECTORY of a directory opened in a snapshot: its entries then (:func:`dir_listing`, read
+    once), with ``.`` and ``..``, filtered by the pattern; the interface of ``handlers_dir``'s cursor."""
+
+    def __init__(self, o: Open, pattern: str, case_insensitive: bool) -> None:
+        fs = o.tree.fs
+        assert fs is not None
+        here = fs.getattr(o.ino)
+        entries = [(".", here), ("..", here)]
+        entries += sorted(dir_listing(fs, o.ino, core_path(o.tree, o.path), o.tree.snapshot_ns))
+        self.buf = [(n, a) for n, a in entries if match(pattern, n, case_insensitive=case_insensitive)]
+
+    def __iter__(self) -> Iterator[tuple[str, Attr]]:
+        return iter(list(self.buf))
+
+    def advance(self, n: int) -> None:
+        del self.buf[:n]
+
+
 # -- CREATE of a version -----------------------------------------------------------------------------------
 WRITE_ACCESS = A.WRITE_DATA | A.APPEND_DATA | A.WRITE_NAMED_ATTRS | A.WRITE_ATTRIBUTES | A.DELETE_CHILD \
     | A.DELETE | A.WRITE_ACL | A.WRITE_OWNER
@@ -266,7 +331,7 @@ def open_version(conn: Connection, req: Request, tree: Tree, name: str, at_ns: i
     stored, live = _walk_live(tree, path.parts)
     rel = "\\".join(stored)
     view = fs.reading_versions()
-    snap_tree = dataclasses.replace(tree, fs=view, origin=tree)
+    snap_tree = dataclasses.replace(tree, fs=view, origin=tree, snapshot_ns=at_ns)
     ino: int
     if live is not None and live.is_dir:
         if options & hc.NON_DIRECTORY_FILE:

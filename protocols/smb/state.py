@@ -146,6 +146,7 @@ class Tree:
     maximal_access: int
     encrypt: bool = False
     origin: Tree | None = None         # a Previous Versions view of this tree (``snapshots``): read only
+    snapshot_ns: int = 0               # ... as it was at this time
 
     @property
     def ipc(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import re
 import struct
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,6 +154,35 @@ def test_smbclient_reads_a_deleted_file_from_its_snapshot(smb_server: ServerFact
     r = smbclient(srv.port, "data", f"get {tok}\\gone.txt {out}")
     assert r.rc == 0, r.out + r.err
     assert out.read_bytes() == b"deleted by mistake\n"
+
+
+@pytest.mark.timeout(120)
+def test_smbclient_lists_a_directory_as_it_was(smb_server: ServerFactory, versioned: FileSystem,
+                                               tmp_path: Path) -> None:
+    fs = versioned
+    data = fs.resolve("/data").ino
+    fs.mkdir(data, "sub")
+    fs.write_file(data, "doc.txt", b"old doc\n")
+    fs.write_file(data, "gone.txt", b"deleted since\n")
+    time.sleep(1.1)  # tokens are whole seconds: what follows happens after them
+    fs.write_file(data, "doc.txt", b"the new document, longer\n")
+    fs.unlink(data, "gone.txt")
+    time.sleep(1.1)
+    fs.write_file(data, "new.txt", b"made later\n")
+    [snap] = S.file_snapshots(fs, "/data/doc.txt")
+    tok = S.token(snap.at_ns)
+    srv = smb_server()
+    r = smbclient(srv.port, "data", f"ls {tok}\\*")
+    assert r.rc == 0, r.out + r.err
+    listed = {m[0]: int(m[1]) for m in re.findall(r"^  (\S+)\s+[A-Z]*\s+(\d+)  ", r.out, re.M)}
+    assert listed == {".": 0, "..": 0, "sub": 0, "doc.txt": 8, "gone.txt": 14}, r.out
+    r = smbclient(srv.port, "data", "ls")
+    now = {m[0]: int(m[1]) for m in re.findall(r"^  (\S+)\s+[A-Z]*\s+(\d+)  ", r.out, re.M)}
+    assert now == {".": 0, "..": 0, "sub": 0, "doc.txt": 25, "new.txt": 11}, r.out
+    out = tmp_path / "gone"
+    r = smbclient(srv.port, "data", f"cd {tok}; get gone.txt {out}")
+    assert r.rc == 0, r.out + r.err
+    assert out.read_bytes() == b"deleted since\n"
 
 
 # -- smbprotocol: the raw FSCTL and the TWrp create context -------------------------------------------------
