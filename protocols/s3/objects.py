@@ -207,7 +207,7 @@ def _prepare_get(ctx: Ctx, head: bool) -> tuple[Attr, ObjMeta, bytes | None, Fil
         except S3Error as e:
             raise versioning.missing(ctx, e) from None
         m = objmeta.load(fs, a) if a.is_file else ObjMeta(EMPTY_MD5, 0, a.mtime_ns)
-        vh = versioning.live_headers(ctx.s3, ctx.bucket, a)
+        vh = versioning.live_headers(ctx.s3, ctx.bucket, a, read=True)
     data = fs.read(a.ino, 0, a.size) if a.is_file and not head and a.size <= SMALL_GET else None
     return a, m, data, fs, vh
 

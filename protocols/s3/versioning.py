@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 
 from starlette.responses import Response
 
@@ -45,6 +46,11 @@ NULL = "null"
 HEADER = "x-amz-version-id"
 MARKER_HEADER = "x-amz-delete-marker"
 _VID = re.compile(r"[0-9a-f]{28}")
+DIR_XATTR = "tessera.s3.versioning"  # set on the bucket directory by PutBucketVersioning (touches its ctime)
+OFF_TTL_S = 5.0
+CACHE_MAX = 4096
+_VERSIONED: set[int] = set()  # bucket directories whose versioning was ever set (this process's memory)
+_OFF: dict[int, tuple[int, float]] = {}  # bucket directory -> (its ctime, until when) while never versioned
 S3_KINDS = ("version", "marker")  # trash rows are not S3 versions
 
 
@@ -80,12 +86,34 @@ def no_such_version(key: str, vid: str) -> S3Error:
 
 def state(s3: S3Fs, bucket: str) -> str:
     """The bucket's versioning: 'off' (never set), 'enabled' or 'suspended'."""
-    return s3.admin.tree_policy(s3.bucket(bucket).ino).versioning
+    b = s3.bucket(bucket)
+    st = s3.admin.tree_policy(b.ino).versioning
+    if st != "off":
+        _VERSIONED.add(b.ino)
+    else:
+        if len(_OFF) >= CACHE_MAX:
+            _OFF.clear()
+        _OFF[b.ino] = (b.ctime_ns, time.monotonic() + OFF_TTL_S)
+    return st
 
 
-def live_headers(s3: S3Fs, bucket: str, a: Attr) -> dict[str, str]:
-    """``x-amz-version-id`` of a live object (nothing while the bucket was never versioned)."""
-    if not a.is_file:
+def versioned(s3: S3Fs, bucket: str) -> bool:
+    """Was the bucket's versioning ever set?  Answered from this process's memory when it can be: once set
+    it stays set (versioning never goes back to off), and 'never' holds while the bucket directory's ctime
+    is unchanged (PutBucketVersioning touches it) for at most OFF_TTL_S (versioning set by other means)."""
+    b = s3.bucket(bucket)
+    if b.ino in _VERSIONED:
+        return True
+    hit = _OFF.get(b.ino)
+    if hit is not None and hit[0] == b.ctime_ns and hit[1] > time.monotonic():
+        return False
+    return state(s3, bucket) != "off"
+
+
+def live_headers(s3: S3Fs, bucket: str, a: Attr, *, read: bool = False) -> dict[str, str]:
+    """``x-amz-version-id`` of a live object (nothing while the bucket was never versioned); ``read``
+    (GET/HEAD): skip reading the id in a bucket known never to have been versioned."""
+    if not a.is_file or (read and not versioned(s3, bucket)):
         return {}
     try:
         vid = s3.admin.version_id(a.ino)
@@ -93,7 +121,7 @@ def live_headers(s3: S3Fs, bucket: str, a: Attr) -> dict[str, str]:
         vid = NULL  # replaced meanwhile: its id is no longer the current one's
     if vid != NULL:
         return {HEADER: vid}
-    return {HEADER: NULL} if state(s3, bucket) != "off" else {}
+    return {HEADER: NULL} if versioned(s3, bucket) else {}
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -259,6 +287,8 @@ async def put_bucket_versioning(ctx: Ctx) -> Response:
             raise S3Error("InvalidBucketState", "An Object Lock configuration is present on this bucket, so the "
                           "versioning state cannot be changed.", 409)
         ctx.s3.fs.set_tree_policy(b.ino, versioning=status.lower())
+        ctx.s3.admin.setxattr(b.ino, DIR_XATTR, status.encode())  # other processes see the ctime change
+        _VERSIONED.add(b.ino)
     await ctx.run(apply)
     return Response(status_code=200)
 
