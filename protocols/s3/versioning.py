@@ -99,13 +99,23 @@ def state(s3: S3Fs, bucket: str) -> str:
 
 def versioned(s3: S3Fs, bucket: str) -> bool:
     """Was the bucket's versioning ever set?  Answered from this process's memory when it can be: once set
-    it stays set (versioning never goes back to off), and 'never' holds while the bucket directory's ctime
-    is unchanged (PutBucketVersioning touches it) for at most OFF_TTL_S (versioning set by other means)."""
+    it stays set (versioning never goes back to off).  'Never' is remembered for OFF_TTL_S (the longest
+    versioning set by other means than S3, such as the CLI, goes unseen); within that time it holds while
+    the bucket directory's ctime is unchanged, and when the ctime changed (an entry added or removed, or
+    PutBucketVersioning, which also sets DIR_XATTR) the mark PutBucketVersioning leaves is read again."""
     b = s3.bucket(bucket)
     if b.ino in _VERSIONED:
         return True
     hit = _OFF.get(b.ino)
-    if hit is not None and hit[0] == b.ctime_ns and hit[1] > time.monotonic():
+    now = time.monotonic()
+    if hit is None or hit[1] <= now:
+        return state(s3, bucket) != "off"
+    if hit[0] == b.ctime_ns:
+        return False
+    try:
+        s3.admin.getxattr(b.ino, DIR_XATTR)
+    except CoreError:
+        _OFF[b.ino] = (b.ctime_ns, hit[1])
         return False
     return state(s3, bucket) != "off"
 
@@ -159,7 +169,7 @@ def open_version(ctx: Ctx, vid: str) -> tuple[Attr, ObjMeta, FileSystem, dict[st
 
 def missing(ctx: Ctx, err: S3Error) -> S3Error:
     """A GET/HEAD of a key with no live object: when its current version is a delete marker, say so."""
-    if err.code != "NoSuchKey":
+    if err.code != "NoSuchKey" or not versioned(ctx.s3, ctx.bucket):
         return err
     try:
         vs = ctx.s3.fs.versions(key_path(ctx.s3, ctx.bucket, ctx.key))
