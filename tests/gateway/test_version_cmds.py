@@ -52,10 +52,14 @@ def refused(data: Path, *args: str, input: bytes | None = None) -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Path:
+def store(tmp_path: Path, meta_backend: str, request: pytest.FixtureRequest) -> Path:
     d = tmp_path / "data"
-    run(d, "init", "--targets", "3")
+    meta = ["--meta", str(request.getfixturevalue("pg_url"))] if meta_backend == "pg" else []
+    run(d, "init", "--targets", "3", *meta)
     return d
+
+
+both_engines = pytest.mark.parametrize("meta_backend", ["sqlite", "pg"], indirect=True)
 
 
 def test_versions_and_restore(store: Path) -> None:
@@ -94,6 +98,7 @@ def test_versions_and_restore(store: Path) -> None:
     assert "no such file" in refused(store, "versions", "/b/none")
 
 
+@both_engines
 def test_trash_list_restore_and_empty(store: Path) -> None:
     run(store, "mkdir", "-p", "/d/sub")
     put(store, "/d/a", b"A" * 100)
@@ -179,6 +184,7 @@ def test_policy_commands(store: Path) -> None:
     assert "not found" in refused(store, "versioning", "/nope").lower()
 
 
+@both_engines
 def test_retention_and_hold_refuse_rm(store: Path) -> None:
     run(store, "mkdir", "/r")
     put(store, "/r/c", b"compliance")
