@@ -419,10 +419,15 @@ def apply_request_acl(ctx: Ctx, a: Attr) -> None:
 
 # -- tagging and ACLs --------------------------------------------------------------------
 async def get_tagging(ctx: Ctx) -> Response:
-    a = await ctx.run(ctx.s3.lookup, ctx.bucket, ctx.key)
-    m = await ctx.run(objmeta.load, ctx.s3.fs, a)
+    vid = ctx.q.get("versionId")
+    headers: dict[str, str] = {}
+    if vid is not None:  # one version's tags
+        _, m, _, headers = await ctx.run(versioning.open_version, ctx, vid)
+    else:
+        a = await ctx.run(ctx.s3.lookup, ctx.bucket, ctx.key)
+        m = await ctx.run(objmeta.load, ctx.s3.fs, a)
     tags = "".join(f"<Tag>{xmlio.el('Key', k)}{xmlio.el('Value', v)}</Tag>" for k, v in m.tags.items())
-    return Response(xmlio.doc("Tagging", f"<TagSet>{tags}</TagSet>"), media_type="application/xml")
+    return Response(xmlio.doc("Tagging", f"<TagSet>{tags}</TagSet>"), media_type="application/xml", headers=headers)
 
 
 async def put_tagging(ctx: Ctx, delete: bool = False) -> Response:

@@ -233,11 +233,12 @@ def delete_version(ctx: Ctx, s3: S3Fs, key: str, vid: str) -> dict[str, str]:
         return {HEADER: vid}
     path = key_path(s3, bucket, key)
     chain = _chain(s3, b.ino, parts)
-    made = False
     if chain is None:
-        parent, _, _ = s3.parent_for(bucket, key)
-        made = True
-        chain = _chain(s3, b.ino, parts) or [b.ino, parent]
+        try:
+            s3.parent_for(bucket, key)
+            chain = _chain(s3, b.ino, parts)
+        except S3Error:
+            pass  # an object stands where a directory was: the version goes, nothing becomes current
     try:
         try:
             info = s3.fs.delete_version(path, vid)
@@ -250,7 +251,7 @@ def delete_version(ctx: Ctx, s3: S3Fs, key: str, vid: str) -> dict[str, str]:
     except CoreError as e:
         raise from_core(e, key) from None
     finally:
-        if made or chain is not None:
+        if chain is not None:
             s3.prune(chain, parts)
     out = {HEADER: vid}
     if info is not None and info.kind == "marker":

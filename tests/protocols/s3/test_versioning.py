@@ -112,9 +112,12 @@ def test_versions_put_get_head_and_list(s3: S3Server, bucket: str) -> None:
     assert "VersionId" not in c.head_object(Bucket=bucket, Key="k")
     enable(c, bucket)
     assert c.head_object(Bucket=bucket, Key="k")["VersionId"] == "null"
-    v1 = c.put_object(Bucket=bucket, Key="k", Body=b"one")["VersionId"]
+    v1 = c.put_object(Bucket=bucket, Key="k", Body=b"one", Tagging="t=1")["VersionId"]
     v2 = c.put_object(Bucket=bucket, Key="k", Body=b"two", Metadata={"n": "2"})["VersionId"]
     assert len({v1, v2, "null"}) == 3
+    t = c.get_object_tagging(Bucket=bucket, Key="k", VersionId=v1)
+    assert t["TagSet"] == [{"Key": "t", "Value": "1"}] and t["VersionId"] == v1
+    assert c.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == []
     assert body(c, bucket, "k") == b"two"
     assert body(c, bucket, "k", v1) == b"one" and body(c, bucket, "k", "null") == b"before"
     assert c.get_object(Bucket=bucket, Key="k", VersionId=v1)["VersionId"] == v1
@@ -191,6 +194,12 @@ def test_delete_markers(s3: S3Server, bucket: str) -> None:
     assert listing(c, bucket) == [("d/k", v1, True, "v")]
     c.delete_object(Bucket=bucket, Key="d/k", VersionId=v1)
     assert listing(c, bucket) == [] and c.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    # a version whose directory is now an object's name still goes
+    v3 = c.put_object(Bucket=bucket, Key="d/k", Body=b"three")["VersionId"]
+    dm2 = c.delete_object(Bucket=bucket, Key="d/k")["VersionId"]
+    vd = c.put_object(Bucket=bucket, Key="d", Body=b"file")["VersionId"]
+    c.delete_object(Bucket=bucket, Key="d/k", VersionId=v3)
+    assert listing(c, bucket) == [("d", vd, True, "v"), ("d/k", dm2, True, "dm")]
 
 
 def test_suspended_versioning_and_the_null_version(s3: S3Server, bucket: str) -> None:
