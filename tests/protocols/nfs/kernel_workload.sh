@@ -102,6 +102,14 @@ cd /mnt/n
 check_bigdir ls-l
 EOF
 
+step trash <<'EOF'
+cd /mnt/n
+printf 'deleted by mistake\n' > trashed
+sync
+rm trashed
+[ ! -e trashed ]
+EOF
+
 if [ "$TLOCK" = 1 ]; then
 step locks <<'EOF'
 # lk ARGS... : tlock with a time limit (without NLM on the server a lock request retries forever)

@@ -354,6 +354,17 @@ def test_directory_of_2000_entries(run: Run) -> None:
     assert not run.backend.exists("n/many")
 
 
+def test_removed_file_goes_to_the_trash(run: Run) -> None:
+    run.step_ok("trash")
+    assert not run.backend.exists("n/trashed")
+    if not isinstance(run.backend, Tessera):
+        return  # Ganesha: a plain directory, no trash
+    fs = run.backend.volume.fs
+    [entry] = fs.versions("/data/trashed")  # (the trash also holds bigdir's 2,000 removed entries)
+    assert (entry.kind, entry.reason, entry.by_uid) == ("trash", "delete", 0)
+    assert fs.reading_versions().read(entry.ino, 0, 100) == b"deleted by mistake\n"
+
+
 def test_locks_conflict_with_core_fs_locks(run: Run, guest_image: GuestImage) -> None:  # noqa: F811
     if not guest_image.tlock:
         pytest.skip("no C compiler with a static libc for the tlock helper (apt-get install gcc libc6-dev)")
