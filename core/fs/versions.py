@@ -217,6 +217,16 @@ def retire(t: Txn, cred: Cred, parent: int, name: bytes, node: Inode, reason: st
     return kept
 
 
+def add_marker(t: Txn, cred: Cred, parent: int, name: bytes, pol: Policy, ts: int) -> VersionRow:
+    """A delete marker at ``parent/name``, which has no live file (S3 DELETE of a deleted key)."""
+    if pol.versioning == "suspended":
+        _drop_null(t, pol, join(pol.path, name), cred, ts)
+    row = _row(pol, name, None, new_vid(ts) if pol.versioning == "enabled" else NULL, "marker", "delete", cred, ts,
+               parent)
+    t.add_version(row)
+    return row
+
+
 def retire_content(t: Txn, cred: Cred, node: Inode, ts: int) -> None:
     """A truncate to zero of a non-empty file: keep its content as a version (moved to a fresh inode with a
     copy of its attributes and xattrs; the live file keeps its number and gets a new version id)."""

@@ -290,6 +290,23 @@ class VersionOps:
             return _info(row)
         return self._write(apply)
 
+    def add_marker(self, path: str) -> VersionInfo | None:
+        """S3 DELETE of a key with no live file in a versioned tree: a delete marker on top all the same (a
+        fresh id when enabled; suspended: the ``null`` marker, in place of the path's ``null`` row).  None when
+        the path has a live file, its directory is gone, or the tree is not versioned."""
+        raw = _raw(path)
+
+        def apply(t: Txn) -> VersionInfo | None:
+            d, node, name = self._live(t, raw)
+            if d is None or node is not None:
+                return None
+            pol = versions.policy(t, d.ino)
+            if pol is None or pol.versioning == "off":
+                return None
+            self._may_drop(t, d, None, None)
+            return _info(versions.add_marker(t, self.cred, d.ino, name, pol, time.time_ns()), True)
+        return self._write(apply)
+
     def _settle(self, t: Txn, raw: bytes, d: Inode, name: bytes) -> None:
         """No live file at the path: if its newest kept row is a version (not a delete marker), it becomes
         current again (S3's rule when the current version or a delete marker is deleted)."""

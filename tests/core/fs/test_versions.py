@@ -236,6 +236,28 @@ def test_unlink_keep_locked_adds_a_marker_over_a_locked_version(mem_store: Store
     assert _read(fs, fs.versions("/b/k")[1].ino) == b"v1"
 
 
+def test_add_marker_over_a_deleted_path(mem_store: Store) -> None:
+    fs = mem_store.fs
+    b = _bucket(fs, versioning="enabled")
+    fs.write_file(b, "k", b"v1")
+    assert fs.add_marker("/b/k") is None  # a live file: delete it instead
+    fs.unlink(b, "k")
+    m = fs.add_marker("/b/k")
+    assert m is not None and m.kind == "marker" and m.latest and m.vid != "null"
+    assert [v.kind for v in fs.versions("/b/k")] == ["marker", "marker", "version"]
+    assert fs.versions("/b/k")[0].vid == m.vid
+    assert fs.add_marker("/b/gone/k") is None  # no directory there
+    fs.set_tree_policy(b, versioning="suspended")
+    assert fs.add_marker("/b/k") is not None and fs.add_marker("/b/k") is not None
+    assert [(v.kind, v.vid == "null") for v in fs.versions("/b/k")] == [("marker", True), ("marker", False),
+                                                                        ("marker", False), ("version", False)]
+    fs.setattr(b, mode=0o755)
+    with pytest.raises(PermissionDenied):  # what removing a file there needs
+        fs.as_user(BOB).add_marker("/b/k")
+    _bucket(fs, "plain")
+    assert fs.add_marker("/plain/k") is None  # versioning off: nothing to mark
+
+
 def test_gc_keeps_version_data_until_purged(mem_store: Store) -> None:
     fs = mem_store.fs
     b = _bucket(fs, versioning="enabled")
