@@ -285,9 +285,7 @@ def delete_one(ctx: Ctx, s3: S3Fs, key: str, vid: str | None, cond: conditions.D
     """Delete a key (a delete marker where versioning is on) or one version of it; the version headers."""
     if vid is not None:
         return versioning.delete_version(ctx, s3, key, vid)
-    kctx = ctx if s3 is ctx.s3 else dataclasses.replace(ctx, s3=s3)
-    conditions.delete(kctx, key, cond)
-    return versioning.marker_headers(s3, ctx.bucket, key)
+    return versioning.delete_current(ctx, s3, key, cond)
 
 
 async def delete_objects(ctx: Ctx) -> Response:

@@ -34,7 +34,7 @@ from starlette.responses import Response
 
 from core.errors import CoreError, Locked, NotFound
 from core.fs import Attr, FileSystem, FileType, VersionInfo
-from protocols.s3 import keys, lock, objmeta, xmlio
+from protocols.s3 import conditions, keys, lock, objmeta, xmlio
 from protocols.s3.authz import authorize
 from protocols.s3.body import read_body
 from protocols.s3.context import Ctx
@@ -216,6 +216,49 @@ def marker_headers(s3: S3Fs, bucket: str, key: str) -> dict[str, str]:
     if vs and vs[0].kind == "marker" and vs[0].latest:
         return {MARKER_HEADER: "true", HEADER: vs[0].vid}
     return {}
+
+
+def delete_current(ctx: Ctx, s3: S3Fs, key: str, cond: conditions.DeleteIf) -> dict[str, str]:
+    """DELETE without a version id (as ``s3``, the caller's view for this key): the live object goes (core.fs
+    keeps it and adds a delete marker where versioning is on); a key with no live object in a versioned bucket
+    gets a delete marker all the same, as S3 does."""
+    kctx = ctx if s3 is ctx.s3 else dataclasses.replace(ctx, s3=s3)
+    if key.endswith("/") or not versioned(s3, ctx.bucket):
+        conditions.delete(kctx, key, cond)
+        return {}
+    try:
+        s3.lookup(ctx.bucket, key)
+        existed = True
+    except S3Error as e:
+        if e.code != "NoSuchKey":
+            raise
+        existed = False
+    conditions.delete(kctx, key, cond)
+    return marker_headers(s3, ctx.bucket, key) if existed else _mark(s3, ctx.bucket, key)
+
+
+def _mark(s3: S3Fs, bucket: str, key: str) -> dict[str, str]:
+    """A delete marker over a key with no live object (its directories made for it, then pruned)."""
+    b = s3.bucket(bucket)
+    try:
+        parts, _ = keys.key_parts(key)
+    except S3Error:
+        return {}  # such a key cannot exist
+    chain = _chain(s3, b.ino, parts)
+    if chain is None:
+        try:
+            s3.parent_for(bucket, key)
+        except S3Error:
+            return {}  # no directory may be made there (or an object has its name): nothing to mark
+        chain = _chain(s3, b.ino, parts)
+    try:
+        m = s3.fs.add_marker(key_path(s3, bucket, key))
+    except CoreError as e:
+        raise from_core(e, key) from None
+    finally:
+        if chain is not None:
+            s3.prune(chain, parts)
+    return {MARKER_HEADER: "true", HEADER: m.vid} if m is not None else {}
 
 
 def delete_version(ctx: Ctx, s3: S3Fs, key: str, vid: str) -> dict[str, str]:

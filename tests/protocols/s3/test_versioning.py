@@ -202,6 +202,27 @@ def test_delete_markers(s3: S3Server, bucket: str) -> None:
     assert listing(c, bucket) == [("d", vd, True, "v"), ("d/k", dm2, True, "dm")]
 
 
+def test_delete_without_a_live_object_adds_a_marker(s3: S3Server, bucket: str) -> None:
+    c = s3.client()
+    enable(c, bucket)
+    r = c.delete_object(Bucket=bucket, Key="never/was")  # S3 adds a marker whether or not the key exists
+    assert r["DeleteMarker"] is True
+    m1 = r["VersionId"]
+    v = c.put_object(Bucket=bucket, Key="k", Body=b"1")["VersionId"]
+    m2 = c.delete_object(Bucket=bucket, Key="k")["VersionId"]
+    m3 = c.delete_object(Bucket=bucket, Key="k")["VersionId"]  # a marker on a marker
+    assert len({m1, m2, m3}) == 3
+    assert listing(c, bucket) == [("k", m3, True, "dm"), ("k", m2, False, "dm"), ("k", v, False, "v"),
+                                  ("never/was", m1, True, "dm")]
+    assert c.list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # no directory stays behind
+    r = c.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "gone"}]})
+    assert r["Deleted"][0]["DeleteMarker"] is True
+    enable(c, bucket, "Suspended")
+    assert c.delete_object(Bucket=bucket, Key="k")["VersionId"] == "null"
+    assert c.delete_object(Bucket=bucket, Key="k")["VersionId"] == "null"  # the null marker is replaced
+    assert [e[1] for e in listing(c, bucket, Prefix="k")] == ["null", m3, m2, v]
+
+
 def test_suspended_versioning_and_the_null_version(s3: S3Server, bucket: str) -> None:
     """The user guide's 'Working with objects in a versioning-suspended bucket', step by step."""
     c = s3.client()
