@@ -12,13 +12,18 @@ not an S3 version and never listed).  This module is what S3 adds:
 * reading one version (GET/HEAD ``?versionId=``): a noncurrent one through ``fs.reading_versions()``,
   its S3 metadata in the same xattr as a live object's; a delete marker by id is 405, a current delete
   marker makes GET/HEAD 404 with ``x-amz-delete-marker: true``;
-* deleting with or without a version id (delete markers, the version that becomes current again), with
+* deleting with or without a version id (delete markers — also over a key with no live object, as S3 —
+  and the version that becomes current again; a key's directories, pruned when its last live object went,
+  are made again for that and pruned after), with
   ``x-amz-bypass-governance-retention`` honoured for a caller allowed ``s3:BypassGovernanceRetention``
   (:func:`protocols.s3.lock.may_bypass`: the admin, the bucket's owner, or whoever the bucket policy
   allows it; an explicit Deny wins);
-* Put/GetBucketVersioning.  **MFA delete is not supported**: ``MfaDelete`` ``Enabled`` answers
-  NotImplemented (``Disabled`` is accepted, since it is what Tessera does), and the ``x-amz-mfa`` header is
-  never required.
+* Put/GetBucketVersioning (suspending is refused while Object Lock is on, as S3).  **MFA delete is not
+  supported**: ``MfaDelete`` ``Enabled`` answers NotImplemented (``Disabled`` is accepted, since it is what
+  Tessera does), and the ``x-amz-mfa`` header is never required.
+
+Whether a bucket was ever versioned is remembered per process (:func:`versioned`) so that GET/HEAD in
+unversioned buckets read nothing more than before.
 
 Version ids are core.fs's: 28 lower-case hex digits (time-ordered), or ``null``; anything else is
 InvalidArgument, a well-formed id that names no version is NoSuchVersion.
@@ -337,7 +342,7 @@ async def put_bucket_versioning(ctx: Ctx) -> Response:
     def apply() -> None:
         b = ctx.s3.bucket(ctx.bucket)
         pol = ctx.s3.admin.tree_policy(b.ino)
-        if status == "Suspended" and pol.lock is not None:
+        if status == "Suspended" and pol.lock is not None and pol.lock.get("enabled"):
             raise S3Error("InvalidBucketState", "An Object Lock configuration is present on this bucket, so the "
                           "versioning state cannot be changed.", 409)
         ctx.s3.fs.set_tree_policy(b.ino, versioning=status.lower())

@@ -422,6 +422,9 @@ def test_locked_versions_and_governance_bypass(s3: S3Server, bucket: str, other:
     c = s3.client()
     enable(c, bucket)
     c.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
+    with pytest.raises(ClientError) as e:
+        enable(c, bucket, "Suspended")
+    assert code(e) == "InvalidBucketState"
     v1 = c.put_object(Bucket=bucket, Key="k", Body=b"one")["VersionId"]
     until = datetime.now(UTC) + timedelta(days=1)
     c.put_object_retention(Bucket=bucket, Key="k", VersionId=v1,
