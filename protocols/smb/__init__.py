@@ -20,7 +20,8 @@ structures, NTLM message helpers and srvsvc's NDR, never the server:
   ``notify`` (CHANGE_NOTIFY and a snapshot-diff watcher), ``oplockwire`` + ``leases`` (oplock and
   lease grants, breaks and acknowledgments), ``srvsvc`` (the DCE/RPC share-listing pipe).
 - ``shares`` (the ``smb.shares`` config), ``paths`` (checking and walking a path inside a share),
-  ``streams`` (alternate data streams as xattrs), ``errors`` (the one core.fs -> NTSTATUS mapper).
+  ``streams`` (alternate data streams as xattrs), ``errors`` (the one core.fs -> NTSTATUS mapper),
+  ``snapshots`` (Previous Versions: core.fs's kept versions as @GMT snapshots, opened read-only).
 - ``state`` (server, session, tree, open), ``conn`` (one connection as a state machine: signing,
   encryption, credits, compounds, async operations) and the command handlers: ``handlers_session``
   (NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT/DISCONNECT, ECHO), ``handlers_create``,
