@@ -5,6 +5,7 @@ overwrites with ACCESS_DENIED.  Clients: Debian's ``smbclient`` and smbprotocol.
 
 from __future__ import annotations
 
+import struct
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 import smbclient as spc  # type: ignore[import-untyped]  # smbprotocol's high-level client
 from smbprotocol.connection import Connection, Dialects  # type: ignore[import-untyped]
 from smbprotocol.exceptions import SMBOSError, SMBResponseException  # type: ignore[import-untyped]
+from smbprotocol.file_info import InfoType  # type: ignore[import-untyped]
 from smbprotocol.open import (  # type: ignore[import-untyped]
     CreateDisposition,
     CreateOptions,
@@ -21,8 +23,10 @@ from smbprotocol.open import (  # type: ignore[import-untyped]
     FilePipePrinterAccessMask,
     ImpersonationLevel,
     Open,
+    SMB2SetInfoRequest,
 )
 from smbprotocol.session import Session  # type: ignore[import-untyped]
+from smbprotocol.structure import IntField  # type: ignore[import-untyped]
 from smbprotocol.tree import TreeConnect  # type: ignore[import-untyped]
 
 from core.fs import FileSystem
@@ -70,6 +74,20 @@ def status(fn: object, *args: object, **kw: object) -> int:
     except SMBOSError as e:
         return int(e.ntstatus)
     return 0
+
+
+def set_disposition_ex(tree: TreeConnect, o: Open, flags: int) -> None:
+    """SET_INFO FileDispositionInformationEx (class 64): DELETE 0x1, POSIX_SEMANTICS 0x2, IGNORE_READONLY 0x10."""
+    req = SMB2SetInfoRequest()
+    cls = IntField(size=1)  # smbprotocol's FileInformationClass enum has no 64
+    cls.structure, cls.name = req, "file_info_class"
+    req.fields["file_info_class"] = cls
+    req["info_type"] = InfoType.SMB2_0_INFO_FILE
+    req["file_info_class"] = 64
+    req["file_id"] = o.file_id
+    req["buffer"] = struct.pack("<I", flags)
+    conn = tree.session.connection
+    conn.receive(conn.send(req, sid=tree.session.session_id, tid=tree.tree_connect_id))
 
 
 def put(fs: FileSystem, name: str, data: bytes) -> int:
@@ -146,6 +164,9 @@ def test_retention_refuses_delete_and_overwrite(tree: TreeConnect, smb_store: St
     # delete-on-close at CREATE and FileDispositionInformation: CANNOT_DELETE, as for a read-only file
     assert status(create, tree, "ledger.txt", access=DELETE | GENERIC_READ,
                   options=CreateOptions.FILE_DELETE_ON_CLOSE) == NtStatus.CANNOT_DELETE
+    o = create(tree, "ledger.txt", access=DELETE | GENERIC_READ)  # FileDispositionInformationEx, even with
+    assert status(set_disposition_ex, tree, o, 0x13) == NtStatus.CANNOT_DELETE  # IGNORE_READONLY_ATTRIBUTE
+    o.close()
     port = tree.session.connection.port
     cache: dict[str, object] = {}
     spc.register_session(HOST, username="bob", password=PASSWORDS["bob"], port=port, connection_cache=cache)
