@@ -216,11 +216,13 @@ class FileLayer:
                 r.fut.result()
 
     # -- reads ----------------------------------------------------------------------
-    def read_into(self, st: FileState, off: int, out: memoryview, size_hint: int | None = None) -> int:
-        """Read committed data overlaid with this process's uncommitted writes."""
+    def read_into(self, st: FileState, off: int, out: memoryview, size_hint: int | None = None, *,
+                  kept: bool = False) -> int:
+        """Read committed data overlaid with this process's uncommitted writes (``kept``: the file may be a
+        kept version, opened through a versions view)."""
         if off < 0:
             raise InvalidArgument("negative offset")
-        fs = self.fs
+        fs = self.fs.reading_versions() if kept else self.fs
         if not st.runs:
             return fs.read_committed(st.ino, off, out)
         with st.lock:
@@ -284,7 +286,7 @@ class FileHandle:
         return bytes(buf)
 
     def readinto(self, off: int, buf: bytearray | memoryview) -> int:
-        return self.fs.files.read_into(self._state(), off, memoryview(buf).cast("B"))
+        return self.fs.files.read_into(self._state(), off, memoryview(buf).cast("B"), kept=self.fs.kept_ok)
 
     def write(self, off: int, data: bytes | bytearray | memoryview) -> int:
         if not self.writable:

@@ -179,7 +179,8 @@ def test_retention_refuses_removal_and_writes(mem_store: Store) -> None:
     a = fs.write_file(b, "k", b"keep")
     fs.write_file(b, "other", b"o")
     fs.set_retention("/b/k", None, "COMPLIANCE", time.time_ns() + DAY)
-    ops: list[Callable[[], object]] = [lambda: fs.unlink(b, "k"), lambda: fs.write(a.ino, 0, b"x"), lambda: fs.setattr(a.ino, size=0),
+    ops: list[Callable[[], object]] = [
+           lambda: fs.unlink(b, "k"), lambda: fs.write(a.ino, 0, b"x"), lambda: fs.setattr(a.ino, size=0),
            lambda: fs.write_file(b, "k", b"new"), lambda: fs.open(a.ino, write=True),
            lambda: fs.rename(b, "other", b, "k"), lambda: fs.as_user(ALICE).set_retention("/b/k", None, None)]
     for op in ops:
@@ -328,3 +329,17 @@ def test_locked_reads_a_kept_version_and_purge_by_row(mem_store: Store) -> None:
     assert [v.kind for v in fs.versions("/b/k")] == ["current", "version", "version"]
     with pytest.raises(Locked):
         fs.purge_versions("/b/k", rows=[old.row])
+
+
+def test_open_a_kept_version_through_a_versions_view(mem_store: Store) -> None:
+    fs = mem_store.fs
+    b = _bucket(fs, versioning="enabled")
+    fs.write_file(b, "k", b"old" * 100_000)
+    fs.write_file(b, "k", b"new")
+    v = fs.versions("/b/k")[1]
+    with fs.reading_versions().open(v.ino) as h:
+        assert h.read(0, 6) == b"oldold" and h.size() == 300_000
+    with pytest.raises(Stale):
+        fs.open(v.ino)
+    with pytest.raises(Stale):
+        fs.reading_versions().open(v.ino, write=True)
