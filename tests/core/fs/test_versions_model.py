@@ -18,7 +18,8 @@ Rules: whole-file puts (``write_file``), truncate-to-zero then write (``open(tru
 ``setattr(size=0)``), deletes, renames over another key, ``restore_version``, ``trash_restore``,
 ``purge_versions``, ``delete_version`` (of the live file, a kept version, a marker, an unknown id), trash
 expiry with a fake ``now`` (a time taken between two earlier steps, so exactly the trash rows made before
-it expire) and segment GC.  The model re-implements the documented rules of :mod:`core.fs.versions`
+it expire), lifecycle passes (:mod:`core.fs.lifecycle`: NewerNoncurrentVersions 0-2, lone delete markers,
+expiry of current versions) and segment GC.  The model re-implements the documented rules of :mod:`core.fs.versions`
 (what each policy keeps, suspended versioning's ``null`` handling, S3's "the newest version becomes
 current again" on deleting the current one or a marker).
 
@@ -42,6 +43,7 @@ from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from core.errors import Exists, NotFound
+from core.fs import lifecycle
 from core.store import Store, init_store, open_store
 from gateway.cluster.postgres import LocalPostgres
 
@@ -319,6 +321,56 @@ class VersionsModel(RuleBasedStateMachine):
             key.rows = [r for r in key.rows if r not in old]
         assert (n, nbytes) == (gone, size)
 
+    @rule(tree=TREE, newer=st.sampled_from([None, 0, 1, 2]), markers=st.booleans(), expire=st.booleans())
+    def lifecycle_run(self, tree: str, newer: int | None, markers: bool, expire: bool) -> None:
+        """One lifecycle pass with a rule on ``tree``: keep ``newer`` noncurrent versions (S3's
+        NewerNoncurrentVersions; None: no noncurrent rule), remove lone delete markers, and (``expire``)
+        expire every current version (1 day, with ``now`` 10 days ahead).  The pass plans on the state before
+        it and then applies: expiries first (each an ordinary delete), then the planned purges by row (a row
+        an expiry dropped or moved to the trash meanwhile is skipped)."""
+        self._tick()
+        cfg = {"id": "r", "newer_noncurrent": newer, "expired_object_delete_marker": markers,
+               "expire_days": 1 if expire else None}
+        self.fs.set_tree_policy(self.dirs[tree], lifecycle=[cfg])
+        try:
+            rep = lifecycle.run(self.fs, now_ns=time.time_ns() + 10 * DAY)
+        finally:
+            self.fs.set_tree_policy(self.dirs[tree], lifecycle=None)
+        assert rep.errors == []
+        plan: list[tuple[str, Row]] = []  # (what, row) per key, planned on the state before the pass
+        expiring: list[str] = []
+        for k in ("k", "j"):
+            key = self.keys[f"{tree}/{k}"]
+            if expire and key.live is not None:
+                expiring.append(k)
+            if not any(r.kind in ("version", "marker") for r in key.rows):
+                continue
+            vs: list[Row | None] = [None] if key.live else []
+            vs += [r for r in key.rows if r.kind != "trash"]
+            left = list(vs)
+            for nc, v in enumerate(vs[1:]):
+                assert v is not None
+                if newer is not None and nc >= newer:
+                    plan.append(("noncurrent", v))
+                    left = [x for x in left if x is not v]
+            if len(left) == 1 and left[0] is not None and left[0].kind == "marker" and (markers or expire):
+                plan.append(("marker", left[0]))
+        for k in expiring:
+            key = self.keys[f"{tree}/{k}"]
+            assert key.live is not None
+            vid, data = key.live
+            key.live = None
+            self._retire(tree, key, vid, data, "delete")
+        done = {"noncurrent": 0, "marker": 0}
+        for what, row in plan:
+            for key in self.keys.values():
+                if any(r is row for r in key.rows):
+                    key.rows = [r for r in key.rows if r is not row]
+                    done[what] += 1
+        for k in expiring:
+            self._learn(tree, k)
+        assert (rep.expired, rep.noncurrent, rep.markers) == (len(expiring), done["noncurrent"], done["marker"])
+
     @rule()
     def gc(self) -> None:
         self._tick()
@@ -365,7 +417,7 @@ class VersionsModel(RuleBasedStateMachine):
                 assert self.fs.version_id(a.ino) == key.live[0]
 
 
-VersionsModel.TestCase.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
+VersionsModel.TestCase.settings = settings(max_examples=150, stateful_step_count=50, deadline=None)
 TestVersionsModel = VersionsModel.TestCase
 
 
