@@ -32,7 +32,7 @@ from core.fs.types import DOS_KEEP, FILE_TYPES, NOW, ROOT, Attr, Cred, DirEntry,
 from core.fs.vops import VersionOps
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
-from core.meta.types import BLK, CHR, DIR, FIFO, LNK, LOCKED, REG, SOCK, FileType, Inode
+from core.meta.types import BLK, CHR, DIR, FIFO, KEPT, LNK, LOCKED, REG, SOCK, FileType, Inode
 
 DataLike = bytes | bytearray | memoryview
 T = TypeVar("T")
@@ -448,7 +448,7 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps, VersionOps):
         jobs: list[tuple[int, int, memoryview]] = []
         for ino in uniq:
             node = nodes.get(ino)
-            if node is None:
+            if node is None or (node.flags & KEPT and not self.kept_ok):
                 raise Stale(f"inode {ino} no longer exists")
             if node.type != REG:
                 raise IsADirectory("is a directory") if node.type == DIR else InvalidArgument("not a file")

@@ -133,6 +133,7 @@ def test_rebuild_onto_remaining_targets(dir_store_path: str) -> None:
 
 def test_gc_reclaims_unreferenced_segments(dir_store_path: str) -> None:
     s = open_store(dir_store_path)
+    s.fs.set_trash_default(0)  # deleted files go for good (the trash would keep their data: test_versions)
     files = _fill(s, n=3)
     s._data.seal()
     for name in list(files)[:2]:

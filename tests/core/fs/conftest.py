@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-PG_SUITES = {"test_namespace", "test_versions", "test_lifecycle", "test_files", "test_locks", "test_stateless", "test_smblocks", "test_perm",
-             "test_dos_attrs", "test_compact", "test_names", "test_stage", "test_caseless"}
+PG_SUITES = {"test_namespace", "test_versions", "test_lifecycle", "test_files", "test_locks", "test_stateless",
+             "test_smblocks", "test_perm", "test_dos_attrs", "test_compact", "test_names", "test_stage",
+             "test_caseless"}
 
 SQLITE_ONLY = {"test_fold_lookup_uses_the_index_in_a_big_directory"}  # reads SQLite's query plan
 

@@ -67,6 +67,7 @@ def test_v1_to_v2_keeps_users_and_turns_keys_into_rows(tmp_path: Path) -> None:
 
 # What each schema after 2 added, to take away again (newest first) to make an older store.
 UNDO = {
+    7: ["DROP TABLE versions", "DROP TABLE trees", "DELETE FROM info WHERE key IN ('trash_days', 'trash_bytes')"],
     6: ["ALTER TABLE targets DROP COLUMN node", "DROP TABLE nodes"],
     5: ["ALTER TABLE locks DROP COLUMN smb_len", "ALTER TABLE locks DROP COLUMN smb_start"],
     4: ["DROP INDEX dentries_folded", "ALTER TABLE dentries DROP COLUMN folded"],
