@@ -69,16 +69,19 @@ def free_port() -> int:
 
 
 def report(title: str, res: Results, sizes: dict[str, int]) -> None:
-    print(f"\n{title}: ops/s, median of {len(next(iter(res.values())))} (ratio to off; MB/s for 64 MiB)")
-    print(f"{'':<26}" + "".join(f"{m:>22}" for m in MODES))
+    """One row per operation: each mode's median rate, its ratio to ``off`` and the spread of its repetitions
+    (half the max-min range, in % of the median)."""
+    print(f"\n{title}: ops/s, median of {len(next(iter(res.values())))} (ratio to off, spread; MB/s for 64 MiB)")
+    print(f"{'':<26}" + "".join(f"{m:>30}" for m in MODES))
     for path, op in dict.fromkeys((p, o) for p, o, _ in res):
         base = statistics.median(res[(path, op, "off")])
         cells = []
         for m in MODES:
-            v = statistics.median(res[(path, op, m)])
+            rs = res[(path, op, m)]
+            v = statistics.median(rs)
             mb = f" {v * sizes[op] / 1e6:.0f}MB/s" if sizes[op] >= MiB else ""
-            cells.append(f"{v:,.1f} ({v / base:.2f}x){mb}")
-        print(f"{path + ' ' + op:<26}" + "".join(f"{c:>22}" for c in cells), flush=True)
+            cells.append(f"{v:,.1f} ({v / base:.2f}x ±{50 * (max(rs) - min(rs)) / v:.0f}%){mb}")
+        print(f"{path + ' ' + op:<26}" + "".join(f"{c:>30}" for c in cells), flush=True)
 
 
 # -- core.fs -----------------------------------------------------------------------------
