@@ -16,17 +16,17 @@ tree       versioning                                       trash
 
 Rules: whole-file puts (``write_file``), truncate-to-zero then write (``open(truncate=True)`` or
 ``setattr(size=0)``), deletes, renames over another key, ``restore_version``, ``trash_restore``,
-``purge_versions``, ``delete_version`` (of the live file, a kept version, a marker, an unknown id), trash
-expiry with a fake ``now`` (a time taken between two earlier steps, so exactly the trash rows made before
-it expire), lifecycle passes (:mod:`core.fs.lifecycle`: NewerNoncurrentVersions 0-2, lone delete markers,
-expiry of current versions) and segment GC.  The model re-implements the documented rules of :mod:`core.fs.versions`
-(what each policy keeps, suspended versioning's ``null`` handling, S3's "the newest version becomes
-current again" on deleting the current one or a marker).
+``purge_versions``, ``delete_version`` (of the live file, a kept version, a marker, an unknown id),
+``trash_empty``, trash expiry with a fake ``now`` (a time taken between two earlier steps, so exactly the
+trash rows made before it expire), lifecycle passes (:mod:`core.fs.lifecycle`: NewerNoncurrentVersions
+0-2, lone delete markers, expiry of current versions) and segment GC.  The model re-implements the
+documented rules of :mod:`core.fs.versions` (what each policy keeps, suspended versioning's ``null``
+handling, S3's "the newest version becomes current again" on deleting the current one or a marker).
 
 Version ids are random, so the model learns a fresh id from the store right after the step that made
 it (and checks it is new and sorts after every other id of the path).  After every step the store must
 match: ``fs.versions(path)`` (kind, id, latest, reason, size, newest first), the bytes of every kept
-version read through ``fs.reading_versions()``, and the live file.
+version read through ``fs.reading_versions()``, the live file, and ``version_usage`` of each tree.
 """
 
 from __future__ import annotations
@@ -371,6 +371,16 @@ class VersionsModel(RuleBasedStateMachine):
             self._learn(tree, k)
         assert (rep.expired, rep.noncurrent, rep.markers) == (len(expiring), done["noncurrent"], done["marker"])
 
+    @rule(tree=TREE)
+    def trash_empty(self, tree: str) -> None:
+        self._tick()
+        got = self.fs.trash_empty("/" + tree)
+        gone = [r for k in ("k", "j") for r in self.keys[f"{tree}/{k}"].rows if r.kind == "trash"]
+        assert got == (len(gone), sum(len(r.data or b"") for r in gone), 0)
+        for k in ("k", "j"):
+            key = self.keys[f"{tree}/{k}"]
+            key.rows = [r for r in key.rows if r.kind != "trash"]
+
     @rule()
     def gc(self) -> None:
         self._tick()
@@ -415,6 +425,13 @@ class VersionsModel(RuleBasedStateMachine):
                 a = self.fs.lookup(self.dirs[tree], k)
                 assert self.fs.read(a.ino, 0, a.size + 10) == key.live[1]
                 assert self.fs.version_id(a.ino) == key.live[0]
+        for tree in TREES:  # space accounting: what versions, markers and the trash hold, per tree
+            usage: dict[str, tuple[int, int]] = {}
+            for k in ("k", "j"):
+                for r in self.keys[f"{tree}/{k}"].rows:
+                    n, b = usage.get(r.kind, (0, 0))
+                    usage[r.kind] = (n + 1, b + len(r.data or b""))
+            assert self.fs.version_usage("/" + tree) == usage, tree
 
 
 VersionsModel.TestCase.settings = settings(max_examples=150, stateful_step_count=50, deadline=None)
