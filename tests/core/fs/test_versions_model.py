@@ -15,13 +15,14 @@ tree       versioning                                       trash
 =========  ===============================================  =========
 
 Rules: whole-file puts (``write_file``), truncate-to-zero then write (``open(truncate=True)`` or
-``setattr(size=0)``), deletes, renames over another key, ``restore_version``, ``trash_restore``,
-``purge_versions``, ``delete_version`` (of the live file, a kept version, a marker, an unknown id),
-``trash_empty``, trash expiry with a fake ``now`` (a time taken between two earlier steps, so exactly the
-trash rows made before it expire), lifecycle passes (:mod:`core.fs.lifecycle`: NewerNoncurrentVersions
-0-2, lone delete markers, expiry of current versions) and segment GC.  The model re-implements the
-documented rules of :mod:`core.fs.versions` (what each policy keeps, suspended versioning's ``null``
-handling, S3's "the newest version becomes current again" on deleting the current one or a marker).
+``setattr(size=0)``), deletes, renames over another key (in the tree or from another tree),
+``restore_version``, ``trash_restore``, ``purge_versions``, ``delete_version`` (of the live file, a kept
+version, a marker, an unknown id), ``trash_empty``, trash expiry with a fake ``now`` (a time taken between
+two earlier steps, so exactly the trash rows made before it expire), lifecycle passes
+(:mod:`core.fs.lifecycle`: NewerNoncurrentVersions 0-2, lone delete markers, expiry of current versions)
+and segment GC.  The model re-implements the documented rules of :mod:`core.fs.versions` (what each policy
+keeps, suspended versioning's ``null`` handling, S3's "the newest version becomes current again" on
+deleting the current one or a marker).
 
 Version ids are random, so the model learns a fresh id from the store right after the step that made
 it (and checks it is new and sorts after every other id of the path).  After every step the store must
@@ -229,13 +230,22 @@ class VersionsModel(RuleBasedStateMachine):
     @rule(tree=TREE, src=KEY)
     def rename_over(self, tree: str, src: str) -> None:
         self._tick()
-        dst = "j" if src == "k" else "k"
-        s, d = self.keys[f"{tree}/{src}"], self.keys[f"{tree}/{dst}"]
+        self._rename(tree, src, tree, "j" if src == "k" else "k")
+
+    @rule(src_tree=TREE, dst_tree=TREE, k=KEY)
+    def rename_across(self, src_tree: str, dst_tree: str, k: str) -> None:
+        """A file moves to another tree with its version id (a versioned file into an unversioned tree)."""
+        self._tick()
+        if src_tree != dst_tree:
+            self._rename(src_tree, k, dst_tree, k)
+
+    def _rename(self, st: str, sk: str, dt: str, dk: str) -> None:
+        s, d = self.keys[f"{st}/{sk}"], self.keys[f"{dt}/{dk}"]
         if s.live is None:
             return
-        self.fs.rename(self.dirs[tree], src, self.dirs[tree], dst)
+        self.fs.rename(self.dirs[st], sk, self.dirs[dt], dk)
         if d.live is not None:
-            self._retire(tree, d, d.live[0], d.live[1], "rename")
+            self._retire(dt, d, d.live[0], d.live[1], "rename")
         d.live, s.live = s.live, None
 
     @rule(tree=TREE, k=KEY, pick=st.integers(0, 7))
