@@ -77,11 +77,11 @@ def _round(d: str, r: int, out: Path, rng: random.Random) -> tuple[dict[tuple[in
                                 stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
-        while "ready" not in out.read_text():
+        while "ack" not in out.read_text():  # started, and one overwrite through
             assert proc.poll() is None, out.read_text()
             assert time.monotonic() < deadline, "the child did not start"
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.05, 1.5))
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.2))
         assert proc.poll() is None, out.read_text()[-2000:]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
