@@ -83,13 +83,17 @@ def join(parent: bytes, name: bytes) -> bytes:
 
 
 def policy(t: Txn, dir_ino: int) -> Policy | None:
-    """The effective policy of directory ``dir_ino``; None when no path reaches it (a system directory)."""
-    chain = t.ancestry(dir_ino)
+    """The effective policy of directory ``dir_ino``; None when no path reaches it (a system directory).
+    Two statements, remembered for the rest of the operation (``t.memo``)."""
+    key = ("policy", dir_ino)
+    if key in t.memo:
+        return t.memo[key]  # type: ignore[no-any-return]
+    chain, trees, info = t.ancestry_trees(dir_ino)
     if chain is None:
+        t.memo[key] = None
         return None
     inos = [i for i, _, _ in chain] + [1]
     pol = Policy(b"/".join(n for _, _, n in reversed(chain)), chain=inos)
-    trees = t.trees_of(inos)
     got_v = got_d = got_b = got_l = False
     for i in inos:
         tr = trees.get(i)
@@ -104,9 +108,10 @@ def policy(t: Txn, dir_ino: int) -> Policy | None:
         if not got_l and tr.lock is not None:
             pol.lock, pol.lock_tree, got_l = tr.lock, i, True
     if not got_d:
-        pol.trash_days = float(t.info("trash_days") or 0)
+        pol.trash_days = float(info.get("trash_days") or 0)
     if not got_b:
-        pol.trash_bytes = int(t.info("trash_bytes") or 0)
+        pol.trash_bytes = int(info.get("trash_bytes") or 0)
+    t.memo[key] = pol
     return pol
 
 
@@ -192,7 +197,7 @@ def retire(t: Txn, cred: Cred, parent: int, name: bytes, node: Inode, reason: st
             return False
         t.add_version(_row(pol, name, node, NULL, "trash", reason, cred, ts, parent))
         return True
-    vid = vid_of(t, node)
+    vid = vid_of(t, node) if t.any_versioned_tree() else NULL  # no versioned tree: no file has an id
     kept = True
     if pol.versioning == "enabled":
         t.add_version(_row(pol, name, node, vid, "version", reason, cred, ts, parent))

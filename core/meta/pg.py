@@ -356,6 +356,7 @@ class PgMeta:
                 raw.execute("SET LOCAL synchronous_commit = off", prepare=False)
             for fn, fut, _ in batch:
                 raw.execute("SAVEPOINT op", prepare=False)
+                txn.memo.clear()  # what one operation remembered (core.fs.versions) is its own
                 try:
                     res = fn(txn)
                 except BaseException as e:  # the op failed: undo just it (unless it must all rerun)

@@ -228,6 +228,7 @@ class SqliteMeta:
             _begin_immediate(conn)
             for fn, fut, _ in batch:
                 conn.execute("SAVEPOINT op")
+                self._wtxn.memo.clear()  # what one operation remembered (core.fs.versions) is its own
                 try:
                     res = fn(self._wtxn)
                     conn.execute("RELEASE op")

@@ -43,6 +43,7 @@ class Txn(IdentityTxn, NodeTxn, VersionTxn):
         self.conn = conn
         self.dialect = dialect
         self.inserted: list[Inode] = []  # inodes numbered by insert_inode in this transaction
+        self.memo: dict[Any, Any] = {}  # lookups one operation repeats (tree policies); cleared per operation
 
     # -- primitives -----------------------------------------------------------------
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:

@@ -63,6 +63,7 @@ class VersionTxn:
         def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None: ...
         def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]: ...
         def exec(self, sql: str, args: Sequence[Any] = ()) -> Cursor: ...
+        memo: dict[Any, Any]
 
     # -- trees ----------------------------------------------------------------------
     def trees_of(self, inos: Sequence[int]) -> dict[int, TreeRow]:
@@ -78,12 +79,21 @@ class VersionTxn:
         return [TreeRow(int(r[0]), r[1], None if r[2] is None else float(r[2]),
                         None if r[3] is None else int(r[3]), r[4], r[5]) for r in rows]
 
+    def tree_flags(self) -> tuple[bool, bool]:
+        """(some tree has versioning enabled or suspended, some tree has an object-lock configuration), in one
+        statement, remembered for the operation (:attr:`memo`)."""
+        got = self.memo.get("tree_flags")
+        if got is None:
+            row = self.one("SELECT COALESCE(MAX(CASE WHEN versioning IN ('enabled', 'suspended') THEN 1 ELSE 0 END), "
+                           "0), COALESCE(MAX(CASE WHEN lock IS NOT NULL THEN 1 ELSE 0 END), 0) FROM trees")
+            got = self.memo["tree_flags"] = (bool(row and row[0]), bool(row and row[1]))
+        return got  # type: ignore[no-any-return]
+
     def any_versioned_tree(self) -> bool:
-        return self.one("SELECT 1 FROM trees WHERE versioning IS NOT NULL AND versioning <> 'off' LIMIT 1") \
-            is not None
+        return self.tree_flags()[0]
 
     def any_lock_tree(self) -> bool:
-        return self.one("SELECT 1 FROM trees WHERE lock IS NOT NULL LIMIT 1") is not None
+        return self.tree_flags()[1]
 
     def lookup_any_name(self, ino: int) -> tuple[int, bytes] | None:
         """(parent, name) of one name of ``ino``, if it has any."""
@@ -91,6 +101,7 @@ class VersionTxn:
         return None if row is None else (int(row[0]), bytes(row[1]))
 
     def set_tree(self, row: TreeRow, now: int) -> None:
+        self.memo.clear()
         if all(v is None for v in (row.versioning, row.trash_days, row.trash_bytes, row.lock, row.lifecycle)):
             self.exec("DELETE FROM trees WHERE ino = ?", (row.ino,))
             return
@@ -99,6 +110,41 @@ class VersionTxn:
                   "trash_days = excluded.trash_days, trash_bytes = excluded.trash_bytes, lock = excluded.lock, "
                   "lifecycle = excluded.lifecycle, updated = excluded.updated",
                   (row.ino, row.versioning, row.trash_days, row.trash_bytes, row.lock, row.lifecycle, now))
+
+    def ancestry_trees(self, ino: int) -> tuple[list[tuple[int, int, bytes]] | None, dict[int, TreeRow],
+                                                 dict[str, str]]:
+        """:meth:`ancestry` of directory ``ino``, the tree rows of the chain and of the root, and the store's
+        trash defaults (``info``), in two statements."""
+        rows = [] if ino == 1 else self.all(
+            "WITH RECURSIVE up(ino, parent, name, depth) AS ("
+            " SELECT d.ino, d.parent, d.name, 0 FROM dentries d WHERE d.ino = ?"
+            " UNION ALL SELECT d.ino, d.parent, d.name, up.depth + 1 FROM dentries d JOIN up ON d.ino = up.parent"
+            " WHERE up.parent <> 1 AND up.depth < 4096"
+            ") SELECT up.ino, up.parent, up.name, up.depth, t.versioning, t.trash_days, t.trash_bytes, t.lock, "
+            "t.lifecycle, t.ino FROM up LEFT JOIN trees t ON t.ino = up.ino ORDER BY up.depth", (ino,))
+        extra = self.all("SELECT 'tree', versioning, trash_days, trash_bytes, lock, lifecycle FROM trees WHERE ino = 1 "
+                         "UNION ALL SELECT key, value, NULL, NULL, NULL, NULL FROM info "
+                         "WHERE key IN ('trash_days', 'trash_bytes')")
+        trees: dict[int, TreeRow] = {}
+        info: dict[str, str] = {}
+        for r in extra:
+            if r[0] == "tree":
+                trees[1] = TreeRow(1, r[1], None if r[2] is None else float(r[2]), None if r[3] is None else int(r[3]),
+                                   r[4], r[5])
+            else:
+                info[str(r[0])] = str(r[1])
+        chain: list[tuple[int, int, bytes]] = []
+        for r in rows:
+            if int(r[3]) != len(chain):
+                continue
+            i = int(r[0])
+            chain.append((i, int(r[1]), bytes(r[2])))
+            if r[9] is not None:
+                trees[i] = TreeRow(i, r[4], None if r[5] is None else float(r[5]), None if r[6] is None else int(r[6]),
+                                   r[7], r[8])
+        if ino != 1 and (not chain or chain[-1][1] != 1):
+            return None, trees, info
+        return chain, trees, info
 
     def ancestry(self, ino: int) -> list[tuple[int, int, bytes]] | None:
         """(ino, parent, name) of ``ino`` and each directory above it up to the root's child, nearest first,
