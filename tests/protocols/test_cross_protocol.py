@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +20,8 @@ from botocore.exceptions import ClientError
 from smbprotocol.exceptions import SMBOSError  # type: ignore[import-untyped]
 
 from core.store import open_store
-from tests.protocols.s3.conftest import cli, free_port, wait_port
+from tests.protocols.allserve import serve_all
+from tests.protocols.s3.conftest import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"alice": "alice-smb-pw", "bob": "bob-smb-pw"}
@@ -77,28 +76,10 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     for name in ("alice", "bob"):
         u = json.loads(cli(data, "user", "add", name, "--json", "--password", PASSWORDS[name]))
         users[name] = User(name, u["uid"], u["gid"], u["access_key"], u["secret_key"])
-    s3_port, nfs_port, smb_port = free_port(), free_port(), free_port()
-    (data / "tessera.yaml").write_text(
-        f"admin:\n  enabled: false\nlog:\n  level: warning\n"
-        f"s3:\n  listen: 127.0.0.1:{s3_port}\n  workers: 1\n"
-        f"nfs:\n  listen: 127.0.0.1:{nfs_port}\n  rpcbind: false\n  exports:\n"
-        f"    - path: /\n      clients: [127.0.0.1]\n      squash: root\n"
-        f"smb:\n  listen: 127.0.0.1:{smb_port}\n  shares:\n    - name: all\n      path: /\n"
-        f"maintenance:\n  gc_interval_s: 0\n")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(data), "serve"], cwd=ROOT)
-    try:
-        wait_port(s3_port, proc)
-        wait_port(nfs_port, proc)
-        wait_port(smb_port, proc)
+    with serve_all(data) as (s3_port, nfs_port, smb_port):
         n = Node(data, s3_port, nfs_port, smb_port, users)
         yield n
         smbclient.reset_connection_cache(connection_cache=n.smb_cache)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def core_attr(node: Node, path: str) -> Any:

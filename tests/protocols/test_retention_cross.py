@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,7 +33,8 @@ from protocols.nfs.nfs3_types import NFS_PROGRAM, NFS_V3, DirOp, Proc, Sattr3, S
 from protocols.nfs.rpcclient import RpcClient
 from protocols.nfs.xdr import Packer, Unpacker
 from protocols.smb.status import NtStatus
-from tests.protocols.s3.conftest import cli, free_port, wait_port
+from tests.protocols.allserve import serve_all
+from tests.protocols.s3.conftest import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"alice": "alice-smb-pw"}
@@ -72,29 +72,10 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     data = tmp_path_factory.mktemp("retention") / "data"
     cli(data, "init")
     user = json.loads(cli(data, "user", "add", "alice", "--json", "--password", PASSWORDS["alice"]))
-    s3_port, nfs_port, smb_port = free_port(), free_port(), free_port()
-    (data / "tessera.yaml").write_text(
-        f"admin:\n  enabled: false\nlog:\n  level: warning\n"
-        f"s3:\n  listen: 127.0.0.1:{s3_port}\n  workers: 1\n"
-        f"nfs:\n  listen: 127.0.0.1:{nfs_port}\n  rpcbind: false\n  exports:\n"
-        f"    - path: /\n      clients: [127.0.0.1]\n      squash: root\n"
-        f"smb:\n  listen: 127.0.0.1:{smb_port}\n  shares:\n    - name: all\n      path: /\n"
-        f"maintenance:\n  gc_interval_s: 0\n")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--data", str(data), "serve"], cwd=ROOT)
-    try:
-        wait_port(s3_port, proc)
-        wait_port(nfs_port, proc)
-        wait_port(smb_port, proc)
+    with serve_all(data) as (s3_port, nfs_port, smb_port):
         n = Node(data, s3_port, nfs_port, smb_port, user)
         yield n
         smbclient.reset_connection_cache(connection_cache=n.smb_cache)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 # -- NFS over the wire: status of each procedure ------------------------------------------------------------
