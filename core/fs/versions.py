@@ -154,7 +154,7 @@ def _row(pol: Policy, name: bytes, node: Inode | None, vid: str, kind: str, reas
 def purge_row(t: Txn, row: VersionRow) -> None:
     """Forget a kept row and its inode (its slices go, so GC may free the data)."""
     t.drop_version_row(row.id)
-    if row.ino and t.version_of_ino(row.ino) is None and t.lookup_any_name(row.ino) is None:
+    if row.ino and t.lookup_any_name(row.ino) is None:  # one row per kept inode (a relink drops its row)
         t.delete_inode(row.ino)
 
 

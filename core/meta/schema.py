@@ -206,7 +206,6 @@ V7 = [
         type INTEGER NOT NULL, size INTEGER NOT NULL, uid INTEGER NOT NULL, mtime INTEGER NOT NULL,
         replaced INTEGER NOT NULL, by_uid INTEGER NOT NULL, by_name TEXT NOT NULL, expires INTEGER)""",
     "CREATE INDEX versions_path ON versions (path, id)",
-    "CREATE INDEX versions_ino ON versions (ino)",
     "CREATE INDEX versions_expires ON versions (expires)",
     "INSERT INTO info (key, value) VALUES ('trash_days', '0')",
     "INSERT INTO info (key, value) VALUES ('trash_bytes', '0')",

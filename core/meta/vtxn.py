@@ -193,10 +193,6 @@ class VersionTxn:
         row = self.one(f"SELECT {VERSION_COLS} FROM versions WHERE id = ?", (vid_row,))
         return None if row is None else VersionRow.of(row)
 
-    def version_of_ino(self, ino: int) -> VersionRow | None:
-        row = self.one(f"SELECT {VERSION_COLS} FROM versions WHERE ino = ? LIMIT 1", (ino,))
-        return None if row is None else VersionRow.of(row)
-
     def versions_under(self, lo: bytes, hi: bytes | None, after: tuple[bytes, int] | None, limit: int,
                        kinds: Sequence[str] = ("version", "marker", "trash")) -> list[VersionRow]:
         """Rows with ``lo <= path < hi`` (``hi`` None: no upper bound), by path then newest first, strictly
