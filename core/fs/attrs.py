@@ -73,7 +73,7 @@ class AttrOps:
         self._check_xattr(name, value)
 
         def apply(t: Txn) -> None:
-            node = ns.get(t, ino)
+            node = ns.get(t, ino, kept=self.kept_ok)  # a version's attributes may change (S3 tags), never its bytes
             perm.need(t, self.cred, node, A.WRITE_NAMED_ATTRS, "write attributes")
             cur = t.xattr(ino, name)
             if create and cur is not None:

@@ -438,13 +438,19 @@ async def put_tagging(ctx: Ctx, delete: bool = False) -> Response:
             tags[xmlio.text(t, "Key", "") or ""] = xmlio.text(t, "Value", "") or ""
         check_tags(tags)
 
-    def apply() -> None:
-        a = ctx.s3.lookup(ctx.bucket, ctx.key)
-        m = objmeta.load(ctx.s3.fs, a)
+    vid = ctx.q.get("versionId")
+
+    def apply() -> dict[str, str]:
+        if vid is not None:  # one version's tags (its bytes never change; its metadata may)
+            a, m, fs, headers = versioning.open_version(ctx, vid)
+        else:
+            a = ctx.s3.lookup(ctx.bucket, ctx.key)
+            m, fs, headers = objmeta.load(ctx.s3.fs, a), ctx.s3.fs, {}
         m.tags = tags
-        ctx.s3.fs.setxattr(a.ino, objmeta.XATTR, m.encode())
-    await ctx.run(apply)
-    return Response(status_code=204 if delete else 200)
+        fs.setxattr(a.ino, objmeta.XATTR, m.encode())
+        return headers
+    headers = await ctx.run(apply)
+    return Response(status_code=204 if delete else 200, headers=headers)
 
 
 def owner_xml(name: str, tag: str = "Owner") -> str:

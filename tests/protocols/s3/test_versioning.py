@@ -118,6 +118,13 @@ def test_versions_put_get_head_and_list(s3: S3Server, bucket: str) -> None:
     t = c.get_object_tagging(Bucket=bucket, Key="k", VersionId=v1)
     assert t["TagSet"] == [{"Key": "t", "Value": "1"}] and t["VersionId"] == v1
     assert c.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == []
+    r = c.put_object_tagging(Bucket=bucket, Key="k", VersionId=v1, Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+    assert r["VersionId"] == v1
+    assert c.get_object_tagging(Bucket=bucket, Key="k", VersionId=v1)["TagSet"] == [{"Key": "a", "Value": "b"}]
+    assert c.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == []  # the current version is untouched
+    c.delete_object_tagging(Bucket=bucket, Key="k", VersionId=v1)
+    assert c.get_object_tagging(Bucket=bucket, Key="k", VersionId=v1)["TagSet"] == []
+    c.put_object_tagging(Bucket=bucket, Key="k", VersionId=v1, Tagging={"TagSet": [{"Key": "t", "Value": "1"}]})
     assert body(c, bucket, "k") == b"two"
     assert body(c, bucket, "k", v1) == b"one" and body(c, bucket, "k", "null") == b"before"
     assert c.get_object(Bucket=bucket, Key="k", VersionId=v1)["VersionId"] == v1
