@@ -28,8 +28,8 @@ from core.fs.files import FileHandle, FileLayer, FileState
 from core.fs.join import JoinOps
 from core.fs.stage import Stager
 from core.fs.stateless import StatelessOps, Wcc, cookie_after, snap
+from core.fs.trash import TrashOps
 from core.fs.types import DOS_KEEP, FILE_TYPES, NOW, ROOT, Attr, Cred, DirEntry, StatFs
-from core.fs.vops import VersionOps
 from core.meta.store import MetaStore
 from core.meta.txn import Txn
 from core.meta.types import BLK, CHR, DIR, FIFO, KEPT, LNK, LOCKED, REG, SOCK, FileType, Inode
@@ -38,7 +38,7 @@ DataLike = bytes | bytearray | memoryview
 T = TypeVar("T")
 
 
-class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps, VersionOps):
+class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps, TrashOps):
     """The store's namespace and files, as seen by one caller (:attr:`cred`).
 
     The store opens it as the admin; a protocol takes a view per caller with :meth:`as_user`,
