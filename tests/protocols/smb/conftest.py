@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from smbprotocol.connection import Connection, Dialects  # type: ignore[import-untyped]
+from smbprotocol.session import Session  # type: ignore[import-untyped]
+from smbprotocol.tree import TreeConnect  # type: ignore[import-untyped]
 
 from core.store import Store, init_store, open_store
 from protocols.smb.service import SmbService, SmbSettings, start
@@ -102,3 +107,19 @@ def client(port: int) -> Iterator[Callable[..., tuple[BadClient, int]]]:
     yield make
     for c in made:
         c.close()
+
+
+@contextmanager
+def smb_tree(port: int, user: str, share: str = "data") -> Iterator[TreeConnect]:
+    """smbprotocol's raw client: an SMB 3.1.1 session of ``user`` (signed) and a tree connect to ``share``;
+    disconnected on every exit path."""
+    conn = Connection(uuid.uuid4(), "127.0.0.1", port, require_signing=True)
+    conn.connect(Dialects.SMB_3_1_1)
+    try:
+        s = Session(conn, user, PASSWORDS[user], require_encryption=False)
+        s.connect()
+        t = TreeConnect(s, rf"\\127.0.0.1\{share}")
+        t.connect()
+        yield t
+    finally:
+        conn.disconnect()

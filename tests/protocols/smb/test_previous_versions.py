@@ -11,12 +11,10 @@ import datetime
 import re
 import struct
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from smbprotocol.connection import Connection, Dialects  # type: ignore[import-untyped]
 from smbprotocol.create_contexts import (  # type: ignore[import-untyped]
     CreateContextName,
     SMB2CreateContextRequest,
@@ -38,7 +36,6 @@ from smbprotocol.open import (  # type: ignore[import-untyped]
     ImpersonationLevel,
     Open,
 )
-from smbprotocol.session import Session  # type: ignore[import-untyped]
 from smbprotocol.tree import TreeConnect  # type: ignore[import-untyped]
 
 from core.errors import NotFound
@@ -47,7 +44,7 @@ from core.store import Store
 from protocols.smb import snapshots as S
 from protocols.smb.status import NtStatus
 
-from .conftest import PASSWORDS, ServerFactory, smbclient
+from .conftest import ServerFactory, smb_tree, smbclient
 from .serverlog import no_server_errors  # noqa: F401  (autouse: the server logs no unexpected error)
 
 HOST = "127.0.0.1"
@@ -188,17 +185,8 @@ def test_smbclient_lists_a_directory_as_it_was(smb_server: ServerFactory, versio
 # -- smbprotocol: the raw FSCTL and the TWrp create context -------------------------------------------------
 @pytest.fixture
 def tree(smb_server: ServerFactory) -> Iterator[TreeConnect]:
-    srv = smb_server()
-    conn = Connection(uuid.uuid4(), HOST, srv.port, require_signing=True)
-    conn.connect(Dialects.SMB_3_1_1)
-    try:
-        s = Session(conn, "alice", PASSWORDS["alice"], require_encryption=False)
-        s.connect()
-        t = TreeConnect(s, rf"\\{HOST}\data")
-        t.connect()
+    with smb_tree(smb_server().port, "alice") as t:
         yield t
-    finally:
-        conn.disconnect()
 
 
 def open_(tree: TreeConnect, name: str, *, access: int = GENERIC_READ, at: str | None = None,

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import struct
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import smbclient as spc  # type: ignore[import-untyped]  # smbprotocol's high-level client
-from smbprotocol.connection import Connection, Dialects  # type: ignore[import-untyped]
 from smbprotocol.exceptions import SMBOSError, SMBResponseException  # type: ignore[import-untyped]
 from smbprotocol.file_info import InfoType  # type: ignore[import-untyped]
 from smbprotocol.open import (  # type: ignore[import-untyped]
@@ -25,7 +23,6 @@ from smbprotocol.open import (  # type: ignore[import-untyped]
     Open,
     SMB2SetInfoRequest,
 )
-from smbprotocol.session import Session  # type: ignore[import-untyped]
 from smbprotocol.structure import IntField  # type: ignore[import-untyped]
 from smbprotocol.tree import TreeConnect  # type: ignore[import-untyped]
 
@@ -33,7 +30,7 @@ from core.fs import FileSystem
 from core.store import Store
 from protocols.smb.status import NtStatus
 
-from .conftest import PASSWORDS, ServerFactory, smbclient
+from .conftest import PASSWORDS, ServerFactory, smb_tree, smbclient
 from .serverlog import no_server_errors  # noqa: F401  (autouse: the server logs no unexpected error)
 
 HOST = "127.0.0.1"
@@ -44,17 +41,8 @@ GENERIC_READ, GENERIC_WRITE = FilePipePrinterAccessMask.GENERIC_READ, FilePipePr
 
 @pytest.fixture
 def tree(smb_server: ServerFactory) -> Iterator[TreeConnect]:
-    srv = smb_server()
-    conn = Connection(uuid.uuid4(), HOST, srv.port, require_signing=True)
-    conn.connect(Dialects.SMB_3_1_1)
-    try:
-        s = Session(conn, "bob", PASSWORDS["bob"], require_encryption=False)
-        s.connect()
-        t = TreeConnect(s, rf"\\{HOST}\data")
-        t.connect()
+    with smb_tree(smb_server().port, "bob") as t:
         yield t
-    finally:
-        conn.disconnect()
 
 
 def create(tree: TreeConnect, name: str, *, access: int = GENERIC_READ | GENERIC_WRITE,
