@@ -117,13 +117,6 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps, TrashOps):
             t = self._meta.peek()
             perm.need(t, self.cred, ns.get(t, ino, kept=self.kept_ok), want, what)
 
-    def check_writable(self, ino: int) -> None:
-        """Refuse writing in place to a kept version or to content under retention or a legal hold."""
-        node = ns.get(self._meta.peek(), ino, kept=self.kept_ok)
-        if node.flags & LOCKED or node.nlink <= 0:
-            with self._meta.read() as t:
-                retention.check_write(t, node)
-
     # -- attributes and lookup ------------------------------------------------------
     def getattr(self, ino: int, gen: int | None = None) -> Attr:
         attr = Attr.of(ns.get(self._meta.peek(), ino, gen, kept=self.kept_ok))
@@ -376,18 +369,22 @@ class FileSystem(AttrOps, CaselessOps, JoinOps, StatelessOps, TrashOps):
     def open(self, ino: int, write: bool = False, *, truncate: bool = False,
              share: tuple[str, int, int] | None = None) -> FileHandle:
         """Open a regular file.  ``share`` = (owner, access, share) takes a share mode."""
-        attr = self.getattr(ino)
-        if attr.type != REG:
-            raise IsADirectory("is a directory") if attr.is_dir else InvalidArgument("not a regular file")
-        self._need(ino, A.WRITE_DATA if write else A.READ_DATA, "open for " + ("writing" if write else "reading"))
-        if write:
-            self.check_writable(ino)
+        t = self._meta.peek()  # the inode once, for the type, the permission and (writing) the retention checks
+        node = ns.get(t, ino, kept=self.kept_ok)
+        if node.type != REG:
+            raise IsADirectory("is a directory") if node.type == DIR else InvalidArgument("not a regular file")
+        if not self.cred.admin:
+            perm.need(t, self.cred, node, A.WRITE_DATA if write else A.READ_DATA,
+                      "open for " + ("writing" if write else "reading"))
+        if write and (node.flags & LOCKED or node.nlink <= 0):  # a kept version, or locked content
+            retention.check_write(t, node)
+        gen = node.gen
         share_id = None
         if share is not None:
             owner, access, allow = share
             share_id = self.open_share(ino, owner, access, allow)
         st = self.files.acquire(ino)
-        h = FileHandle(self, st, attr.gen, write, share_id)
+        h = FileHandle(self, st, gen, write, share_id)
         if truncate and write:
             self.setattr(ino, size=0)
         return h
